@@ -1,0 +1,196 @@
+//! FileConfig → Plan: defaults, validation of every value, and the compiled routing tables.
+//!
+//! Defaults follow Amazon API Gateway's published limits (10 MB payload, 10,240-byte heads,
+//! 29 s integration timeout); every one can be raised.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::Path;
+
+use toml::Spanned;
+
+use crate::compile_api::compile_apis;
+use crate::error::{ConfigError, Source};
+use crate::file::{FileConfig, LimitsSection, ListenerSection, ServerSection, UpstreamSection};
+use crate::plan::{DriverChoice, Limits, ListenerPlan, Plan, RouteTable, Settings, UpstreamSettings};
+use crate::responses::ResponseCatalogue;
+
+/// AWS's payload limit.
+pub const DEFAULT_BODY_BYTES_MAX: u64 = 10 * 1024 * 1024;
+/// AWS's request line plus headers limit.
+pub const DEFAULT_HEADER_BYTES_MAX: u64 = 10_240;
+/// AWS's (regional) URL length limit.
+pub const DEFAULT_URL_BYTES_MAX: u64 = 10_240;
+/// AWS's integration timeout.
+pub const DEFAULT_INTEGRATION_TIMEOUT_MS: u64 = 29_000;
+
+/// Parses and compiles `text` (read from `path`, used in messages).
+pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
+    let src = Source::new(path, text);
+    let file: FileConfig = toml::from_str(text).map_err(|e| {
+        let span = e.span();
+        let key = span.clone().map(|s| src.key_at(s.start)).unwrap_or_default();
+        src.error(span, key, e.message().trim().to_string(), "")
+    })?;
+    let settings = compile_settings(&src, &file.server)?;
+    let limits = compile_limits(&src, &file.limits)?;
+    let upstream = compile_upstream(&src, &file.upstream)?;
+    let mut listeners = compile_listeners(&src, &file.listeners)?;
+    let compiled = compile_apis(&src, &file, &mut listeners)?;
+    Ok(Plan {
+        source: path.to_path_buf(),
+        settings,
+        limits,
+        upstream,
+        listeners,
+        apis: compiled.apis,
+        routes: compiled.routes,
+        upstreams: compiled.upstreams,
+        default_responses: ResponseCatalogue::default(),
+    })
+}
+
+fn span<T>(v: &Spanned<T>) -> Option<Range<usize>> {
+    Some(v.span())
+}
+
+/// A numeric setting with a default and an inclusive allowed range.
+fn ranged(
+    src: &Source<'_>,
+    value: &Option<Spanned<u64>>,
+    key: &str,
+    default: u64,
+    range: Range<u64>,
+) -> Result<u64, ConfigError> {
+    let Some(v) = value else { return Ok(default) };
+    let n = *v.get_ref();
+    if n < range.start || n > range.end {
+        return Err(src.error(
+            span(v),
+            key,
+            format!("{n} is out of range"),
+            format!("a value from {} to {}", range.start, range.end),
+        ));
+    }
+    Ok(n)
+}
+
+fn compile_settings(src: &Source<'_>, s: &ServerSection) -> Result<Settings, ConfigError> {
+    let workers = match &s.workers {
+        None => None,
+        Some(w) if *w.get_ref() == 0 || *w.get_ref() > 1024 => {
+            return Err(src.error(
+                span(w),
+                "server.workers",
+                format!("{} workers", w.get_ref()),
+                "1 to 1024 (leave it out for one per core)",
+            ))
+        }
+        Some(w) => Some(*w.get_ref() as usize),
+    };
+    let driver = match &s.driver {
+        None => DriverChoice::Auto,
+        Some(d) => DriverChoice::parse(d.get_ref()).ok_or_else(|| {
+            src.error(
+                span(d),
+                "server.driver",
+                format!("unknown driver {:?}", d.get_ref()),
+                "\"auto\", \"uring\" or \"epoll\"",
+            )
+        })?,
+    };
+    let request_id_header = match &s.request_id_header {
+        None => "x-request-id".to_string(),
+        Some(h) if !is_token(h.get_ref()) => {
+            return Err(src.error(
+                span(h),
+                "server.request_id_header",
+                format!("{:?} is not a header name", h.get_ref()),
+                "a header name such as \"x-request-id\"",
+            ))
+        }
+        Some(h) => h.get_ref().to_ascii_lowercase(),
+    };
+    Ok(Settings {
+        workers,
+        driver,
+        shutdown_timeout_ms: s.shutdown_timeout_ms.unwrap_or(10_000),
+        request_id_header,
+    })
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+fn compile_limits(src: &Source<'_>, l: &LimitsSection) -> Result<Limits, ConfigError> {
+    let k = |name: &str| format!("limits.{name}");
+    Ok(Limits {
+        header_bytes_max: ranged(src, &l.header_bytes_max, &k("header_bytes_max"), DEFAULT_HEADER_BYTES_MAX, 256..1 << 20)? as usize,
+        url_bytes_max: ranged(src, &l.url_bytes_max, &k("url_bytes_max"), DEFAULT_URL_BYTES_MAX, 16..1 << 20)? as usize,
+        headers_count_max: ranged(src, &l.headers_count_max, &k("headers_count_max"), 100, 1..128)? as usize,
+        body_bytes_max: ranged(src, &l.body_bytes_max, &k("body_bytes_max"), DEFAULT_BODY_BYTES_MAX, 0..1 << 40)?,
+        body_buffer_bytes: ranged(src, &l.body_buffer_bytes, &k("body_buffer_bytes"), 64 * 1024, 0..64 << 20)? as usize,
+        header_read_timeout_ms: ranged(src, &l.header_read_timeout_ms, &k("header_read_timeout_ms"), 10_000, 1..HOUR_MS)?,
+        body_read_timeout_ms: ranged(src, &l.body_read_timeout_ms, &k("body_read_timeout_ms"), 10_000, 1..HOUR_MS)?,
+        idle_timeout_ms: ranged(src, &l.idle_timeout_ms, &k("idle_timeout_ms"), 60_000, 1..24 * HOUR_MS)?,
+        response_write_timeout_ms: ranged(src, &l.response_write_timeout_ms, &k("response_write_timeout_ms"), 10_000, 1..HOUR_MS)?,
+        request_timeout_ms: ranged(src, &l.request_timeout_ms, &k("request_timeout_ms"), 60_000, 1..24 * HOUR_MS)?,
+        requests_per_connection_max: l.requests_per_connection_max.unwrap_or(10_000),
+        connections_per_worker_max: ranged(src, &l.connections_per_worker_max, &k("connections_per_worker_max"), 8_192, 1..10_000_000)? as usize,
+    })
+}
+
+fn compile_upstream(src: &Source<'_>, u: &UpstreamSection) -> Result<UpstreamSettings, ConfigError> {
+    let k = |name: &str| format!("upstream.{name}");
+    Ok(UpstreamSettings {
+        connect_timeout_ms: ranged(src, &u.connect_timeout_ms, &k("connect_timeout_ms"), 2_000, 1..HOUR_MS)?,
+        idle_per_upstream_max: u.idle_per_upstream_max.unwrap_or(64) as usize,
+        idle_timeout_ms: ranged(src, &u.idle_timeout_ms, &k("idle_timeout_ms"), 60_000, 1..24 * HOUR_MS)?,
+        lifetime_ms: ranged(src, &u.lifetime_ms, &k("lifetime_ms"), 600_000, 1..7 * 24 * HOUR_MS)?,
+        dns_ttl_ms: ranged(src, &u.dns_ttl_ms, &k("dns_ttl_ms"), 30_000, 100..7 * 24 * HOUR_MS)?,
+    })
+}
+
+fn compile_listeners(
+    src: &Source<'_>,
+    listeners: &[ListenerSection],
+) -> Result<Vec<ListenerPlan>, ConfigError> {
+    if listeners.is_empty() {
+        return Err(src.error(
+            None,
+            "listeners",
+            "no [[listeners]] section",
+            "at least one listener, e.g. [[listeners]] name = \"public\" bind = \"0.0.0.0:8080\"",
+        ));
+    }
+    let mut out: Vec<ListenerPlan> = Vec::with_capacity(listeners.len());
+    for (i, l) in listeners.iter().enumerate() {
+        let name = l.name.get_ref();
+        if !is_token(name) {
+            return Err(src.error(span(&l.name), format!("listeners[{i}].name"), format!("{name:?} is not a valid name"), "letters, digits, '-' or '_'"));
+        }
+        if out.iter().any(|o| &o.name == name) {
+            return Err(src.error(span(&l.name), format!("listeners[{i}].name"), format!("listener {name:?} is defined twice"), "unique listener names"));
+        }
+        let addr: SocketAddr = l.bind.get_ref().parse().map_err(|_| {
+            src.error(span(&l.bind), format!("listeners[{i}].bind"), format!("{:?} is not an address", l.bind.get_ref()), "IP:PORT such as \"0.0.0.0:8080\" or \"[::]:8080\"")
+        })?;
+        if addr.port() != 0 && out.iter().any(|o| o.addr == addr) {
+            return Err(src.error(span(&l.bind), format!("listeners[{i}].bind"), format!("{addr} is bound by another listener"), "a distinct address per listener"));
+        }
+        out.push(ListenerPlan {
+            name: name.clone(),
+            addr,
+            backlog: l.backlog.unwrap_or(4096),
+            routes: RouteTable::default(),
+        });
+    }
+    Ok(out)
+}
+
+/// An HTTP token (header names, listener names).
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}

@@ -1,0 +1,248 @@
+//! The TOML file as written: serde structs with `deny_unknown_fields`.
+//!
+//! Nothing here is validated beyond its type; [`crate::compile`] turns a [`FileConfig`] into a
+//! checked [`crate::Plan`]. Values whose position matters for error messages are
+//! [`Spanned`], so a semantic error can still name the line and column it came from.
+//! Every key carries its unit last (`timeout_ms`, `body_bytes_max`).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Process-wide settings.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// Request size limits and downstream timeouts.
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// Defaults for upstream keep-alive pools.
+    #[serde(default)]
+    pub upstream: UpstreamSection,
+    /// Sockets the gateway accepts connections on.
+    #[serde(default)]
+    pub listeners: Vec<ListenerSection>,
+    /// The APIs served.
+    #[serde(default)]
+    pub apis: Vec<ApiSection>,
+    /// Custom domains mapping `host/base_path` to an API stage.
+    #[serde(default)]
+    pub domains: Vec<DomainSection>,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Worker threads; absent means one per available core.
+    pub workers: Option<Spanned<u32>>,
+    /// `auto`, `uring` or `epoll`; the command line overrides it.
+    pub driver: Option<Spanned<String>>,
+    /// How long SIGTERM waits for in-flight requests before exiting anyway.
+    pub shutdown_timeout_ms: Option<u64>,
+    /// Header carrying the request id, propagated when a client sends one.
+    pub request_id_header: Option<Spanned<String>>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Request line plus headers (431 above it).
+    pub header_bytes_max: Option<Spanned<u64>>,
+    /// Request target (414 above it).
+    pub url_bytes_max: Option<Spanned<u64>>,
+    /// Number of header fields (431 above it).
+    pub headers_count_max: Option<Spanned<u64>>,
+    /// Request body (413 above it).
+    pub body_bytes_max: Option<Spanned<u64>>,
+    /// Bodies up to this size are read whole before an upstream connection is taken.
+    pub body_buffer_bytes: Option<Spanned<u64>>,
+    /// Time allowed to receive a complete request head (408 after it).
+    pub header_read_timeout_ms: Option<Spanned<u64>>,
+    /// Longest pause allowed between two reads of a request body.
+    pub body_read_timeout_ms: Option<Spanned<u64>>,
+    /// How long a keep-alive connection may sit idle between requests.
+    pub idle_timeout_ms: Option<Spanned<u64>>,
+    /// Longest pause allowed while writing a response to a slow reader.
+    pub response_write_timeout_ms: Option<Spanned<u64>>,
+    /// Whole request: head, body, integration and response.
+    pub request_timeout_ms: Option<Spanned<u64>>,
+    /// Requests served on one connection before it is closed (0 = unlimited).
+    pub requests_per_connection_max: Option<u64>,
+    /// Open downstream connections per worker; beyond it new ones are closed at once.
+    pub connections_per_worker_max: Option<Spanned<u64>>,
+}
+
+/// `[upstream]`: defaults for every `http` integration's connection pool.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// TCP connect timeout.
+    pub connect_timeout_ms: Option<Spanned<u64>>,
+    /// Idle connections kept per upstream per worker.
+    pub idle_per_upstream_max: Option<u64>,
+    /// Idle pooled connections are closed after this long.
+    pub idle_timeout_ms: Option<Spanned<u64>>,
+    /// Pooled connections are retired after this age.
+    pub lifetime_ms: Option<Spanned<u64>>,
+    /// How often upstream host names are resolved again.
+    pub dns_ttl_ms: Option<Spanned<u64>>,
+}
+
+/// `[[listeners]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSection {
+    /// Name used by `apis.listeners` and in logs.
+    pub name: Spanned<String>,
+    /// `IP:PORT`, IPv4 or `[IPv6]`; port 0 asks the OS for a free port.
+    pub bind: Spanned<String>,
+    /// Accept queue length.
+    pub backlog: Option<u32>,
+}
+
+/// `[[apis]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Stable id: counters, pools and logs key on it.
+    pub id: Spanned<String>,
+    /// `http` (`rest` and `websocket` come later).
+    #[serde(default)]
+    pub kind: Option<Spanned<String>>,
+    /// Hosts the API answers on; empty means any host.
+    #[serde(default)]
+    pub hosts: Vec<Spanned<String>>,
+    /// Path prefix before the stage segment (for several APIs on one host).
+    #[serde(default)]
+    pub base_path: Option<Spanned<String>>,
+    /// Listener names; empty means all.
+    #[serde(default)]
+    pub listeners: Vec<Spanned<String>>,
+    /// Stages by name; `$default` has no path prefix.
+    #[serde(default)]
+    pub stages: BTreeMap<String, Spanned<StageSection>>,
+    /// Routes of every stage.
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+    /// Integrations by id.
+    #[serde(default)]
+    pub integrations: BTreeMap<String, Spanned<IntegrationSection>>,
+    /// Overrides of gateway-made responses by type name (`THROTTLED`, `DEFAULT_4XX`, …).
+    #[serde(default)]
+    pub gateway_responses: BTreeMap<String, Spanned<GatewayResponseSection>>,
+}
+
+/// `[apis.stages.NAME]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StageSection {
+    /// `${stageVariables.NAME}` values.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+/// `[[apis.routes]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// `METHOD /path/{param}/{rest+}`, `ANY /path` or `$default`.
+    pub route: Spanned<String>,
+    /// Id of an integration of this API.
+    pub integration: Spanned<String>,
+}
+
+/// `[apis.integrations.ID]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+pub enum IntegrationSection {
+    /// Proxy to an HTTP endpoint.
+    Http(HttpIntegrationSection),
+    /// Answer with a fixed response.
+    Mock(MockIntegrationSection),
+}
+
+/// `type = "http"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpIntegrationSection {
+    /// `http://host:port/path/{param}/{proxy}?q=${stageVariables.x}`.
+    pub url: Spanned<String>,
+    /// Time for the upstream to answer (504 after it).
+    pub timeout_ms: Option<Spanned<u64>>,
+    /// `stream` (default) or `buffered` (whole body read first, capped by body_bytes_max).
+    pub body_mode: Option<Spanned<String>>,
+    /// Headers set or removed on the way to the upstream.
+    #[serde(default)]
+    pub request_headers: HeaderMappingSection,
+    /// Headers set or removed on the way back to the client.
+    #[serde(default)]
+    pub response_headers: HeaderMappingSection,
+}
+
+/// Header rewrites.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMappingSection {
+    /// Headers added, replacing any of the same name; values may use `${stageVariables.x}`.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Header names removed.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// `type = "mock"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockIntegrationSection {
+    /// Status code, default 200.
+    pub status: Option<Spanned<u16>>,
+    /// Response headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Response body; `${stageVariables.x}` is substituted.
+    #[serde(default)]
+    pub body: String,
+}
+
+/// `[apis.gateway_responses.TYPE]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayResponseSection {
+    /// Status to answer with instead of the type's default.
+    pub status: Option<Spanned<u16>>,
+    /// Extra headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Body template; `$context.error.message` and `$context.requestId` are substituted.
+    pub body: Option<String>,
+}
+
+/// `[[domains]]`: a custom domain.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainSection {
+    /// Host name clients send.
+    pub host: Spanned<String>,
+    /// Base path → API stage.
+    #[serde(default)]
+    pub mappings: Vec<DomainMappingSection>,
+}
+
+/// `[[domains.mappings]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainMappingSection {
+    /// First path segments (`v1`, `v1/shop`); empty maps the whole domain.
+    pub base_path: Option<Spanned<String>>,
+    /// API id.
+    pub api: Spanned<String>,
+    /// Stage name.
+    pub stage: Spanned<String>,
+}

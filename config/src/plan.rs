@@ -1,0 +1,302 @@
+//! The compiled plan: what workers serve. Built once per (re)load by [`crate::compile`], shared
+//! read-only between workers behind an `Arc`, never mutated.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::responses::ResponseCatalogue;
+use crate::router::Router;
+use crate::template::Part;
+
+/// Which io driver the workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverChoice {
+    /// io_uring where the kernel allows it, else epoll.
+    Auto,
+    /// io_uring only (start-up fails without it).
+    Uring,
+    /// epoll only.
+    Epoll,
+}
+
+impl DriverChoice {
+    /// Parses `auto`, `uring` or `epoll`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "auto" => Some(Self::Auto),
+            "uring" | "io_uring" => Some(Self::Uring),
+            "epoll" | "legacy" => Some(Self::Epoll),
+            _ => None,
+        }
+    }
+}
+
+/// Process-wide settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Worker threads; None = one per available core.
+    pub workers: Option<usize>,
+    /// Driver requested by the file (the command line may override it).
+    pub driver: DriverChoice,
+    /// Deadline for in-flight requests after SIGTERM.
+    pub shutdown_timeout_ms: u64,
+    /// Request id header name, lowercase.
+    pub request_id_header: String,
+}
+
+/// Downstream limits and timeouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Request line plus headers (431).
+    pub header_bytes_max: usize,
+    /// Request target (414).
+    pub url_bytes_max: usize,
+    /// Header fields (431).
+    pub headers_count_max: usize,
+    /// Request body (413).
+    pub body_bytes_max: u64,
+    /// Bodies up to this size are read whole before an upstream connection is taken.
+    pub body_buffer_bytes: usize,
+    /// Complete head within this time, else 408.
+    pub header_read_timeout_ms: u64,
+    /// Longest pause between body reads.
+    pub body_read_timeout_ms: u64,
+    /// Idle keep-alive time between requests.
+    pub idle_timeout_ms: u64,
+    /// Longest pause while writing to a slow reader.
+    pub response_write_timeout_ms: u64,
+    /// Whole request deadline.
+    pub request_timeout_ms: u64,
+    /// Requests per connection (0 = unlimited).
+    pub requests_per_connection_max: u64,
+    /// Open connections per worker.
+    pub connections_per_worker_max: usize,
+}
+
+/// Defaults for upstream connection pools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSettings {
+    /// TCP connect timeout.
+    pub connect_timeout_ms: u64,
+    /// Idle connections kept per upstream per worker.
+    pub idle_per_upstream_max: usize,
+    /// Idle connections older than this (since last use) are closed.
+    pub idle_timeout_ms: u64,
+    /// Connections older than this are not reused.
+    pub lifetime_ms: u64,
+    /// Re-resolution interval of upstream names.
+    pub dns_ttl_ms: u64,
+}
+
+/// A socket to accept on, with its routing table.
+#[derive(Debug)]
+pub struct ListenerPlan {
+    /// Name from the file.
+    pub name: String,
+    /// Address to bind (port 0 = any free port).
+    pub addr: SocketAddr,
+    /// Accept queue length.
+    pub backlog: u32,
+    /// Routes reachable through this listener.
+    pub routes: RouteTable,
+}
+
+/// Host → router, with a fallback for APIs that answer on any host.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    /// Lowercase host (no port) → router over [`Plan::routes`] indices.
+    pub by_host: HashMap<String, Router<usize>>,
+    /// APIs without hosts.
+    pub any_host: Router<usize>,
+}
+
+impl RouteTable {
+    /// Matches a request: the host's own router first, then the any-host router.
+    /// `host` must be lowercase without a port. Returns the route index.
+    pub fn lookup(
+        &self,
+        host: Option<&str>,
+        method: &str,
+        path: &str,
+        captures: &mut Vec<std::ops::Range<usize>>,
+    ) -> Option<usize> {
+        if let Some(router) = host.and_then(|h| self.by_host.get(h)) {
+            if let Some(found) = router.lookup(method, path, captures) {
+                return Some(*found);
+            }
+        }
+        self.any_host.lookup(method, path, captures).copied()
+    }
+}
+
+/// The kind of an API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKind {
+    /// An HTTP API.
+    Http,
+}
+
+/// One API.
+#[derive(Debug)]
+pub struct ApiPlan {
+    /// Stable id.
+    pub id: String,
+    /// Kind.
+    pub kind: ApiKind,
+    /// Stage names.
+    pub stages: Vec<String>,
+    /// Gateway response overrides.
+    pub responses: ResponseCatalogue,
+}
+
+/// One route of one API stage, as reached through one address prefix.
+#[derive(Debug)]
+pub struct RoutePlan {
+    /// Index into [`Plan::apis`].
+    pub api: usize,
+    /// Stage name (`$default` included).
+    pub stage: String,
+    /// `GET /pets/{id}` or `$default`.
+    pub route_key: String,
+    /// Bytes of the request path that address the API stage (`/v1` or `/prod`), stripped
+    /// before the path is forwarded.
+    pub prefix_len: usize,
+    /// Parameter names in template order (captures use the same order).
+    pub params: Vec<String>,
+    /// What answers the route.
+    pub integration: IntegrationPlan,
+}
+
+/// What answers a route.
+#[derive(Debug)]
+pub enum IntegrationPlan {
+    /// Proxy to an HTTP endpoint.
+    Http(HttpTarget),
+    /// Fixed response.
+    Mock(MockResponse),
+}
+
+/// A compiled `http` integration for one stage.
+#[derive(Debug)]
+pub struct HttpTarget {
+    /// Integration id from the file.
+    pub id: String,
+    /// Index into [`Plan::upstreams`].
+    pub upstream: usize,
+    /// Path template; None forwards the request path (stage prefix stripped).
+    pub path: Option<Vec<Part>>,
+    /// Query from the URL template, forwarded before the client's query.
+    pub query: Option<Vec<Part>>,
+    /// Upstream response deadline.
+    pub timeout_ms: u64,
+    /// Read the whole body before contacting the upstream.
+    pub buffered: bool,
+    /// Headers set on the upstream request (name lowercase).
+    pub request_set: Vec<(String, String)>,
+    /// Header names removed from the upstream request (lowercase).
+    pub request_remove: Vec<String>,
+    /// Headers set on the response (name lowercase).
+    pub response_set: Vec<(String, String)>,
+    /// Header names removed from the response (lowercase).
+    pub response_remove: Vec<String>,
+}
+
+/// A compiled `mock` integration.
+#[derive(Debug)]
+pub struct MockResponse {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body, stage variables substituted.
+    pub body: String,
+}
+
+/// An upstream authority (`host:port`). Its key is stable across reloads, so pools carry over.
+#[derive(Debug, Clone)]
+pub struct UpstreamPlan {
+    /// `host:port` as written (after stage variables): the pool key.
+    pub authority: String,
+    /// Host part (name or IP literal), also the `Host` header sent.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Addresses to connect to, filled by the control thread's resolver (never by a worker).
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Everything a worker serves, compiled from one file.
+#[derive(Debug)]
+pub struct Plan {
+    /// The file it came from.
+    pub source: PathBuf,
+    /// Process settings.
+    pub settings: Settings,
+    /// Downstream limits.
+    pub limits: Limits,
+    /// Upstream pool settings.
+    pub upstream: UpstreamSettings,
+    /// Listeners.
+    pub listeners: Vec<ListenerPlan>,
+    /// APIs.
+    pub apis: Vec<ApiPlan>,
+    /// Route instances (api × stage × address prefix).
+    pub routes: Vec<RoutePlan>,
+    /// Upstream authorities.
+    pub upstreams: Vec<UpstreamPlan>,
+    /// Responses for requests that match no API.
+    pub default_responses: ResponseCatalogue,
+}
+
+impl Plan {
+    /// Human-readable summary printed by `tollgate check`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "config {}: valid", self.source.display());
+        for l in &self.listeners {
+            let _ = writeln!(out, "listener {} on {}", l.name, l.addr);
+        }
+        for (index, api) in self.apis.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "api {} ({:?}), stages: {}",
+                api.id,
+                api.kind,
+                api.stages.join(", ")
+            );
+            for route in self.routes.iter().filter(|r| r.api == index) {
+                let target = match &route.integration {
+                    IntegrationPlan::Http(h) => format!(
+                        "http {} -> {}",
+                        h.id, self.upstreams[h.upstream].authority
+                    ),
+                    IntegrationPlan::Mock(m) => format!("mock {}", m.status),
+                };
+                let _ = writeln!(out, "  [{}] {} => {}", route.stage, route.route_key, target);
+            }
+        }
+        for l in &self.listeners {
+            for (host, router) in &l.routes.by_host {
+                for (method, template, _) in router.routes() {
+                    let _ = writeln!(
+                        out,
+                        "  route {}: host {host} {} {template}",
+                        l.name,
+                        method.unwrap_or("ANY")
+                    );
+                }
+            }
+            for (method, template, _) in l.routes.any_host.routes() {
+                let _ = writeln!(
+                    out,
+                    "  route {}: any host {} {template}",
+                    l.name,
+                    method.unwrap_or("ANY")
+                );
+            }
+        }
+        out
+    }
+}
