@@ -1,9 +1,9 @@
 //! Harness-free lookup benchmark: ns per lookup with 10, 1k and 10k routes.
 //! Run with `cargo run --release --example route_bench`.
 
-use tollgate_config::router::Router;
 use std::hint::black_box;
 use std::time::Instant;
+use tollgate_config::router::Router;
 
 /// Same shape as the node-visit test: `routes / 10` groups of ten routes under
 /// distinct literal prefixes, plus `$default`.

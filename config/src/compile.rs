@@ -12,7 +12,9 @@ use toml::Spanned;
 use crate::compile_api::compile_apis;
 use crate::error::{ConfigError, Source};
 use crate::file::{FileConfig, LimitsSection, ListenerSection, ServerSection, UpstreamSection};
-use crate::plan::{DriverChoice, Limits, ListenerPlan, Plan, RouteTable, Settings, UpstreamSettings};
+use crate::plan::{
+    DriverChoice, Limits, ListenerPlan, Plan, RouteTable, Settings, UpstreamSettings,
+};
 use crate::responses::ResponseCatalogue;
 
 /// AWS's payload limit.
@@ -29,7 +31,10 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
     let src = Source::new(path, text);
     let file: FileConfig = toml::from_str(text).map_err(|e| {
         let span = e.span();
-        let key = span.clone().map(|s| src.key_at(s.start)).unwrap_or_default();
+        let key = span
+            .clone()
+            .map(|s| src.key_at(s.start))
+            .unwrap_or_default();
         src.error(span, key, e.message().trim().to_string(), "")
     })?;
     let settings = compile_settings(&src, &file.server)?;
@@ -124,29 +129,122 @@ const HOUR_MS: u64 = 3_600_000;
 fn compile_limits(src: &Source<'_>, l: &LimitsSection) -> Result<Limits, ConfigError> {
     let k = |name: &str| format!("limits.{name}");
     Ok(Limits {
-        header_bytes_max: ranged(src, &l.header_bytes_max, &k("header_bytes_max"), DEFAULT_HEADER_BYTES_MAX, 256..1 << 20)? as usize,
-        url_bytes_max: ranged(src, &l.url_bytes_max, &k("url_bytes_max"), DEFAULT_URL_BYTES_MAX, 16..1 << 20)? as usize,
-        headers_count_max: ranged(src, &l.headers_count_max, &k("headers_count_max"), 100, 1..128)? as usize,
-        body_bytes_max: ranged(src, &l.body_bytes_max, &k("body_bytes_max"), DEFAULT_BODY_BYTES_MAX, 0..1 << 40)?,
-        body_buffer_bytes: ranged(src, &l.body_buffer_bytes, &k("body_buffer_bytes"), 64 * 1024, 0..64 << 20)? as usize,
-        header_read_timeout_ms: ranged(src, &l.header_read_timeout_ms, &k("header_read_timeout_ms"), 10_000, 1..HOUR_MS)?,
-        body_read_timeout_ms: ranged(src, &l.body_read_timeout_ms, &k("body_read_timeout_ms"), 10_000, 1..HOUR_MS)?,
-        idle_timeout_ms: ranged(src, &l.idle_timeout_ms, &k("idle_timeout_ms"), 60_000, 1..24 * HOUR_MS)?,
-        response_write_timeout_ms: ranged(src, &l.response_write_timeout_ms, &k("response_write_timeout_ms"), 10_000, 1..HOUR_MS)?,
-        request_timeout_ms: ranged(src, &l.request_timeout_ms, &k("request_timeout_ms"), 60_000, 1..24 * HOUR_MS)?,
+        header_bytes_max: ranged(
+            src,
+            &l.header_bytes_max,
+            &k("header_bytes_max"),
+            DEFAULT_HEADER_BYTES_MAX,
+            256..1 << 20,
+        )? as usize,
+        url_bytes_max: ranged(
+            src,
+            &l.url_bytes_max,
+            &k("url_bytes_max"),
+            DEFAULT_URL_BYTES_MAX,
+            16..1 << 20,
+        )? as usize,
+        headers_count_max: ranged(
+            src,
+            &l.headers_count_max,
+            &k("headers_count_max"),
+            100,
+            1..128,
+        )? as usize,
+        body_bytes_max: ranged(
+            src,
+            &l.body_bytes_max,
+            &k("body_bytes_max"),
+            DEFAULT_BODY_BYTES_MAX,
+            0..1 << 40,
+        )?,
+        body_buffer_bytes: ranged(
+            src,
+            &l.body_buffer_bytes,
+            &k("body_buffer_bytes"),
+            64 * 1024,
+            0..64 << 20,
+        )? as usize,
+        header_read_timeout_ms: ranged(
+            src,
+            &l.header_read_timeout_ms,
+            &k("header_read_timeout_ms"),
+            10_000,
+            1..HOUR_MS,
+        )?,
+        body_read_timeout_ms: ranged(
+            src,
+            &l.body_read_timeout_ms,
+            &k("body_read_timeout_ms"),
+            10_000,
+            1..HOUR_MS,
+        )?,
+        idle_timeout_ms: ranged(
+            src,
+            &l.idle_timeout_ms,
+            &k("idle_timeout_ms"),
+            60_000,
+            1..24 * HOUR_MS,
+        )?,
+        response_write_timeout_ms: ranged(
+            src,
+            &l.response_write_timeout_ms,
+            &k("response_write_timeout_ms"),
+            10_000,
+            1..HOUR_MS,
+        )?,
+        request_timeout_ms: ranged(
+            src,
+            &l.request_timeout_ms,
+            &k("request_timeout_ms"),
+            60_000,
+            1..24 * HOUR_MS,
+        )?,
         requests_per_connection_max: l.requests_per_connection_max.unwrap_or(10_000),
-        connections_per_worker_max: ranged(src, &l.connections_per_worker_max, &k("connections_per_worker_max"), 8_192, 1..10_000_000)? as usize,
+        connections_per_worker_max: ranged(
+            src,
+            &l.connections_per_worker_max,
+            &k("connections_per_worker_max"),
+            8_192,
+            1..10_000_000,
+        )? as usize,
     })
 }
 
-fn compile_upstream(src: &Source<'_>, u: &UpstreamSection) -> Result<UpstreamSettings, ConfigError> {
+fn compile_upstream(
+    src: &Source<'_>,
+    u: &UpstreamSection,
+) -> Result<UpstreamSettings, ConfigError> {
     let k = |name: &str| format!("upstream.{name}");
     Ok(UpstreamSettings {
-        connect_timeout_ms: ranged(src, &u.connect_timeout_ms, &k("connect_timeout_ms"), 2_000, 1..HOUR_MS)?,
+        connect_timeout_ms: ranged(
+            src,
+            &u.connect_timeout_ms,
+            &k("connect_timeout_ms"),
+            2_000,
+            1..HOUR_MS,
+        )?,
         idle_per_upstream_max: u.idle_per_upstream_max.unwrap_or(64) as usize,
-        idle_timeout_ms: ranged(src, &u.idle_timeout_ms, &k("idle_timeout_ms"), 60_000, 1..24 * HOUR_MS)?,
-        lifetime_ms: ranged(src, &u.lifetime_ms, &k("lifetime_ms"), 600_000, 1..7 * 24 * HOUR_MS)?,
-        dns_ttl_ms: ranged(src, &u.dns_ttl_ms, &k("dns_ttl_ms"), 30_000, 100..7 * 24 * HOUR_MS)?,
+        idle_timeout_ms: ranged(
+            src,
+            &u.idle_timeout_ms,
+            &k("idle_timeout_ms"),
+            60_000,
+            1..24 * HOUR_MS,
+        )?,
+        lifetime_ms: ranged(
+            src,
+            &u.lifetime_ms,
+            &k("lifetime_ms"),
+            600_000,
+            1..7 * 24 * HOUR_MS,
+        )?,
+        dns_ttl_ms: ranged(
+            src,
+            &u.dns_ttl_ms,
+            &k("dns_ttl_ms"),
+            30_000,
+            100..7 * 24 * HOUR_MS,
+        )?,
     })
 }
 
@@ -166,16 +264,36 @@ fn compile_listeners(
     for (i, l) in listeners.iter().enumerate() {
         let name = l.name.get_ref();
         if !is_token(name) {
-            return Err(src.error(span(&l.name), format!("listeners[{i}].name"), format!("{name:?} is not a valid name"), "letters, digits, '-' or '_'"));
+            return Err(src.error(
+                span(&l.name),
+                format!("listeners[{i}].name"),
+                format!("{name:?} is not a valid name"),
+                "letters, digits, '-' or '_'",
+            ));
         }
         if out.iter().any(|o| &o.name == name) {
-            return Err(src.error(span(&l.name), format!("listeners[{i}].name"), format!("listener {name:?} is defined twice"), "unique listener names"));
+            return Err(src.error(
+                span(&l.name),
+                format!("listeners[{i}].name"),
+                format!("listener {name:?} is defined twice"),
+                "unique listener names",
+            ));
         }
         let addr: SocketAddr = l.bind.get_ref().parse().map_err(|_| {
-            src.error(span(&l.bind), format!("listeners[{i}].bind"), format!("{:?} is not an address", l.bind.get_ref()), "IP:PORT such as \"0.0.0.0:8080\" or \"[::]:8080\"")
+            src.error(
+                span(&l.bind),
+                format!("listeners[{i}].bind"),
+                format!("{:?} is not an address", l.bind.get_ref()),
+                "IP:PORT such as \"0.0.0.0:8080\" or \"[::]:8080\"",
+            )
         })?;
         if addr.port() != 0 && out.iter().any(|o| o.addr == addr) {
-            return Err(src.error(span(&l.bind), format!("listeners[{i}].bind"), format!("{addr} is bound by another listener"), "a distinct address per listener"));
+            return Err(src.error(
+                span(&l.bind),
+                format!("listeners[{i}].bind"),
+                format!("{addr} is bound by another listener"),
+                "a distinct address per listener",
+            ));
         }
         out.push(ListenerPlan {
             name: name.clone(),
@@ -190,7 +308,6 @@ fn compile_listeners(
 /// An HTTP token (header names, listener names).
 pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

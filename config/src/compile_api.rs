@@ -45,16 +45,30 @@ pub(crate) fn compile_apis(
 ) -> Result<Compiled, ConfigError> {
     let mut b = Builder {
         src,
-        out: Compiled { apis: vec![], routes: vec![], upstreams: vec![] },
+        out: Compiled {
+            apis: vec![],
+            routes: vec![],
+            upstreams: vec![],
+        },
     };
     let mut api_listeners = Vec::with_capacity(file.apis.len());
     for (a, api) in file.apis.iter().enumerate() {
         let id = api.id.get_ref();
         if !is_token(id) {
-            return Err(src.error(Some(api.id.span()), format!("apis[{a}].id"), format!("{id:?} is not a valid id"), "letters, digits, '-' or '_'"));
+            return Err(src.error(
+                Some(api.id.span()),
+                format!("apis[{a}].id"),
+                format!("{id:?} is not a valid id"),
+                "letters, digits, '-' or '_'",
+            ));
         }
         if b.out.apis.iter().any(|x| &x.id == id) {
-            return Err(src.error(Some(api.id.span()), format!("apis[{a}].id"), format!("API {id:?} is defined twice"), "unique API ids"));
+            return Err(src.error(
+                Some(api.id.span()),
+                format!("apis[{a}].id"),
+                format!("API {id:?} is defined twice"),
+                "unique API ids",
+            ));
         }
         let on = resolve_listeners(src, a, api, listeners)?;
         b.compile_api(a, api, &on, listeners)?;
@@ -64,92 +78,193 @@ pub(crate) fn compile_apis(
         let host = normalize_host(src, &domain.host, &format!("domains[{d}].host"))?;
         for (m, mapping) in domain.mappings.iter().enumerate() {
             let key = format!("domains[{d}].mappings[{m}]");
-            let Some(a) = b.out.apis.iter().position(|x| &x.id == mapping.api.get_ref()) else {
+            let Some(a) = b
+                .out
+                .apis
+                .iter()
+                .position(|x| &x.id == mapping.api.get_ref())
+            else {
                 let known: Vec<_> = b.out.apis.iter().map(|x| x.id.as_str()).collect();
-                return Err(src.error(Some(mapping.api.span()), format!("{key}.api"), format!("unknown API {:?}", mapping.api.get_ref()), format!("one of: {}", known.join(", "))));
+                return Err(src.error(
+                    Some(mapping.api.span()),
+                    format!("{key}.api"),
+                    format!("unknown API {:?}", mapping.api.get_ref()),
+                    format!("one of: {}", known.join(", ")),
+                ));
             };
             let stage = mapping.stage.get_ref();
             if !b.out.apis[a].stages.contains(stage) {
-                return Err(src.error(Some(mapping.stage.span()), format!("{key}.stage"), format!("API {:?} has no stage {stage:?}", mapping.api.get_ref()), format!("one of: {}", b.out.apis[a].stages.join(", "))));
+                return Err(src.error(
+                    Some(mapping.stage.span()),
+                    format!("{key}.stage"),
+                    format!("API {:?} has no stage {stage:?}", mapping.api.get_ref()),
+                    format!("one of: {}", b.out.apis[a].stages.join(", ")),
+                ));
             }
             let prefix = match &mapping.base_path {
                 None => String::new(),
                 Some(p) => normalize_base_path(src, p, &format!("{key}.base_path"))?,
             };
-            let placements: Vec<Placement> = api_listeners[a].iter().map(|&l| (l, Some(host.clone()))).collect();
+            let placements: Vec<Placement> = api_listeners[a]
+                .iter()
+                .map(|&l| (l, Some(host.clone())))
+                .collect();
             b.place_stage(&file.apis[a], a, stage, &prefix, &placements, listeners)?;
         }
     }
     Ok(b.out)
 }
 
-fn resolve_listeners(src: &Source<'_>, a: usize, api: &ApiSection, listeners: &[ListenerPlan]) -> Result<Vec<usize>, ConfigError> {
+fn resolve_listeners(
+    src: &Source<'_>,
+    a: usize,
+    api: &ApiSection,
+    listeners: &[ListenerPlan],
+) -> Result<Vec<usize>, ConfigError> {
     if api.listeners.is_empty() {
         return Ok((0..listeners.len()).collect());
     }
     api.listeners
         .iter()
         .map(|name| {
-            listeners.iter().position(|l| &l.name == name.get_ref()).ok_or_else(|| {
-                let known: Vec<_> = listeners.iter().map(|l| l.name.as_str()).collect();
-                src.error(Some(name.span()), format!("apis[{a}].listeners"), format!("unknown listener {:?}", name.get_ref()), format!("one of: {}", known.join(", ")))
-            })
+            listeners
+                .iter()
+                .position(|l| &l.name == name.get_ref())
+                .ok_or_else(|| {
+                    let known: Vec<_> = listeners.iter().map(|l| l.name.as_str()).collect();
+                    src.error(
+                        Some(name.span()),
+                        format!("apis[{a}].listeners"),
+                        format!("unknown listener {:?}", name.get_ref()),
+                        format!("one of: {}", known.join(", ")),
+                    )
+                })
         })
         .collect()
 }
 
-fn normalize_host(src: &Source<'_>, host: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+fn normalize_host(
+    src: &Source<'_>,
+    host: &Spanned<String>,
+    key: &str,
+) -> Result<String, ConfigError> {
     let h = host.get_ref().to_ascii_lowercase();
-    let valid = !h.is_empty() && h.len() <= 253 && h.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.');
+    let valid = !h.is_empty()
+        && h.len() <= 253
+        && h.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.');
     if !valid {
-        return Err(src.error(Some(host.span()), key, format!("{:?} is not a host name", host.get_ref()), "a DNS name without port, such as \"api.example.com\""));
+        return Err(src.error(
+            Some(host.span()),
+            key,
+            format!("{:?} is not a host name", host.get_ref()),
+            "a DNS name without port, such as \"api.example.com\"",
+        ));
     }
     Ok(h)
 }
 
 /// `"/v1/shop/"` → `"/v1/shop"`; `""` or `"/"` → `""`.
-fn normalize_base_path(src: &Source<'_>, p: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+fn normalize_base_path(
+    src: &Source<'_>,
+    p: &Spanned<String>,
+    key: &str,
+) -> Result<String, ConfigError> {
     let trimmed = p.get_ref().trim_matches('/');
     if trimmed.is_empty() {
         return Ok(String::new());
     }
-    let ok = trimmed.split('/').all(|seg| !seg.is_empty() && seg.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._~".contains(&c)));
+    let ok = trimmed.split('/').all(|seg| {
+        !seg.is_empty()
+            && seg
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"-._~".contains(&c))
+    });
     if !ok {
-        return Err(src.error(Some(p.span()), key, format!("{:?} is not a base path", p.get_ref()), "segments of letters, digits, '-', '.', '_' or '~', such as \"v1/shop\""));
+        return Err(src.error(
+            Some(p.span()),
+            key,
+            format!("{:?} is not a base path", p.get_ref()),
+            "segments of letters, digits, '-', '.', '_' or '~', such as \"v1/shop\"",
+        ));
     }
     Ok(format!("/{trimmed}"))
 }
 
 impl Builder<'_, '_> {
-    fn compile_api(&mut self, a: usize, api: &ApiSection, on: &[usize], listeners: &mut [ListenerPlan]) -> Result<(), ConfigError> {
+    fn compile_api(
+        &mut self,
+        a: usize,
+        api: &ApiSection,
+        on: &[usize],
+        listeners: &mut [ListenerPlan],
+    ) -> Result<(), ConfigError> {
         let src = self.src;
         let kind = match &api.kind {
             None => ApiKind::Http,
             Some(k) if k.get_ref() == "http" => ApiKind::Http,
             Some(k) if k.get_ref() == "rest" || k.get_ref() == "websocket" => {
-                return Err(src.error(Some(k.span()), format!("apis[{a}].kind"), format!("kind {:?} is not supported yet", k.get_ref()), "\"http\""))
+                return Err(src.error(
+                    Some(k.span()),
+                    format!("apis[{a}].kind"),
+                    format!("kind {:?} is not supported yet", k.get_ref()),
+                    "\"http\"",
+                ))
             }
-            Some(k) => return Err(src.error(Some(k.span()), format!("apis[{a}].kind"), format!("unknown kind {:?}", k.get_ref()), "\"http\"")),
+            Some(k) => {
+                return Err(src.error(
+                    Some(k.span()),
+                    format!("apis[{a}].kind"),
+                    format!("unknown kind {:?}", k.get_ref()),
+                    "\"http\"",
+                ))
+            }
         };
         let mut stages: Vec<String> = api.stages.keys().cloned().collect();
         for (name, stage) in &api.stages {
-            let valid = name == DEFAULT_KEY || (!name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+            let valid = name == DEFAULT_KEY
+                || (!name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
             if !valid {
-                return Err(src.error(Some(stage.span()), format!("apis[{a}].stages.{name}"), format!("{name:?} is not a stage name"), "\"$default\" or letters, digits, '-' and '_'"));
+                return Err(src.error(
+                    Some(stage.span()),
+                    format!("apis[{a}].stages.{name}"),
+                    format!("{name:?} is not a stage name"),
+                    "\"$default\" or letters, digits, '-' and '_'",
+                ));
             }
-            if let Some(bad) = stage.get_ref().variables.keys().find(|k| k.is_empty() || !k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')) {
-                return Err(src.error(Some(stage.span()), format!("apis[{a}].stages.{name}.variables"), format!("{bad:?} is not a variable name"), "letters, digits and '_'"));
+            if let Some(bad) = stage.get_ref().variables.keys().find(|k| {
+                k.is_empty() || !k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+            }) {
+                return Err(src.error(
+                    Some(stage.span()),
+                    format!("apis[{a}].stages.{name}.variables"),
+                    format!("{bad:?} is not a variable name"),
+                    "letters, digits and '_'",
+                ));
             }
         }
         if stages.is_empty() {
             stages.push(DEFAULT_KEY.to_string());
         }
         let responses = compile_responses(src, a, api)?;
-        self.out.apis.push(ApiPlan { id: api.id.get_ref().clone(), kind, stages: stages.clone(), responses });
+        self.out.apis.push(ApiPlan {
+            id: api.id.get_ref().clone(),
+            kind,
+            stages: stages.clone(),
+            responses,
+        });
         for (r, route) in api.routes.iter().enumerate() {
             if !api.integrations.contains_key(route.integration.get_ref()) {
                 let known: Vec<_> = api.integrations.keys().map(String::as_str).collect();
-                return Err(src.error(Some(route.integration.span()), format!("apis[{a}].routes[{r}].integration"), format!("unknown integration {:?}", route.integration.get_ref()), format!("one of: {}", known.join(", "))));
+                return Err(src.error(
+                    Some(route.integration.span()),
+                    format!("apis[{a}].routes[{r}].integration"),
+                    format!("unknown integration {:?}", route.integration.get_ref()),
+                    format!("one of: {}", known.join(", ")),
+                ));
             }
         }
         let base = match &api.base_path {
@@ -168,29 +283,65 @@ impl Builder<'_, '_> {
             placements.extend(hosts.iter().map(|h| (l, Some(h.clone()))));
         }
         for stage in &stages {
-            let prefix = if stage == DEFAULT_KEY { base.clone() } else { format!("{base}/{stage}") };
+            let prefix = if stage == DEFAULT_KEY {
+                base.clone()
+            } else {
+                format!("{base}/{stage}")
+            };
             self.place_stage(api, a, stage, &prefix, &placements, listeners)?;
         }
         Ok(())
     }
 
     /// Inserts every route of one API stage under `prefix` at each placement.
-    fn place_stage(&mut self, api: &ApiSection, a: usize, stage: &str, prefix: &str, placements: &[Placement], listeners: &mut [ListenerPlan]) -> Result<(), ConfigError> {
+    fn place_stage(
+        &mut self,
+        api: &ApiSection,
+        a: usize,
+        stage: &str,
+        prefix: &str,
+        placements: &[Placement],
+        listeners: &mut [ListenerPlan],
+    ) -> Result<(), ConfigError> {
         let src = self.src;
-        let vars: BTreeMap<String, String> = api.stages.get(stage).map(|s| s.get_ref().variables.clone()).unwrap_or_default();
+        let vars: BTreeMap<String, String> = api
+            .stages
+            .get(stage)
+            .map(|s| s.get_ref().variables.clone())
+            .unwrap_or_default();
         // Explicit routes first, `$default` last: the catch-all yields to any route it collides with.
-        let mut order: Vec<&RouteSection> = api.routes.iter().filter(|r| r.route.get_ref() != DEFAULT_KEY).collect();
-        order.extend(api.routes.iter().filter(|r| r.route.get_ref() == DEFAULT_KEY));
+        let mut order: Vec<&RouteSection> = api
+            .routes
+            .iter()
+            .filter(|r| r.route.get_ref() != DEFAULT_KEY)
+            .collect();
+        order.extend(
+            api.routes
+                .iter()
+                .filter(|r| r.route.get_ref() == DEFAULT_KEY),
+        );
         for route in order {
-            let r = api.routes.iter().position(|x| std::ptr::eq(x, route)).unwrap_or(0);
+            let r = api
+                .routes
+                .iter()
+                .position(|x| std::ptr::eq(x, route))
+                .unwrap_or(0);
             let key = format!("apis[{a}].routes[{r}].route");
             let text = route.route.get_ref();
             let (method, templates): (Option<String>, Vec<String>) = if text == DEFAULT_KEY {
-                let root = if prefix.is_empty() { "/".to_string() } else { prefix.to_string() };
+                let root = if prefix.is_empty() {
+                    "/".to_string()
+                } else {
+                    prefix.to_string()
+                };
                 (None, vec![root, format!("{prefix}/{{proxy+}}")])
             } else {
                 let (m, path) = parse_route_key(src, &route.route, &key)?;
-                let full = if path == "/" && !prefix.is_empty() { prefix.to_string() } else { format!("{prefix}{path}") };
+                let full = if path == "/" && !prefix.is_empty() {
+                    prefix.to_string()
+                } else {
+                    format!("{prefix}{path}")
+                };
                 ((m != "ANY").then_some(m), vec![full])
             };
             let index = self.out.routes.len();
@@ -212,7 +363,8 @@ impl Builder<'_, '_> {
             let Some(params) = params else { continue };
             let integration_id = route.integration.get_ref();
             let section = &api.integrations[integration_id];
-            let integration = self.compile_integration(a, integration_id, section, stage, &vars, &params, text)?;
+            let integration =
+                self.compile_integration(a, integration_id, section, stage, &vars, &params, text)?;
             self.out.routes.push(RoutePlan {
                 api: a,
                 stage: stage.to_string(),
@@ -226,61 +378,160 @@ impl Builder<'_, '_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn compile_integration(&mut self, a: usize, id: &str, section: &Spanned<IntegrationSection>, stage: &str, vars: &BTreeMap<String, String>, params: &[String], route: &str) -> Result<IntegrationPlan, ConfigError> {
+    fn compile_integration(
+        &mut self,
+        a: usize,
+        id: &str,
+        section: &Spanned<IntegrationSection>,
+        stage: &str,
+        vars: &BTreeMap<String, String>,
+        params: &[String],
+        route: &str,
+    ) -> Result<IntegrationPlan, ConfigError> {
         let key = format!("apis[{a}].integrations.{id}");
         let sub = |text: &str, span: Range<usize>, field: &str| {
             substitute_stage_variables(text, |n| vars.get(n).cloned()).map_err(|missing| {
-                self.src.error(Some(span), format!("{key}.{field}"), format!("uses ${{stageVariables.{missing}}}, which stage {stage:?} does not define"), format!("a variable under [apis.stages.\"{stage}\"] variables"))
+                self.src.error(
+                    Some(span),
+                    format!("{key}.{field}"),
+                    format!(
+                        "uses ${{stageVariables.{missing}}}, which stage {stage:?} does not define"
+                    ),
+                    format!("a variable under [apis.stages.\"{stage}\"] variables"),
+                )
             })
         };
         match section.get_ref() {
             IntegrationSection::Mock(m) => compile_mock(self.src, &key, m, section.span(), &sub),
             IntegrationSection::Http(h) => {
-                let url = sub(h.url.get_ref(), h.url.span(), "url")?;
-                self.compile_http(&key, id, h, &url, params, route, &sub)
+                let url = sub(&h.url, section.span(), "url")?;
+                self.compile_http(&key, id, h, section.span(), &url, params, route, &sub)
             }
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn compile_http(&mut self, key: &str, id: &str, h: &HttpIntegrationSection, url: &str, params: &[String], route: &str, sub: &dyn Fn(&str, Range<usize>, &str) -> Result<String, ConfigError>) -> Result<IntegrationPlan, ConfigError> {
+    fn compile_http(
+        &mut self,
+        key: &str,
+        id: &str,
+        h: &HttpIntegrationSection,
+        span: Range<usize>,
+        url: &str,
+        params: &[String],
+        route: &str,
+        sub: &dyn Fn(&str, Range<usize>, &str) -> Result<String, ConfigError>,
+    ) -> Result<IntegrationPlan, ConfigError> {
         let src = self.src;
-        let url_err = |problem: String| src.error(Some(h.url.span()), format!("{key}.url"), problem, "http://HOST[:PORT][/PATH][?QUERY], e.g. \"http://127.0.0.1:9000/pets/{id}\"");
+        let url_err = |problem: String| {
+            src.error(
+                Some(span.clone()),
+                format!("{key}.url"),
+                problem,
+                "http://HOST[:PORT][/PATH][?QUERY], e.g. \"http://127.0.0.1:9000/pets/{id}\"",
+            )
+        };
         let Some(rest) = url.strip_prefix("http://") else {
-            return Err(url_err(if url.starts_with("https://") { format!("{url:?}: https upstreams are not supported yet") } else { format!("{url:?} is not an http URL") }));
+            return Err(url_err(if url.starts_with("https://") {
+                format!("{url:?}: https upstreams are not supported yet")
+            } else {
+                format!("{url:?} is not an http URL")
+            }));
         };
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path_query) = rest.split_at(end);
-        let (host, port) = split_authority(authority).ok_or_else(|| url_err(format!("{authority:?} is not HOST[:PORT]")))?;
+        let (host, port) = split_authority(authority)
+            .ok_or_else(|| url_err(format!("{authority:?} is not HOST[:PORT]")))?;
         let (path, query) = match path_query.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (path_query, None),
         };
-        let compile = |text: &str| compile_params(text, params).map_err(|name| url_err(format!("refers to {{{name}}}, which route {route:?} does not capture (it has: {})", params.join(", "))));
-        let path = if path.is_empty() { None } else { Some(compile(path)?) };
-        let query = match query { Some(q) => Some(compile(q)?), None => None };
+        let compile = |text: &str| {
+            compile_params(text, params).map_err(|name| {
+                url_err(format!(
+                    "refers to {{{name}}}, which route {route:?} does not capture (it has: {})",
+                    params.join(", ")
+                ))
+            })
+        };
+        let path = if path.is_empty() {
+            None
+        } else {
+            Some(compile(path)?)
+        };
+        let query = match query {
+            Some(q) => Some(compile(q)?),
+            None => None,
+        };
         let timeout_ms = match &h.timeout_ms {
             None => DEFAULT_INTEGRATION_TIMEOUT_MS,
-            Some(t) if (50..=3_600_000).contains(t.get_ref()) => *t.get_ref(),
-            Some(t) => return Err(src.error(Some(t.span()), format!("{key}.timeout_ms"), format!("{} is out of range", t.get_ref()), "50 to 3600000 (AWS's default is 29000)")),
+            Some(t) if (50..=3_600_000).contains(t) => *t,
+            Some(t) => {
+                return Err(src.error(
+                    Some(span),
+                    format!("{key}.timeout_ms"),
+                    format!("{t} is out of range"),
+                    "50 to 3600000 (AWS's default is 29000)",
+                ))
+            }
         };
         let buffered = match &h.body_mode {
             None => false,
-            Some(m) if m.get_ref() == "stream" => false,
-            Some(m) if m.get_ref() == "buffered" => true,
-            Some(m) => return Err(src.error(Some(m.span()), format!("{key}.body_mode"), format!("unknown body mode {:?}", m.get_ref()), "\"stream\" or \"buffered\"")),
+            Some(m) if m == "stream" => false,
+            Some(m) if m == "buffered" => true,
+            Some(m) => {
+                return Err(src.error(
+                    Some(span),
+                    format!("{key}.body_mode"),
+                    format!("unknown body mode {m:?}"),
+                    "\"stream\" or \"buffered\"",
+                ))
+            }
         };
         let authority = authority.to_ascii_lowercase();
-        let upstream = match self.out.upstreams.iter().position(|u| u.authority == authority) {
+        let upstream = match self
+            .out
+            .upstreams
+            .iter()
+            .position(|u| u.authority == authority)
+        {
             Some(i) => i,
             None => {
-                self.out.upstreams.push(UpstreamPlan { authority, host: host.to_ascii_lowercase(), port, addrs: vec![] });
+                self.out.upstreams.push(UpstreamPlan {
+                    authority,
+                    host: host.to_ascii_lowercase(),
+                    port,
+                    addrs: vec![],
+                });
                 self.out.upstreams.len() - 1
             }
         };
-        let (request_set, request_remove) = compile_headers(src, &format!("{key}.request_headers"), &h.request_headers, h.url.span(), sub)?;
-        let (response_set, response_remove) = compile_headers(src, &format!("{key}.response_headers"), &h.response_headers, h.url.span(), sub)?;
-        Ok(IntegrationPlan::Http(HttpTarget { id: id.to_string(), upstream, path, query, timeout_ms, buffered, request_set, request_remove, response_set, response_remove }))
+        let (request_set, request_remove) = compile_headers(
+            src,
+            &format!("{key}.request_headers"),
+            &h.request_headers,
+            span.clone(),
+            sub,
+        )?;
+        let (response_set, response_remove) = compile_headers(
+            src,
+            &format!("{key}.response_headers"),
+            &h.response_headers,
+            span.clone(),
+            sub,
+        )?;
+        Ok(IntegrationPlan::Http(HttpTarget {
+            id: id.to_string(),
+            upstream,
+            path,
+            query,
+            timeout_ms,
+            buffered,
+            request_set,
+            request_remove,
+            response_set,
+            response_remove,
+        }))
     }
 }
 
@@ -291,7 +542,10 @@ fn split_authority(authority: &str) -> Option<(&str, u16)> {
     }
     if let Some(v6) = authority.strip_prefix('[') {
         let (host, rest) = v6.split_once(']')?;
-        let port = match rest { "" => 80, r => r.strip_prefix(':')?.parse().ok()? };
+        let port = match rest {
+            "" => 80,
+            r => r.strip_prefix(':')?.parse().ok()?,
+        };
         return Some((host, port));
     }
     match authority.rsplit_once(':') {
@@ -303,11 +557,20 @@ fn split_authority(authority: &str) -> Option<(&str, u16)> {
 
 type HeaderLists = (Vec<(String, String)>, Vec<String>);
 
-fn compile_headers(src: &Source<'_>, key: &str, m: &HeaderMappingSection, span: Range<usize>, sub: &dyn Fn(&str, Range<usize>, &str) -> Result<String, ConfigError>) -> Result<HeaderLists, ConfigError> {
+fn compile_headers(
+    src: &Source<'_>,
+    key: &str,
+    m: &HeaderMappingSection,
+    span: Range<usize>,
+    sub: &dyn Fn(&str, Range<usize>, &str) -> Result<String, ConfigError>,
+) -> Result<HeaderLists, ConfigError> {
     let mut set = Vec::new();
     for (name, value) in &m.set {
         check_header(src, key, name, value, &span)?;
-        set.push((name.to_ascii_lowercase(), sub(value, span.clone(), "headers")?));
+        set.push((
+            name.to_ascii_lowercase(),
+            sub(value, span.clone(), "headers")?,
+        ));
     }
     let mut remove = Vec::new();
     for name in &m.remove {
@@ -317,43 +580,93 @@ fn compile_headers(src: &Source<'_>, key: &str, m: &HeaderMappingSection, span: 
     Ok((set, remove))
 }
 
-fn check_header(src: &Source<'_>, key: &str, name: &str, value: &str, span: &Range<usize>) -> Result<(), ConfigError> {
+fn check_header(
+    src: &Source<'_>,
+    key: &str,
+    name: &str,
+    value: &str,
+    span: &Range<usize>,
+) -> Result<(), ConfigError> {
     if !is_token(name) {
-        return Err(src.error(Some(span.clone()), key, format!("{name:?} is not a header name"), "a token such as \"x-tenant\""));
+        return Err(src.error(
+            Some(span.clone()),
+            key,
+            format!("{name:?} is not a header name"),
+            "a token such as \"x-tenant\"",
+        ));
     }
     if value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
-        return Err(src.error(Some(span.clone()), key, format!("the value of {name:?} has control characters"), "printable text"));
+        return Err(src.error(
+            Some(span.clone()),
+            key,
+            format!("the value of {name:?} has control characters"),
+            "printable text",
+        ));
     }
     Ok(())
 }
 
-fn compile_mock(src: &Source<'_>, key: &str, m: &MockIntegrationSection, span: Range<usize>, sub: &dyn Fn(&str, Range<usize>, &str) -> Result<String, ConfigError>) -> Result<IntegrationPlan, ConfigError> {
+fn compile_mock(
+    src: &Source<'_>,
+    key: &str,
+    m: &MockIntegrationSection,
+    span: Range<usize>,
+    sub: &dyn Fn(&str, Range<usize>, &str) -> Result<String, ConfigError>,
+) -> Result<IntegrationPlan, ConfigError> {
     let status = match &m.status {
         None => 200,
-        Some(s) if (200..=599).contains(s.get_ref()) => *s.get_ref(),
-        Some(s) => return Err(src.error(Some(s.span()), format!("{key}.status"), format!("status {}", s.get_ref()), "200 to 599")),
+        Some(s) if (200..=599).contains(s) => *s,
+        Some(s) => {
+            return Err(src.error(
+                Some(span),
+                format!("{key}.status"),
+                format!("status {s}"),
+                "200 to 599",
+            ))
+        }
     };
     let mut headers = Vec::new();
     for (name, value) in &m.headers {
         check_header(src, &format!("{key}.headers"), name, value, &span)?;
-        headers.push((name.to_ascii_lowercase(), sub(value, span.clone(), "headers")?));
+        headers.push((
+            name.to_ascii_lowercase(),
+            sub(value, span.clone(), "headers")?,
+        ));
     }
     let body = sub(&m.body, span.clone(), "body")?;
-    Ok(IntegrationPlan::Mock(MockResponse { status, headers, body }))
+    Ok(IntegrationPlan::Mock(MockResponse {
+        status,
+        headers,
+        body,
+    }))
 }
 
-fn compile_responses(src: &Source<'_>, a: usize, api: &ApiSection) -> Result<ResponseCatalogue, ConfigError> {
+fn compile_responses(
+    src: &Source<'_>,
+    a: usize,
+    api: &ApiSection,
+) -> Result<ResponseCatalogue, ConfigError> {
     let mut overrides = BTreeMap::new();
     for (name, section) in &api.gateway_responses {
         let key = format!("apis[{a}].gateway_responses.{name}");
         let kind = ResponseType::from_name(name).ok_or_else(|| {
             let all: Vec<_> = ResponseType::ALL.iter().map(|t| t.name()).collect();
-            src.error(Some(section.span()), &key, format!("unknown gateway response type {name:?}"), format!("one of: {}", all.join(", ")))
+            src.error(
+                Some(section.span()),
+                &key,
+                format!("unknown gateway response type {name:?}"),
+                format!("one of: {}", all.join(", ")),
+            )
         })?;
         let s = section.get_ref();
         if let Some(status) = &s.status {
             if !(100..=599).contains(status.get_ref()) {
-                return Err(src.error(Some(status.span()), format!("{key}.status"), format!("status {}", status.get_ref()), "100 to 599"));
+                return Err(src.error(
+                    Some(status.span()),
+                    format!("{key}.status"),
+                    format!("status {}", status.get_ref()),
+                    "100 to 599",
+                ));
             }
         }
         let mut headers = Vec::new();
@@ -361,16 +674,30 @@ fn compile_responses(src: &Source<'_>, a: usize, api: &ApiSection) -> Result<Res
             check_header(src, &format!("{key}.headers"), h, v, &section.span())?;
             headers.push((h.to_ascii_lowercase(), v.clone()));
         }
-        overrides.insert(kind, ResponseOverride { status: s.status.as_ref().map(|x| *x.get_ref()), headers, body: s.body.clone() });
+        overrides.insert(
+            kind,
+            ResponseOverride {
+                status: s.status.as_ref().map(|x| *x.get_ref()),
+                headers,
+                body: s.body.clone(),
+            },
+        );
     }
     Ok(ResponseCatalogue::new(overrides))
 }
 
 /// `"GET /pets/{id}"` → (`"GET"`, `"/pets/{id}"`).
-fn parse_route_key(src: &Source<'_>, route: &Spanned<String>, key: &str) -> Result<(String, String), ConfigError> {
+fn parse_route_key(
+    src: &Source<'_>,
+    route: &Spanned<String>,
+    key: &str,
+) -> Result<(String, String), ConfigError> {
     let text = route.get_ref();
     let parsed = text.split_once(' ').filter(|(m, p)| {
-        !m.is_empty() && m.bytes().all(|c| c.is_ascii_uppercase()) && p.starts_with('/') && !p.contains(' ')
+        !m.is_empty()
+            && m.bytes().all(|c| c.is_ascii_uppercase())
+            && p.starts_with('/')
+            && !p.contains(' ')
     });
     let Some((method, path)) = parsed else {
         return Err(src.error(Some(route.span()), key, format!("{text:?} is not a route key"), "\"$default\" or \"METHOD /path\" with an uppercase method or ANY, e.g. \"GET /pets/{id}\""));

@@ -157,7 +157,8 @@ pub struct RouteSection {
     pub integration: Spanned<String>,
 }
 
-/// `[apis.integrations.ID]`.
+/// `[apis.integrations.ID]`. (Fields inside the variants are not `Spanned`: serde buffers
+/// internally tagged enums, which loses spans; errors point at the integration's table.)
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
 pub enum IntegrationSection {
@@ -172,11 +173,11 @@ pub enum IntegrationSection {
 #[serde(deny_unknown_fields)]
 pub struct HttpIntegrationSection {
     /// `http://host:port/path/{param}/{proxy}?q=${stageVariables.x}`.
-    pub url: Spanned<String>,
+    pub url: String,
     /// Time for the upstream to answer (504 after it).
-    pub timeout_ms: Option<Spanned<u64>>,
+    pub timeout_ms: Option<u64>,
     /// `stream` (default) or `buffered` (whole body read first, capped by body_bytes_max).
-    pub body_mode: Option<Spanned<String>>,
+    pub body_mode: Option<String>,
     /// Headers set or removed on the way to the upstream.
     #[serde(default)]
     pub request_headers: HeaderMappingSection,
@@ -202,7 +203,7 @@ pub struct HeaderMappingSection {
 #[serde(deny_unknown_fields)]
 pub struct MockIntegrationSection {
     /// Status code, default 200.
-    pub status: Option<Spanned<u16>>,
+    pub status: Option<u16>,
     /// Response headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,

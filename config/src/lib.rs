@@ -30,7 +30,9 @@ pub mod template;
 
 use std::path::Path;
 
-pub use compile::{compile, DEFAULT_BODY_BYTES_MAX, DEFAULT_HEADER_BYTES_MAX, DEFAULT_INTEGRATION_TIMEOUT_MS};
+pub use compile::{
+    compile, DEFAULT_BODY_BYTES_MAX, DEFAULT_HEADER_BYTES_MAX, DEFAULT_INTEGRATION_TIMEOUT_MS,
+};
 pub use compile_api::DEFAULT_KEY;
 pub use error::{ConfigError, Located};
 pub use plan::Plan;

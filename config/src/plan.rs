@@ -268,10 +268,9 @@ impl Plan {
             );
             for route in self.routes.iter().filter(|r| r.api == index) {
                 let target = match &route.integration {
-                    IntegrationPlan::Http(h) => format!(
-                        "http {} -> {}",
-                        h.id, self.upstreams[h.upstream].authority
-                    ),
+                    IntegrationPlan::Http(h) => {
+                        format!("http {} -> {}", h.id, self.upstreams[h.upstream].authority)
+                    }
                     IntegrationPlan::Mock(m) => format!("mock {}", m.status),
                 };
                 let _ = writeln!(out, "  [{}] {} => {}", route.stage, route.route_key, target);

@@ -132,8 +132,17 @@ mod tests {
         overrides.insert(ResponseType::Default4xx, default4.clone());
         overrides.insert(ResponseType::ResourceNotFound, own.clone());
         let catalogue = ResponseCatalogue::new(overrides);
-        assert_eq!(catalogue.override_for(ResponseType::ResourceNotFound), Some(&own));
-        assert_eq!(catalogue.override_for(ResponseType::Throttled), Some(&default4));
-        assert_eq!(catalogue.override_for(ResponseType::IntegrationFailure), None);
+        assert_eq!(
+            catalogue.override_for(ResponseType::ResourceNotFound),
+            Some(&own)
+        );
+        assert_eq!(
+            catalogue.override_for(ResponseType::Throttled),
+            Some(&default4)
+        );
+        assert_eq!(
+            catalogue.override_for(ResponseType::IntegrationFailure),
+            None
+        );
     }
 }

@@ -1,0 +1,125 @@
+//! Keep-alive pools of upstream connections, one per upstream authority per worker.
+//!
+//! Connections are reused last-in first-out (the warmest socket first); a connection idle past
+//! `idle_timeout_ms` or older than `lifetime_ms` is closed instead of reused. A pooled
+//! connection the upstream closed meanwhile is only discovered on use: the caller retries an
+//! idempotent request once on a fresh connection (see the gateway's forwarding code).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+use tollgate_config::plan::UpstreamSettings;
+
+/// An idle connection and its age.
+#[derive(Debug)]
+pub struct Pooled {
+    /// The connection.
+    pub stream: TcpStream,
+    /// When it was connected.
+    pub created: Instant,
+    /// Which of the upstream's addresses it goes to.
+    pub addr: SocketAddr,
+}
+
+/// One upstream's idle connections on one worker.
+#[derive(Debug)]
+pub struct HostPool {
+    /// Stable key: `host:port`.
+    pub authority: String,
+    /// Addresses resolved by the control thread.
+    pub addrs: Vec<SocketAddr>,
+    idle: RefCell<VecDeque<(Pooled, Instant)>>,
+    idle_max: usize,
+    idle_timeout: Duration,
+    lifetime: Duration,
+    next_addr: Cell<usize>,
+    /// Connections handed out from the pool.
+    pub reused: Cell<u64>,
+    /// Connections opened.
+    pub connected: Cell<u64>,
+    /// Failed connection attempts.
+    pub connect_failures: Cell<u64>,
+}
+
+impl HostPool {
+    /// An empty pool.
+    pub fn new(authority: &str, addrs: Vec<SocketAddr>, settings: &UpstreamSettings) -> Self {
+        Self {
+            authority: authority.to_string(),
+            addrs,
+            idle: RefCell::new(VecDeque::with_capacity(
+                settings.idle_per_upstream_max.min(64),
+            )),
+            idle_max: settings.idle_per_upstream_max,
+            idle_timeout: Duration::from_millis(settings.idle_timeout_ms),
+            lifetime: Duration::from_millis(settings.lifetime_ms),
+            next_addr: Cell::new(0),
+            reused: Cell::new(0),
+            connected: Cell::new(0),
+            connect_failures: Cell::new(0),
+        }
+    }
+
+    /// True when this pool can serve `addrs` under `settings` (so a reload may keep it).
+    pub fn matches(&self, addrs: &[SocketAddr], settings: &UpstreamSettings) -> bool {
+        self.addrs == addrs
+            && self.idle_max == settings.idle_per_upstream_max
+            && self.idle_timeout == Duration::from_millis(settings.idle_timeout_ms)
+            && self.lifetime == Duration::from_millis(settings.lifetime_ms)
+    }
+
+    /// Takes the most recently used live connection, closing expired ones on the way.
+    pub fn take(&self, now: Instant) -> Option<Pooled> {
+        let mut idle = self.idle.borrow_mut();
+        while let Some((conn, since)) = idle.pop_back() {
+            if now.duration_since(since) < self.idle_timeout
+                && now.duration_since(conn.created) < self.lifetime
+            {
+                self.reused.set(self.reused.get() + 1);
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection for reuse; closes it when the pool is full or it is too old.
+    pub fn put(&self, conn: Pooled, now: Instant) {
+        if now.duration_since(conn.created) >= self.lifetime {
+            return;
+        }
+        let mut idle = self.idle.borrow_mut();
+        // Oldest idle connections are the likeliest to have been closed by the upstream.
+        while let Some((_, since)) = idle.front() {
+            if now.duration_since(*since) < self.idle_timeout {
+                break;
+            }
+            idle.pop_front();
+        }
+        if idle.len() < self.idle_max {
+            idle.push_back((conn, now));
+        }
+    }
+
+    /// Idle connections currently held.
+    pub fn idle_len(&self) -> usize {
+        self.idle.borrow().len()
+    }
+
+    /// Closes every idle connection (drain).
+    pub fn clear(&self) {
+        self.idle.borrow_mut().clear();
+    }
+
+    /// The address for the next new connection (round robin over resolved addresses).
+    pub fn next_addr(&self) -> Option<SocketAddr> {
+        if self.addrs.is_empty() {
+            return None;
+        }
+        let i = self.next_addr.get();
+        self.next_addr.set(i.wrapping_add(1));
+        Some(self.addrs[i % self.addrs.len()])
+    }
+}

@@ -1,0 +1,539 @@
+//! One downstream HTTP/1.1 connection: wait for a request without holding a buffer, read and
+//! parse its head within the header timeout, route it, run its integration, and loop while the
+//! connection may be kept alive (keep-alive, pipelining, request cap, drain).
+//!
+//! Phases today: parse head → route match → integration (http or mock) → respond → counters.
+//! Later phases (CORS, authorizers, usage plans, validation, cache) slot in between route
+//! match and integration in [`Conn::dispatch`].
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+use tollgate_config::plan::{IntegrationPlan, Limits};
+use tollgate_config::responses::{ResponseCatalogue, ResponseType};
+
+use crate::body::{BodyError, BodyReader};
+use crate::buffers::IoBuf;
+use crate::counters::bump;
+use crate::http1::{
+    parse_request, BodyFraming, HeadError, HeadLimits, Method, RequestHead, Version,
+};
+use crate::io::{read_more, write_all, IoFail};
+use crate::respond::{self, Reply};
+use crate::worker::{Worker, WorkerPlan};
+
+/// Longest request id accepted from a client; longer ones are replaced by a generated id.
+const REQUEST_ID_MAX: usize = 128;
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(
+    worker: Rc<Worker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    listener: Rc<str>,
+) {
+    let slot = worker.registry.borrow_mut().insert(stream.as_raw_fd());
+    let mut conn = Conn {
+        worker: &worker,
+        stream,
+        peer,
+        local,
+        listener,
+        slot,
+        served: 0,
+    };
+    conn.run().await;
+    worker.registry.borrow_mut().remove(slot);
+}
+
+/// A downstream connection.
+pub struct Conn<'w> {
+    /// Its worker.
+    pub worker: &'w Worker,
+    /// The socket.
+    pub stream: TcpStream,
+    /// Client address.
+    pub peer: SocketAddr,
+    /// Local address it connected to.
+    pub local: SocketAddr,
+    listener: Rc<str>,
+    slot: usize,
+    served: u64,
+}
+
+/// The request id of one request, on the stack.
+#[derive(Clone, Copy)]
+pub struct RequestIdBuf {
+    bytes: [u8; REQUEST_ID_MAX],
+    len: usize,
+}
+
+impl RequestIdBuf {
+    /// The id.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// How a request ended for its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Ready for the next request.
+    KeepAlive,
+    /// Close the connection.
+    Close,
+}
+
+/// Per-request facts taken from the head before the body may overwrite it.
+#[derive(Clone, Copy)]
+pub struct Facts {
+    /// The parsed head.
+    pub head: RequestHead,
+    /// Request id.
+    pub id: RequestIdBuf,
+    /// When the head was complete.
+    pub started: Instant,
+}
+
+impl Facts {
+    /// A reply descriptor for gateway-made responses.
+    pub fn reply<'a>(&'a self, id_header: &'a str, close: bool) -> Reply<'a> {
+        Reply {
+            id_header,
+            request_id: self.id.as_bytes(),
+            head_request: self.head.method == Method::Head,
+            close,
+        }
+    }
+}
+
+fn head_limits(limits: &Limits) -> HeadLimits {
+    HeadLimits {
+        header_bytes_max: limits.header_bytes_max,
+        url_bytes_max: limits.url_bytes_max,
+        headers_count_max: limits.headers_count_max,
+    }
+}
+
+impl Conn<'_> {
+    async fn run(&mut self) {
+        let mut pending: Option<IoBuf> = None;
+        loop {
+            let buf = match pending.take() {
+                Some(buf) => buf,
+                None => {
+                    if !self.wait_for_request().await {
+                        return;
+                    }
+                    self.worker.buffers.take()
+                }
+            };
+            let Some((head, buf)) = self.read_head(buf).await else {
+                return;
+            };
+            let (after, buf) = self.handle(head, buf).await;
+            self.served += 1;
+            let cap = self.worker.plan().plan.limits.requests_per_connection_max;
+            if after == After::Close
+                || self.worker.draining.get()
+                || (cap > 0 && self.served >= cap)
+            {
+                self.worker.buffers.give(buf);
+                return;
+            }
+            if buf.data.is_empty() {
+                // Nothing pipelined: give the buffer back so an idle connection holds none.
+                self.worker.buffers.give(buf);
+            } else {
+                pending = Some(buf);
+            }
+        }
+    }
+
+    /// Waits until the client sends something (idle keep-alive, or the first request).
+    async fn wait_for_request(&mut self) -> bool {
+        let limits = &self.worker.plan().plan.limits;
+        let wait = Duration::from_millis(if self.served == 0 {
+            limits.header_read_timeout_ms
+        } else {
+            limits.idle_timeout_ms
+        });
+        self.worker.registry.borrow_mut().set_idle(self.slot, true);
+        let ready = monoio::time::timeout(wait, self.stream.readable(true)).await;
+        self.worker.registry.borrow_mut().set_idle(self.slot, false);
+        matches!(ready, Ok(Ok(())))
+    }
+
+    /// Reads until a complete head parses. Answers and returns None on errors and timeouts.
+    async fn read_head(&mut self, mut buf: IoBuf) -> Option<(RequestHead, IoBuf)> {
+        let limits = self.worker.plan().plan.limits.clone();
+        let head_limits = head_limits(&limits);
+        let deadline = Instant::now() + Duration::from_millis(limits.header_read_timeout_ms);
+        loop {
+            match parse_request(&buf.data, &head_limits, &mut buf.headers) {
+                Ok(Some(head)) => return Some((head, buf)),
+                Ok(None) => {}
+                Err(e) => {
+                    bump(&self.worker.counters.malformed);
+                    self.reject_head(&e, buf).await;
+                    return None;
+                }
+            }
+            if buf.data.len() < limits.header_bytes_max + 1 {
+                buf.data
+                    .reserve(limits.header_bytes_max + 1 - buf.data.len());
+            }
+            let had_bytes = !buf.data.is_empty();
+            let (res, data) =
+                read_more(&mut self.stream, std::mem::take(&mut buf.data), deadline).await;
+            buf.data = data;
+            match res {
+                Ok(_) => {}
+                Err(IoFail::Timeout) if had_bytes => {
+                    let plan = self.worker.plan();
+                    let mut out = self.worker.buffers.take_plain();
+                    let id = self.worker.ids.next_id();
+                    let reply = Reply {
+                        id_header: &plan.plan.settings.request_id_header,
+                        request_id: id.as_bytes(),
+                        head_request: false,
+                        close: true,
+                    };
+                    let status = respond::gateway(
+                        &mut out,
+                        &plan.plan.default_responses,
+                        ResponseType::RequestTimeout,
+                        None,
+                        reply,
+                    );
+                    plan.unmatched.record(status, Duration::ZERO);
+                    let _ = write_all(
+                        &mut self.stream,
+                        out,
+                        Duration::from_millis(limits.response_write_timeout_ms),
+                    )
+                    .await;
+                    return None;
+                }
+                Err(_) => {
+                    self.worker.buffers.give(buf);
+                    return None;
+                }
+            }
+        }
+    }
+
+    async fn reject_head(&mut self, e: &HeadError, buf: IoBuf) {
+        let kind = match e.status() {
+            414 => ResponseType::UriTooLong,
+            431 => ResponseType::RequestHeaderFieldsTooLarge,
+            417 => ResponseType::ExpectationFailed,
+            501 => ResponseType::NotImplemented,
+            _ => ResponseType::BadRequest,
+        };
+        let plan = self.worker.plan();
+        let id = self.worker.ids.next_id();
+        let mut out = self.worker.buffers.take_plain();
+        let reply = Reply {
+            id_header: &plan.plan.settings.request_id_header,
+            request_id: id.as_bytes(),
+            head_request: false,
+            close: true,
+        };
+        let status = respond::gateway(
+            &mut out,
+            &plan.plan.default_responses,
+            kind,
+            Some(e.message()),
+            reply,
+        );
+        plan.unmatched.record(status, Duration::ZERO);
+        self.worker.buffers.give(buf);
+        let timeout = Duration::from_millis(plan.plan.limits.response_write_timeout_ms);
+        let (_, out) = write_all(&mut self.stream, out, timeout).await;
+        self.worker.buffers.give_plain(out);
+    }
+
+    fn request_id(&self, head: &RequestHead, buf: &IoBuf, name: &str) -> RequestIdBuf {
+        let mut id = RequestIdBuf {
+            bytes: [0; REQUEST_ID_MAX],
+            len: 0,
+        };
+        let given = crate::http1::head::find_header(&buf.data, &buf.headers, name).filter(|v| {
+            !v.is_empty() && v.len() <= REQUEST_ID_MAX && v.iter().all(|b| b.is_ascii_graphic())
+        });
+        match given {
+            Some(v) => {
+                id.bytes[..v.len()].copy_from_slice(v);
+                id.len = v.len();
+            }
+            None => {
+                let generated = self.worker.ids.next_id();
+                let g = generated.as_bytes();
+                id.bytes[..g.len()].copy_from_slice(g);
+                id.len = g.len();
+            }
+        }
+        let _ = head;
+        id
+    }
+
+    /// Runs one request through the phases; returns what becomes of the connection and the
+    /// buffer holding any pipelined bytes.
+    async fn handle(&mut self, head: RequestHead, mut buf: IoBuf) -> (After, IoBuf) {
+        let wp = self.worker.plan();
+        let plan = &wp.plan;
+        let facts = Facts {
+            head,
+            id: self.request_id(&head, &buf, &plan.settings.request_id_header),
+            started: Instant::now(),
+        };
+        let route = self.route(&wp, &facts, &mut buf);
+        let (status, after) = match route {
+            Ok(index) => {
+                let r = &plan.routes[index];
+                let catalogue = &plan.apis[r.api].responses;
+                let (status, after, b) = self.dispatch(&wp, index, &facts, buf, catalogue).await;
+                buf = b;
+                wp.routes[index].record(status, facts.started.elapsed());
+                (status, after)
+            }
+            Err(kind) => {
+                // Unread body bytes would be taken for the next request: close instead.
+                let close = facts.head.framing != BodyFraming::None || !facts.head.keep_alive;
+                let status = self
+                    .answer(&wp, &plan.default_responses, kind, None, &facts, close)
+                    .await;
+                wp.unmatched.record(status, facts.started.elapsed());
+                let head_len = facts.head.head_len.min(buf.data.len());
+                buf.data.drain(..head_len);
+                (
+                    status,
+                    if close {
+                        After::Close
+                    } else {
+                        After::KeepAlive
+                    },
+                )
+            }
+        };
+        let _ = status;
+        (after, buf)
+    }
+
+    /// Route match: listener → host → path → method. Errors with the response type to send.
+    fn route(
+        &self,
+        wp: &WorkerPlan,
+        facts: &Facts,
+        buf: &mut IoBuf,
+    ) -> Result<usize, ResponseType> {
+        let plan = &wp.plan;
+        let Some(listener) = plan.listeners.iter().find(|l| *l.name == *self.listener) else {
+            return Err(ResponseType::ResourceNotFound);
+        };
+        let mut host_buf = [0u8; 256];
+        let host = facts
+            .head
+            .host
+            .and_then(|h| lowercase_host(h.get(&buf.data), &mut host_buf));
+        let method = std::str::from_utf8(facts.head.method_span.get(&buf.data))
+            .map_err(|_| ResponseType::BadRequest)?;
+        let path = std::str::from_utf8(facts.head.path.get(&buf.data))
+            .map_err(|_| ResponseType::BadRequest)?;
+        listener
+            .routes
+            .lookup(host, method, path, &mut buf.captures)
+            .ok_or(ResponseType::ResourceNotFound)
+    }
+
+    /// Runs the route's integration.
+    async fn dispatch(
+        &mut self,
+        wp: &WorkerPlan,
+        index: usize,
+        facts: &Facts,
+        buf: IoBuf,
+        catalogue: &ResponseCatalogue,
+    ) -> (u16, After, IoBuf) {
+        let limits = &wp.plan.limits;
+        if let BodyFraming::Length(n) = facts.head.framing {
+            if n > limits.body_bytes_max {
+                let status = self
+                    .answer(
+                        wp,
+                        catalogue,
+                        ResponseType::RequestTooLarge,
+                        None,
+                        facts,
+                        true,
+                    )
+                    .await;
+                return (status, After::Close, buf);
+            }
+        }
+        match &wp.plan.routes[index].integration {
+            IntegrationPlan::Mock(m) => self.mock(wp, m, facts, buf, catalogue).await,
+            IntegrationPlan::Http(target) => {
+                crate::forward::forward(self, wp, index, target, facts, buf, catalogue).await
+            }
+        }
+    }
+
+    async fn mock(
+        &mut self,
+        wp: &WorkerPlan,
+        m: &tollgate_config::plan::MockResponse,
+        facts: &Facts,
+        mut buf: IoBuf,
+        catalogue: &ResponseCatalogue,
+    ) -> (u16, After, IoBuf) {
+        // The body is read and discarded so the connection can carry the next request.
+        if let Err(e) = self.discard_body(wp, facts, &mut buf).await {
+            let status = self.body_failed(wp, catalogue, facts, e).await;
+            return (status, After::Close, buf);
+        }
+        let keep = facts.head.keep_alive && !self.worker.draining.get();
+        let mut out = self.worker.buffers.take_plain();
+        let reply = facts.reply(&wp.plan.settings.request_id_header, !keep);
+        respond::mock(&mut out, m, reply);
+        if facts.head.version == Version::Http10 && keep {
+            // HTTP/1.0 clients need to hear that the connection stays open.
+            let at = out
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(out.len(), |p| p + 2);
+            out.splice(at..at, b"connection: keep-alive\r\n".iter().copied());
+        }
+        let ok = self.send(wp, out).await;
+        (
+            m.status,
+            if ok && keep {
+                After::KeepAlive
+            } else {
+                After::Close
+            },
+            buf,
+        )
+    }
+
+    /// Sends `100 Continue` when the client waits for it before sending its body.
+    pub async fn continue_if_expected(
+        &mut self,
+        wp: &WorkerPlan,
+        facts: &Facts,
+        buf: &IoBuf,
+    ) -> bool {
+        if !facts.head.expect_continue || buf.data.len() > facts.head.head_len {
+            return true;
+        }
+        let mut out = self.worker.buffers.take_plain();
+        out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        self.send(wp, out).await
+    }
+
+    async fn discard_body(
+        &mut self,
+        wp: &WorkerPlan,
+        facts: &Facts,
+        buf: &mut IoBuf,
+    ) -> Result<(), BodyError> {
+        let limits = &wp.plan.limits;
+        if facts.head.framing == BodyFraming::None {
+            buf.data.drain(..facts.head.head_len.min(buf.data.len()));
+            return Ok(());
+        }
+        if !self.continue_if_expected(wp, facts, buf).await {
+            return Err(BodyError::Closed);
+        }
+        let mut reader = BodyReader::new(
+            facts.head.framing,
+            limits.body_bytes_max,
+            facts.head.head_len,
+        );
+        let timeout = Duration::from_millis(limits.body_read_timeout_ms);
+        while reader
+            .next(&mut self.stream, &mut buf.data, timeout)
+            .await?
+            .is_some()
+        {}
+        reader.finish(&mut buf.data);
+        Ok(())
+    }
+
+    /// Answers a body that could not be read; returns the status sent (or that would have been).
+    pub async fn body_failed(
+        &mut self,
+        wp: &WorkerPlan,
+        catalogue: &ResponseCatalogue,
+        facts: &Facts,
+        e: BodyError,
+    ) -> u16 {
+        let (kind, detail) = match e {
+            BodyError::TooLarge => (ResponseType::RequestTooLarge, None),
+            BodyError::Malformed(m) => (ResponseType::BadRequest, Some(m)),
+            BodyError::Timeout => (ResponseType::RequestTimeout, None),
+            BodyError::Closed => return 400,
+        };
+        self.answer(wp, catalogue, kind, detail, facts, true).await
+    }
+
+    /// Writes a gateway response; returns its status.
+    pub async fn answer(
+        &mut self,
+        wp: &WorkerPlan,
+        catalogue: &ResponseCatalogue,
+        kind: ResponseType,
+        detail: Option<&str>,
+        facts: &Facts,
+        close: bool,
+    ) -> u16 {
+        let mut out = self.worker.buffers.take_plain();
+        let reply = facts.reply(&wp.plan.settings.request_id_header, close);
+        let status = respond::gateway(&mut out, catalogue, kind, detail, reply);
+        self.send(wp, out).await;
+        status
+    }
+
+    /// Writes `out` to the client within the response write timeout; recycles the buffer.
+    pub async fn send(&mut self, wp: &WorkerPlan, out: Vec<u8>) -> bool {
+        let timeout = Duration::from_millis(wp.plan.limits.response_write_timeout_ms);
+        let (res, out) = write_all(&mut self.stream, out, timeout).await;
+        self.worker.buffers.give_plain(out);
+        res.is_ok()
+    }
+}
+
+/// `Example.COM:8080` → `example.com`, into `out`. None when too long or not text.
+fn lowercase_host<'a>(host: &[u8], out: &'a mut [u8; 256]) -> Option<&'a str> {
+    let name = if host.first() == Some(&b'[') {
+        host
+    } else {
+        host.rsplit_once_colon()
+    };
+    if name.len() > out.len() {
+        return None;
+    }
+    for (o, b) in out.iter_mut().zip(name) {
+        *o = b.to_ascii_lowercase();
+    }
+    std::str::from_utf8(&out[..name.len()]).ok()
+}
+
+trait SplitPort {
+    fn rsplit_once_colon(&self) -> &[u8];
+}
+
+impl SplitPort for [u8] {
+    /// The host without a `:port` suffix.
+    fn rsplit_once_colon(&self) -> &[u8] {
+        match self.iter().rposition(|&b| b == b':') {
+            Some(i) if self[i + 1..].iter().all(u8::is_ascii_digit) => &self[..i],
+            _ => self,
+        }
+    }
+}

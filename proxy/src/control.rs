@@ -1,0 +1,346 @@
+//! The control thread: loads the plan, binds listeners, starts the workers, and then turns
+//! signals into commands — SIGHUP reloads (the new plan is compiled and resolved here, once,
+//! and sent to every worker as an `Arc`), SIGTERM/SIGINT drain. Everything slow or blocking
+//! (file reads, DNS) happens here, never on a worker.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _};
+use crossbeam_channel::{select, unbounded, Receiver, Sender};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use tollgate_config::plan::DriverChoice;
+use tollgate_config::Plan;
+use tracing::{error, info, warn};
+
+use crate::driver::{self, Driver};
+use crate::listen::bind_group;
+use crate::worker::{self, Apply, Command, Event};
+
+/// Start-up options from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Configuration file.
+    pub config: PathBuf,
+    /// Overrides `server.driver`.
+    pub driver: Option<DriverChoice>,
+    /// Overrides `server.workers`.
+    pub workers: Option<usize>,
+}
+
+/// A bound listener group: configured address, backlog and the bound address.
+struct Bound {
+    configured: SocketAddr,
+    backlog: u32,
+}
+
+struct WorkerHandle {
+    commands: Sender<Command>,
+    wake: UnixStream,
+    thread: JoinHandle<std::io::Result<()>>,
+}
+
+/// The running gateway as the control thread sees it.
+pub struct Gateway {
+    options: Options,
+    workers: Vec<WorkerHandle>,
+    events: Receiver<Event>,
+    listeners: HashMap<String, Bound>,
+    plan: Arc<Plan>,
+    text: String,
+    generation: u64,
+}
+
+/// Loads a plan and resolves its upstream names.
+fn load(path: &std::path::Path) -> anyhow::Result<(Plan, String)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the configuration file", path.display()))?;
+    let plan = compile_resolved(path, &text)?;
+    Ok((plan, text))
+}
+
+fn compile_resolved(path: &std::path::Path, text: &str) -> anyhow::Result<Plan> {
+    let mut plan = tollgate_config::compile(path, text).map_err(|e| anyhow!("{e}"))?;
+    for e in tollgate_backends::resolve::resolve_all(&mut plan.upstreams) {
+        warn!(error = %e, "upstream unresolved; its routes answer 502 until it resolves");
+    }
+    Ok(plan)
+}
+
+impl Gateway {
+    /// Loads the configuration, binds the listeners and starts the workers.
+    pub fn start(options: Options) -> anyhow::Result<Self> {
+        let (plan, text) = load(&options.config)?;
+        let choice = options.driver.unwrap_or(plan.settings.driver);
+        let (driver, reason) = driver::choose(choice).map_err(|e| anyhow!(e))?;
+        let count = options
+            .workers
+            .or(plan.settings.workers)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        info!(driver = driver.name(), reason = %reason, workers = count, "starting");
+        let plan = Arc::new(plan);
+        let mut listeners = HashMap::new();
+        let mut sockets: Vec<Vec<(String, TcpListener)>> = (0..count).map(|_| Vec::new()).collect();
+        for l in &plan.listeners {
+            let group = bind(&l.name, l.addr, l.backlog, count)?;
+            for (i, s) in group.into_iter().enumerate() {
+                sockets[i].push((l.name.clone(), s));
+            }
+            listeners.insert(
+                l.name.clone(),
+                Bound {
+                    configured: l.addr,
+                    backlog: l.backlog,
+                },
+            );
+        }
+        let (events_tx, events) = unbounded();
+        let mut workers = Vec::with_capacity(count);
+        for (id, open) in sockets.into_iter().enumerate() {
+            workers.push(spawn_worker(
+                id,
+                driver,
+                Arc::clone(&plan),
+                open,
+                events_tx.clone(),
+            )?);
+        }
+        let mut gateway = Gateway {
+            options,
+            workers,
+            events,
+            listeners,
+            plan,
+            text,
+            generation: 1,
+        };
+        gateway.wait_applied(1)?;
+        info!(generation = 1, workers = count, "ready");
+        Ok(gateway)
+    }
+
+    /// Waits until every worker runs `generation`.
+    fn wait_applied(&mut self, generation: u64) -> anyhow::Result<()> {
+        let mut pending: Vec<bool> = vec![true; self.workers.len()];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pending.iter().any(|p| *p) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::Applied {
+                    worker,
+                    generation: g,
+                }) if g == generation => pending[worker] = false,
+                Ok(Event::Stopped { worker }) => {
+                    return Err(anyhow!("worker {worker} stopped unexpectedly"))
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(anyhow!(
+                        "workers did not apply generation {generation} within 30 s"
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until SIGTERM or SIGINT has drained the workers.
+    pub fn run(mut self) -> anyhow::Result<()> {
+        let signals = signal_channel()?;
+        let refresh = Duration::from_millis(self.plan.upstream.dns_ttl_ms);
+        loop {
+            select! {
+                recv(signals) -> sig => match sig {
+                    Ok(SIGHUP) => self.reload(),
+                    Ok(_) | Err(_) => return self.drain(),
+                },
+                recv(self.events) -> ev => {
+                    if let Ok(Event::Stopped { worker }) = ev {
+                        error!(worker, "worker stopped unexpectedly");
+                    }
+                }
+                default(refresh) => self.refresh_names(),
+            }
+        }
+    }
+
+    /// SIGHUP: compile and resolve the file again; if it is valid, switch every worker.
+    fn reload(&mut self) {
+        info!(file = %self.options.config.display(), "reload requested");
+        match load(&self.options.config).and_then(|(plan, text)| self.switch(plan, text)) {
+            Ok(generation) => info!(generation, "reload complete"),
+            Err(e) => {
+                error!(error = %e, generation = self.generation, "reload failed; the previous configuration keeps serving")
+            }
+        }
+    }
+
+    /// Re-resolves upstream names; a change becomes a new plan generation.
+    fn refresh_names(&mut self) {
+        let named = self
+            .plan
+            .upstreams
+            .iter()
+            .any(|u| u.host.parse::<IpAddr>().is_err());
+        if !named {
+            return;
+        }
+        let Ok(plan) = compile_resolved(&self.options.config, &self.text) else {
+            return;
+        };
+        let changed = plan
+            .upstreams
+            .iter()
+            .zip(&self.plan.upstreams)
+            .any(|(a, b)| a.addrs != b.addrs);
+        if changed {
+            let text = self.text.clone();
+            match self.switch(plan, text) {
+                Ok(generation) => info!(generation, "upstream addresses changed"),
+                Err(e) => warn!(error = %e, "cannot apply new upstream addresses"),
+            }
+        }
+    }
+
+    /// Binds new listeners, sends the plan to every worker and waits for all to apply it.
+    fn switch(&mut self, plan: Plan, text: String) -> anyhow::Result<u64> {
+        let count = self.workers.len();
+        let mut open: Vec<Vec<(String, TcpListener)>> = (0..count).map(|_| Vec::new()).collect();
+        let mut close = Vec::new();
+        let mut kept = HashMap::new();
+        for l in &plan.listeners {
+            match self.listeners.get(&l.name) {
+                Some(b) if b.configured == l.addr && b.backlog == l.backlog => {}
+                existing => {
+                    if existing.is_some() {
+                        close.push(l.name.clone());
+                    }
+                    let group = bind(&l.name, l.addr, l.backlog, count)?;
+                    for (i, s) in group.into_iter().enumerate() {
+                        open[i].push((l.name.clone(), s));
+                    }
+                }
+            }
+            kept.insert(
+                l.name.clone(),
+                Bound {
+                    configured: l.addr,
+                    backlog: l.backlog,
+                },
+            );
+        }
+        close.extend(
+            self.listeners
+                .keys()
+                .filter(|n| !kept.contains_key(*n))
+                .cloned(),
+        );
+        self.generation += 1;
+        let generation = self.generation;
+        let plan = Arc::new(plan);
+        for (handle, open) in self.workers.iter_mut().zip(open) {
+            let apply = Apply {
+                plan: Arc::clone(&plan),
+                generation,
+                open,
+                close: close.clone(),
+            };
+            send(handle, Command::Apply(Box::new(apply)));
+        }
+        self.listeners = kept;
+        self.plan = plan;
+        self.text = text;
+        self.wait_applied(generation)?;
+        Ok(generation)
+    }
+
+    /// Stops accepting, lets in-flight requests finish until the deadline, and joins workers.
+    fn drain(self) -> anyhow::Result<()> {
+        let timeout = Duration::from_millis(self.plan.settings.shutdown_timeout_ms);
+        info!(
+            timeout_ms = self.plan.settings.shutdown_timeout_ms,
+            "draining"
+        );
+        let deadline = Instant::now() + timeout;
+        for handle in &self.workers {
+            send(handle, Command::Drain { deadline });
+        }
+        for handle in self.workers {
+            match handle.thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "worker runtime failed"),
+                Err(_) => warn!("worker panicked"),
+            }
+        }
+        info!("shutdown complete");
+        Ok(())
+    }
+}
+
+fn bind(
+    name: &str,
+    addr: SocketAddr,
+    backlog: u32,
+    count: usize,
+) -> anyhow::Result<Vec<TcpListener>> {
+    let (group, bound) = bind_group(addr, backlog, count)
+        .with_context(|| format!("listener {name:?}: cannot bind {addr}"))?;
+    info!(listener = name, addr = %bound, "listening");
+    Ok(group)
+}
+
+fn send(handle: &WorkerHandle, command: Command) {
+    let _ = handle.commands.send(command);
+    // One byte wakes the worker's control task; it then drains the channel.
+    let _ = (&handle.wake).write_all(&[1]);
+}
+
+fn spawn_worker(
+    id: usize,
+    driver: Driver,
+    plan: Arc<Plan>,
+    open: Vec<(String, TcpListener)>,
+    events: Sender<Event>,
+) -> anyhow::Result<WorkerHandle> {
+    let (commands, rx) = unbounded();
+    let (wake, wake_rx) = UnixStream::pair().context("cannot create a worker wake-up socket")?;
+    let first = Apply {
+        plan,
+        generation: 1,
+        open,
+        close: Vec::new(),
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("tollgate-w{id}"))
+        .spawn(move || worker::run(id, driver, first, rx, wake_rx, events))
+        .context("cannot start a worker thread")?;
+    Ok(WorkerHandle {
+        commands,
+        wake,
+        thread,
+    })
+}
+
+/// Forwards SIGHUP, SIGTERM and SIGINT to a channel.
+fn signal_channel() -> anyhow::Result<Receiver<i32>> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])
+        .context("cannot install signal handlers")?;
+    let (tx, rx) = unbounded();
+    std::thread::Builder::new()
+        .name("tollgate-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(sig).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(rx)
+}

@@ -1,0 +1,357 @@
+//! One worker: a monoio runtime on its own thread with its own listeners, connections,
+//! upstream pools, buffers and counters. Nothing here is shared with other workers; the
+//! control thread talks to it only through [`Command`]s.
+//!
+//! Plans: the worker holds the current plan in an `Rc` that every request clones when its
+//! head is parsed, so a keep-alive connection sees a new route on its next request while an
+//! in-flight request finishes on the plan it started with. Applying a plan builds the
+//! worker's view of it ([`WorkerPlan`]): upstream pools and route counters are carried over
+//! by stable key (upstream authority; API id + stage + route key), never by position.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use monoio::io::AsyncReadRent;
+use monoio::net::TcpListener;
+use tollgate_backends::pool::HostPool;
+use tollgate_config::Plan;
+use tracing::{info, warn};
+
+use crate::buffers::BufferPool;
+use crate::counters::{bump, RouteCounters, WorkerCounters};
+use crate::driver::Driver;
+use crate::registry::{shutdown_read, Registry};
+use crate::request_id::RequestIds;
+
+/// Size of pooled I/O buffers; heads larger than this grow a buffer for that request.
+const BUFFER_BYTES: usize = 16 * 1024;
+/// Free buffers kept per worker per kind.
+const BUFFERS_KEPT: usize = 1024;
+
+/// A message from the control thread.
+#[derive(Debug)]
+pub enum Command {
+    /// Switch to a new plan; open and close listeners.
+    Apply(Box<Apply>),
+    /// Stop accepting, finish in-flight requests until `deadline`, then exit.
+    Drain {
+        /// When to give up on in-flight requests.
+        deadline: Instant,
+    },
+}
+
+/// A plan to apply and the listener changes that come with it.
+#[derive(Debug)]
+pub struct Apply {
+    /// The compiled plan.
+    pub plan: Arc<Plan>,
+    /// Its generation (1 = the start-up plan).
+    pub generation: u64,
+    /// New listeners for this worker: name and socket.
+    pub open: Vec<(String, std::net::TcpListener)>,
+    /// Names of listeners to close.
+    pub close: Vec<String>,
+}
+
+/// A message to the control thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A plan generation is live on this worker.
+    Applied {
+        /// Worker index.
+        worker: usize,
+        /// Generation.
+        generation: u64,
+    },
+    /// The worker has drained and its thread is ending.
+    Stopped {
+        /// Worker index.
+        worker: usize,
+    },
+}
+
+/// The worker's view of one plan generation.
+#[derive(Debug)]
+pub struct WorkerPlan {
+    /// The shared plan.
+    pub plan: Arc<Plan>,
+    /// Its generation.
+    pub generation: u64,
+    /// Upstream pools by `plan.upstreams` index.
+    pub pools: Vec<Rc<HostPool>>,
+    /// Route counters by `plan.routes` index.
+    pub routes: Vec<Rc<RouteCounters>>,
+    /// Requests that matched no route.
+    pub unmatched: Rc<RouteCounters>,
+}
+
+impl WorkerPlan {
+    fn build(plan: Arc<Plan>, generation: u64, old: Option<&WorkerPlan>) -> Self {
+        let mut old_pools: HashMap<&str, &Rc<HostPool>> = HashMap::new();
+        let mut old_routes: HashMap<(&str, &str, &str), &Rc<RouteCounters>> = HashMap::new();
+        if let Some(old) = old {
+            for p in &old.pools {
+                old_pools.insert(p.authority.as_str(), p);
+            }
+            for (r, c) in old.plan.routes.iter().zip(&old.routes) {
+                let api = old.plan.apis[r.api].id.as_str();
+                old_routes.insert((api, r.stage.as_str(), r.route_key.as_str()), c);
+            }
+        }
+        let pools = plan
+            .upstreams
+            .iter()
+            .map(|u| match old_pools.get(u.authority.as_str()) {
+                Some(p) if p.matches(&u.addrs, &plan.upstream) => Rc::clone(p),
+                _ => Rc::new(HostPool::new(&u.authority, u.addrs.clone(), &plan.upstream)),
+            })
+            .collect();
+        let routes = plan
+            .routes
+            .iter()
+            .map(|r| {
+                let key = (
+                    plan.apis[r.api].id.as_str(),
+                    r.stage.as_str(),
+                    r.route_key.as_str(),
+                );
+                old_routes
+                    .get(&key)
+                    .map_or_else(Rc::default, |c| Rc::clone(c))
+            })
+            .collect();
+        let unmatched = old.map_or_else(Rc::default, |o| Rc::clone(&o.unmatched));
+        Self {
+            plan,
+            generation,
+            pools,
+            routes,
+            unmatched,
+        }
+    }
+}
+
+/// A listener this worker accepts on.
+#[derive(Debug)]
+struct ListenerHandle {
+    name: Rc<str>,
+    fd: RawFd,
+    stopped: Rc<Cell<bool>>,
+}
+
+/// All state of one worker.
+#[derive(Debug)]
+pub struct Worker {
+    /// Index (0-based).
+    pub id: usize,
+    /// The io driver it runs.
+    pub driver: Driver,
+    plan: RefCell<Rc<WorkerPlan>>,
+    /// Pooled I/O buffers.
+    pub buffers: BufferPool,
+    /// Open downstream connections.
+    pub registry: RefCell<Registry>,
+    /// Set by a drain: finish the current request, then close.
+    pub draining: Cell<bool>,
+    /// Connection and reload counters.
+    pub counters: WorkerCounters,
+    /// Request id generator.
+    pub ids: RequestIds,
+    listeners: RefCell<Vec<ListenerHandle>>,
+    events: Sender<Event>,
+}
+
+impl Worker {
+    /// The plan current now (cloned per request when its head is parsed).
+    pub fn plan(&self) -> Rc<WorkerPlan> {
+        Rc::clone(&self.plan.borrow())
+    }
+
+    fn apply(self: &Rc<Self>, apply: Apply) {
+        for name in &apply.close {
+            let mut listeners = self.listeners.borrow_mut();
+            if let Some(i) = listeners.iter().position(|l| &*l.name == name) {
+                let l = listeners.remove(i);
+                l.stopped.set(true);
+                shutdown_read(l.fd);
+            }
+        }
+        for (name, socket) in apply.open {
+            let local = socket.local_addr().ok();
+            match TcpListener::from_std(socket) {
+                Ok(listener) => {
+                    let stopped = Rc::new(Cell::new(false));
+                    let name: Rc<str> = name.into();
+                    self.listeners.borrow_mut().push(ListenerHandle {
+                        name: Rc::clone(&name),
+                        fd: listener.as_raw_fd(),
+                        stopped: Rc::clone(&stopped),
+                    });
+                    monoio::spawn(accept_loop(Rc::clone(self), listener, name, local, stopped));
+                }
+                Err(e) => {
+                    warn!(worker = self.id, listener = %name, error = %e, "cannot register listener")
+                }
+            }
+        }
+        let built = WorkerPlan::build(apply.plan, apply.generation, Some(&self.plan()));
+        *self.plan.borrow_mut() = Rc::new(built);
+        bump(&self.counters.plans_applied);
+        info!(
+            worker = self.id,
+            generation = apply.generation,
+            "plan applied"
+        );
+        let _ = self.events.send(Event::Applied {
+            worker: self.id,
+            generation: apply.generation,
+        });
+    }
+
+    fn start_drain(&self) {
+        self.draining.set(true);
+        for l in self.listeners.borrow_mut().drain(..) {
+            l.stopped.set(true);
+            shutdown_read(l.fd);
+        }
+        self.close_idle();
+        for pool in &self.plan().pools {
+            pool.clear();
+        }
+    }
+
+    fn close_idle(&self) {
+        for fd in self.registry.borrow().idle_fds() {
+            shutdown_read(fd);
+        }
+    }
+}
+
+/// Runs worker `id` on the calling thread until it has drained.
+pub fn run(
+    id: usize,
+    driver: Driver,
+    first: Apply,
+    commands: Receiver<Command>,
+    wake: std::os::unix::net::UnixStream,
+    events: Sender<Event>,
+) -> std::io::Result<()> {
+    let main = async move {
+        let empty = Arc::clone(&first.plan);
+        let worker = Rc::new(Worker {
+            id,
+            driver,
+            plan: RefCell::new(Rc::new(WorkerPlan::build(empty, 0, None))),
+            buffers: BufferPool::new(BUFFER_BYTES, BUFFERS_KEPT),
+            registry: RefCell::new(Registry::default()),
+            draining: Cell::new(false),
+            counters: WorkerCounters::default(),
+            ids: RequestIds::new(id),
+            listeners: RefCell::new(Vec::new()),
+            events: events.clone(),
+        });
+        worker.apply(first);
+        control_loop(&worker, commands, wake).await;
+        let _ = events.send(Event::Stopped { worker: id });
+    };
+    crate::driver::block_on(driver, main)
+}
+
+/// Waits for wake-ups from the control thread and runs its commands.
+async fn control_loop(
+    worker: &Rc<Worker>,
+    commands: Receiver<Command>,
+    wake: std::os::unix::net::UnixStream,
+) {
+    let deadline = match wake
+        .set_nonblocking(true)
+        .and_then(|()| monoio::net::UnixStream::from_std(wake))
+    {
+        Ok(mut wake) => {
+            let mut scratch = vec![0u8; 64];
+            'outer: loop {
+                let (res, buf) = wake.read(scratch).await;
+                scratch = buf;
+                if !matches!(res, Ok(n) if n > 0) {
+                    // The control thread is gone: drain with the configured deadline.
+                    let ms = worker.plan().plan.settings.shutdown_timeout_ms;
+                    break Instant::now() + Duration::from_millis(ms);
+                }
+                while let Ok(cmd) = commands.try_recv() {
+                    match cmd {
+                        Command::Apply(apply) => worker.apply(*apply),
+                        Command::Drain { deadline } => break 'outer deadline,
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            warn!(worker = worker.id, error = %e, "no control channel; draining");
+            Instant::now()
+        }
+    };
+    worker.start_drain();
+    // Connections that were busy close after their current request; the loop only waits for
+    // them (bounded by the deadline), re-closing connections that turned idle meanwhile.
+    while worker.registry.borrow().len() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+        worker.close_idle();
+    }
+    info!(
+        worker = worker.id,
+        open = worker.registry.borrow().len(),
+        "worker drained"
+    );
+}
+
+async fn accept_loop(
+    worker: Rc<Worker>,
+    listener: TcpListener,
+    name: Rc<str>,
+    local: Option<SocketAddr>,
+    stopped: Rc<Cell<bool>>,
+) {
+    let mut last_error_log: Option<Instant> = None;
+    loop {
+        let accepted = listener.accept().await;
+        if stopped.get() {
+            break;
+        }
+        match accepted {
+            Ok((stream, peer)) => {
+                let limit = worker.plan().plan.limits.connections_per_worker_max;
+                if worker.registry.borrow().len() >= limit {
+                    // Close at once instead of leaving it in the backlog: under SO_REUSEPORT a
+                    // connection queued here would never move to another worker.
+                    bump(&worker.counters.rejected_at_limit);
+                    drop(stream);
+                    continue;
+                }
+                bump(&worker.counters.accepted);
+                let local = local.unwrap_or(peer);
+                monoio::spawn(crate::conn::serve(
+                    Rc::clone(&worker),
+                    stream,
+                    peer,
+                    local,
+                    Rc::clone(&name),
+                ));
+            }
+            Err(e) => {
+                let now = Instant::now();
+                if last_error_log.is_none_or(|t| now.duration_since(t) > Duration::from_secs(1)) {
+                    warn!(worker = worker.id, listener = %name, error = %e, "accept failed");
+                    last_error_log = Some(now);
+                }
+                // Out of file descriptors: back off instead of spinning on a full accept queue.
+                monoio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
