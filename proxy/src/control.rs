@@ -38,6 +38,7 @@ pub struct Options {
 struct Bound {
     configured: SocketAddr,
     backlog: u32,
+    bound: SocketAddr,
 }
 
 struct WorkerHandle {
@@ -88,17 +89,16 @@ impl Gateway {
         let mut listeners = HashMap::new();
         let mut sockets: Vec<Vec<(String, TcpListener)>> = (0..count).map(|_| Vec::new()).collect();
         for l in &plan.listeners {
-            let group = bind(&l.name, l.addr, l.backlog, count)?;
+            let (group, bound) = bind(&l.name, l.addr, l.backlog, count)?;
             for (i, s) in group.into_iter().enumerate() {
                 sockets[i].push((l.name.clone(), s));
             }
-            listeners.insert(
-                l.name.clone(),
-                Bound {
-                    configured: l.addr,
-                    backlog: l.backlog,
-                },
-            );
+            let entry = Bound {
+                configured: l.addr,
+                backlog: l.backlog,
+                bound,
+            };
+            listeners.insert(l.name.clone(), entry);
         }
         let (events_tx, events) = unbounded();
         let mut workers = Vec::with_capacity(count);
@@ -123,6 +123,11 @@ impl Gateway {
         gateway.wait_applied(1)?;
         info!(generation = 1, workers = count, "ready");
         Ok(gateway)
+    }
+
+    /// The address a listener is bound to (port 0 resolved).
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners.get(name).map(|b| b.bound)
     }
 
     /// Waits until every worker runs `generation`.
@@ -215,25 +220,25 @@ impl Gateway {
         let mut close = Vec::new();
         let mut kept = HashMap::new();
         for l in &plan.listeners {
-            match self.listeners.get(&l.name) {
-                Some(b) if b.configured == l.addr && b.backlog == l.backlog => {}
+            let bound = match self.listeners.get(&l.name) {
+                Some(b) if b.configured == l.addr && b.backlog == l.backlog => b.bound,
                 existing => {
                     if existing.is_some() {
                         close.push(l.name.clone());
                     }
-                    let group = bind(&l.name, l.addr, l.backlog, count)?;
+                    let (group, bound) = bind(&l.name, l.addr, l.backlog, count)?;
                     for (i, s) in group.into_iter().enumerate() {
                         open[i].push((l.name.clone(), s));
                     }
+                    bound
                 }
-            }
-            kept.insert(
-                l.name.clone(),
-                Bound {
-                    configured: l.addr,
-                    backlog: l.backlog,
-                },
-            );
+            };
+            let entry = Bound {
+                configured: l.addr,
+                backlog: l.backlog,
+                bound,
+            };
+            kept.insert(l.name.clone(), entry);
         }
         close.extend(
             self.listeners
@@ -288,11 +293,11 @@ fn bind(
     addr: SocketAddr,
     backlog: u32,
     count: usize,
-) -> anyhow::Result<Vec<TcpListener>> {
+) -> anyhow::Result<(Vec<TcpListener>, SocketAddr)> {
     let (group, bound) = bind_group(addr, backlog, count)
         .with_context(|| format!("listener {name:?}: cannot bind {addr}"))?;
     info!(listener = name, addr = %bound, "listening");
-    Ok(group)
+    Ok((group, bound))
 }
 
 fn send(handle: &WorkerHandle, command: Command) {
