@@ -11,7 +11,9 @@ fn build(routes: usize) -> Router<usize> {
     let mut r = Router::new();
     let mut add = |m: Option<&str>, t: String| {
         let n = r.len();
-        r.insert(m, &t, n).unwrap();
+        if let Err(e) = r.insert(m, &t, n) {
+            panic!("{t}: {e}");
+        }
     };
     for g in 0..routes / 10 {
         add(Some("GET"), format!("/api{g}/prod/users"));

@@ -374,7 +374,50 @@ impl Builder<'_, '_> {
                 integration,
             });
         }
+        if !api.routes.iter().any(|r| r.route.get_ref() == DEFAULT_KEY) {
+            self.place_not_found(a, stage, prefix, placements, listeners);
+        }
         Ok(())
+    }
+
+    /// Behind the routes of an API stage without `$default`, a catch-all that answers
+    /// `RESOURCE_NOT_FOUND` with the API's own gateway responses. It yields to every route
+    /// it collides with (conflicts are skipped).
+    fn place_not_found(
+        &mut self,
+        a: usize,
+        stage: &str,
+        prefix: &str,
+        placements: &[Placement],
+        listeners: &mut [ListenerPlan],
+    ) {
+        let index = self.out.routes.len();
+        let root = if prefix.is_empty() {
+            "/".to_string()
+        } else {
+            prefix.to_string()
+        };
+        let mut placed = false;
+        for template in [root, format!("{prefix}/{{proxy+}}")] {
+            for (l, host) in placements {
+                let table = &mut listeners[*l].routes;
+                let router: &mut Router<usize> = match host {
+                    Some(h) => table.by_host.entry(h.clone()).or_default(),
+                    None => &mut table.any_host,
+                };
+                placed |= router.insert(None, &template, index).is_ok();
+            }
+        }
+        if placed {
+            self.out.routes.push(RoutePlan {
+                api: a,
+                stage: stage.to_string(),
+                route_key: "(unmatched)".to_string(),
+                prefix_len: prefix.len(),
+                params: vec!["proxy".to_string()],
+                integration: IntegrationPlan::NotFound,
+            });
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -420,7 +463,7 @@ impl Builder<'_, '_> {
         url: &str,
         params: &[String],
         route: &str,
-        sub: &dyn Fn(&str, Range<usize>, &str) -> Result<String, ConfigError>,
+        sub: &Substitute<'_>,
     ) -> Result<IntegrationPlan, ConfigError> {
         let src = self.src;
         let url_err = |problem: String| {
@@ -557,12 +600,15 @@ fn split_authority(authority: &str) -> Option<(&str, u16)> {
 
 type HeaderLists = (Vec<(String, String)>, Vec<String>);
 
+/// Substitutes stage variables in a value: (text, span for errors, field name for errors).
+type Substitute<'a> = dyn Fn(&str, Range<usize>, &str) -> Result<String, ConfigError> + 'a;
+
 fn compile_headers(
     src: &Source<'_>,
     key: &str,
     m: &HeaderMappingSection,
     span: Range<usize>,
-    sub: &dyn Fn(&str, Range<usize>, &str) -> Result<String, ConfigError>,
+    sub: &Substitute<'_>,
 ) -> Result<HeaderLists, ConfigError> {
     let mut set = Vec::new();
     for (name, value) in &m.set {
@@ -611,7 +657,7 @@ fn compile_mock(
     key: &str,
     m: &MockIntegrationSection,
     span: Range<usize>,
-    sub: &dyn Fn(&str, Range<usize>, &str) -> Result<String, ConfigError>,
+    sub: &Substitute<'_>,
 ) -> Result<IntegrationPlan, ConfigError> {
     let status = match &m.status {
         None => 200,

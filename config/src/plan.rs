@@ -176,6 +176,9 @@ pub enum IntegrationPlan {
     Http(HttpTarget),
     /// Fixed response.
     Mock(MockResponse),
+    /// No route of the API stage matched: answer `RESOURCE_NOT_FOUND` with the API's own
+    /// gateway responses (the catch-all behind an API stage without a `$default` route).
+    NotFound,
 }
 
 /// A compiled `http` integration for one stage.
@@ -272,13 +275,17 @@ impl Plan {
                         format!("http {} -> {}", h.id, self.upstreams[h.upstream].authority)
                     }
                     IntegrationPlan::Mock(m) => format!("mock {}", m.status),
+                    IntegrationPlan::NotFound => continue,
                 };
                 let _ = writeln!(out, "  [{}] {} => {}", route.stage, route.route_key, target);
             }
         }
         for l in &self.listeners {
             for (host, router) in &l.routes.by_host {
-                for (method, template, _) in router.routes() {
+                for (method, template, &r) in router.routes() {
+                    if matches!(self.routes[r].integration, IntegrationPlan::NotFound) {
+                        continue;
+                    }
                     let _ = writeln!(
                         out,
                         "  route {}: host {host} {} {template}",
@@ -287,7 +294,10 @@ impl Plan {
                     );
                 }
             }
-            for (method, template, _) in l.routes.any_host.routes() {
+            for (method, template, &r) in l.routes.any_host.routes() {
+                if matches!(self.routes[r].integration, IntegrationPlan::NotFound) {
+                    continue;
+                }
                 let _ = writeln!(
                     out,
                     "  route {}: any host {} {template}",

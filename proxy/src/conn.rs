@@ -28,6 +28,10 @@ use crate::worker::{Worker, WorkerPlan};
 /// Longest request id accepted from a client; longer ones are replaced by a generated id.
 const REQUEST_ID_MAX: usize = 128;
 
+/// How long a connection stays in the busy state waiting for its next request before it
+/// drops to the small idle state.
+const LINGER: Duration = Duration::from_millis(20);
+
 /// Serves one accepted connection until it closes.
 pub async fn serve(
     worker: Rc<Worker>,
@@ -119,21 +123,40 @@ fn head_limits(limits: &Limits) -> HeadLimits {
     }
 }
 
-impl Conn<'_> {
+impl<'w> Conn<'w> {
+    /// Alternates between the idle state (a readiness wait: no buffer, a small future) and
+    /// the busy state. The busy state's future is large (it spans parsing, routing and the
+    /// integration), so it lives in a box allocated once per busy period, not inline in every
+    /// connection's task: an idle connection costs only the small idle future.
     async fn run(&mut self) {
+        let mut wait_ms = self.worker.plan().plan.limits.header_read_timeout_ms;
+        loop {
+            if !self.wait_idle(Duration::from_millis(wait_ms)).await {
+                return;
+            }
+            if !self.busy_boxed().await {
+                return;
+            }
+            wait_ms = self.worker.plan().plan.limits.idle_timeout_ms;
+        }
+    }
+
+    /// The busy state's future, boxed. Built in a plain function so the unboxed future never
+    /// occupies space in the caller's (per-connection) state machine.
+    fn busy_boxed<'s>(
+        &'s mut self,
+    ) -> std::pin::Pin<Box<impl std::future::Future<Output = bool> + use<'s, 'w>>> {
+        Box::pin(self.busy())
+    }
+
+    /// Serves requests while the client keeps sending them. Returns true when the connection
+    /// went quiet (back to the idle state), false when it must close.
+    async fn busy(&mut self) -> bool {
         let mut pending: Option<IoBuf> = None;
         loop {
-            let buf = match pending.take() {
-                Some(buf) => buf,
-                None => {
-                    if !self.wait_for_request().await {
-                        return;
-                    }
-                    self.worker.buffers.take()
-                }
-            };
+            let buf = pending.take().unwrap_or_else(|| self.worker.buffers.take());
             let Some((head, buf)) = self.read_head(buf).await else {
-                return;
+                return false;
             };
             let (after, buf) = self.handle(head, buf).await;
             self.served += 1;
@@ -143,28 +166,48 @@ impl Conn<'_> {
                 || (cap > 0 && self.served >= cap)
             {
                 self.worker.buffers.give(buf);
-                return;
+                return false;
             }
-            if buf.data.is_empty() {
-                // Nothing pipelined: give the buffer back so an idle connection holds none.
-                self.worker.buffers.give(buf);
-            } else {
+            if !buf.data.is_empty() {
+                // Pipelined bytes: the next request is already here.
                 pending = Some(buf);
+                continue;
+            }
+            // Nothing pipelined: give the buffer back, and wait a little in this state before
+            // dropping it, so a client sending request after request stays on one allocation.
+            self.worker.buffers.give(buf);
+            if !self.linger().await {
+                return true;
             }
         }
     }
 
-    /// Waits until the client sends something (idle keep-alive, or the first request).
-    async fn wait_for_request(&mut self) -> bool {
-        let limits = &self.worker.plan().plan.limits;
-        let wait = Duration::from_millis(if self.served == 0 {
-            limits.header_read_timeout_ms
-        } else {
-            limits.idle_timeout_ms
-        });
-        self.worker.registry.borrow_mut().set_idle(self.slot, true);
-        let ready = monoio::time::timeout(wait, self.stream.readable(true)).await;
-        self.worker.registry.borrow_mut().set_idle(self.slot, false);
+    /// Waits until the client sends something, holding no buffer and no timer: the worker's
+    /// sweep enforces the deadline (see [`crate::registry`]). False when it passed or on error.
+    async fn wait_idle(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        self.worker
+            .registry
+            .borrow_mut()
+            .set_idle(self.slot, Some(deadline));
+        // Not relaxed: on epoll a relaxed wait may report stale readiness, and the read that
+        // follows would then sit holding a buffer (one poll(2) more per wait on epoll).
+        let ready = self.stream.readable(false).await;
+        let mut registry = self.worker.registry.borrow_mut();
+        registry.set_idle(self.slot, None);
+        ready.is_ok() && !registry.expired(self.slot)
+    }
+
+    /// Waits up to [`LINGER`] for the next request in the busy state. False when none came.
+    async fn linger(&mut self) -> bool {
+        // Marked idle with a far deadline so a drain closes it; LINGER's own timer ends it.
+        let far = Instant::now() + LINGER * 2;
+        self.worker
+            .registry
+            .borrow_mut()
+            .set_idle(self.slot, Some(far));
+        let ready = monoio::time::timeout(LINGER, self.stream.readable(false)).await;
+        self.worker.registry.borrow_mut().set_idle(self.slot, None);
         matches!(ready, Ok(Ok(())))
     }
 
@@ -284,9 +327,14 @@ impl Conn<'_> {
 
     /// Runs one request through the phases; returns what becomes of the connection and the
     /// buffer holding any pipelined bytes.
-    async fn handle(&mut self, head: RequestHead, mut buf: IoBuf) -> (After, IoBuf) {
+    async fn handle(&mut self, mut head: RequestHead, mut buf: IoBuf) -> (After, IoBuf) {
         let wp = self.worker.plan();
         let plan = &wp.plan;
+        // The last request a connection may carry (cap or drain) says so in its response.
+        let cap = plan.limits.requests_per_connection_max;
+        if self.worker.draining.get() || (cap > 0 && self.served + 1 >= cap) {
+            head.keep_alive = false;
+        }
         let facts = Facts {
             head,
             id: self.request_id(&head, &buf, &plan.settings.request_id_header),
@@ -303,22 +351,11 @@ impl Conn<'_> {
                 (status, after)
             }
             Err(kind) => {
-                // Unread body bytes would be taken for the next request: close instead.
-                let close = facts.head.framing != BodyFraming::None || !facts.head.keep_alive;
-                let status = self
-                    .answer(&wp, &plan.default_responses, kind, None, &facts, close)
-                    .await;
+                let catalogue = &plan.default_responses;
+                let (status, after, b) = self.refuse(&wp, catalogue, kind, &facts, buf).await;
+                buf = b;
                 wp.unmatched.record(status, facts.started.elapsed());
-                let head_len = facts.head.head_len.min(buf.data.len());
-                buf.data.drain(..head_len);
-                (
-                    status,
-                    if close {
-                        After::Close
-                    } else {
-                        After::KeepAlive
-                    },
-                )
+                (status, after)
             }
         };
         let _ = status;
@@ -377,6 +414,10 @@ impl Conn<'_> {
             }
         }
         match &wp.plan.routes[index].integration {
+            IntegrationPlan::NotFound => {
+                let kind = ResponseType::ResourceNotFound;
+                self.refuse(wp, catalogue, kind, facts, buf).await
+            }
             IntegrationPlan::Mock(m) => self.mock(wp, m, facts, buf, catalogue).await,
             IntegrationPlan::Http(target) => {
                 crate::forward::forward(self, wp, index, target, facts, buf, catalogue).await
@@ -416,6 +457,31 @@ impl Conn<'_> {
                 After::KeepAlive
             } else {
                 After::Close
+            },
+            buf,
+        )
+    }
+
+    /// Answers a request without reading its body; the connection stays open only when there
+    /// is no body (unread body bytes would be taken for the next request).
+    async fn refuse(
+        &mut self,
+        wp: &WorkerPlan,
+        catalogue: &ResponseCatalogue,
+        kind: ResponseType,
+        facts: &Facts,
+        mut buf: IoBuf,
+    ) -> (u16, After, IoBuf) {
+        let close = facts.head.framing != BodyFraming::None || !facts.head.keep_alive;
+        let status = self.answer(wp, catalogue, kind, None, facts, close).await;
+        let head_len = facts.head.head_len.min(buf.data.len());
+        buf.data.drain(..head_len);
+        (
+            status,
+            if close {
+                After::Close
+            } else {
+                After::KeepAlive
             },
             buf,
         )

@@ -50,6 +50,7 @@ struct WorkerHandle {
 /// The running gateway as the control thread sees it.
 pub struct Gateway {
     options: Options,
+    signals: Receiver<i32>,
     workers: Vec<WorkerHandle>,
     events: Receiver<Event>,
     listeners: HashMap<String, Bound>,
@@ -77,6 +78,9 @@ fn compile_resolved(path: &std::path::Path, text: &str) -> anyhow::Result<Plan> 
 impl Gateway {
     /// Loads the configuration, binds the listeners and starts the workers.
     pub fn start(options: Options) -> anyhow::Result<Self> {
+        // Handlers go in first: a SIGHUP or SIGTERM that arrives while starting must be
+        // queued, not take the default action (terminate).
+        let signals = signal_channel()?;
         let (plan, text) = load(&options.config)?;
         let choice = options.driver.unwrap_or(plan.settings.driver);
         let (driver, reason) = driver::choose(choice).map_err(|e| anyhow!(e))?;
@@ -113,6 +117,7 @@ impl Gateway {
         }
         let mut gateway = Gateway {
             options,
+            signals,
             workers,
             events,
             listeners,
@@ -157,7 +162,7 @@ impl Gateway {
 
     /// Runs until SIGTERM or SIGINT has drained the workers.
     pub fn run(mut self) -> anyhow::Result<()> {
-        let signals = signal_channel()?;
+        let signals = self.signals.clone();
         let refresh = Duration::from_millis(self.plan.upstream.dns_ttl_ms);
         loop {
             select! {

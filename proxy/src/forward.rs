@@ -627,7 +627,7 @@ async fn relay_stream(
                 Err(_) => return false,
             },
             None => {
-                let data = (pos < ubuf.data.len()).then(|| pos..ubuf.data.len());
+                let data = (pos < ubuf.data.len()).then_some(pos..ubuf.data.len());
                 pos = ubuf.data.len();
                 (data, false)
             }

@@ -1,17 +1,25 @@
 //! The worker's table of open downstream connections: counts them against
 //! `connections_per_worker_max`, and lets a drain close the idle ones at once.
 //!
-//! A drain shuts down the read side of idle connections (`shutdown(SHUT_RD)`): their pending
-//! readiness wait then completes with end-of-stream and the connection task exits through its
-//! normal path, so no waker bookkeeping is needed per connection.
+//! It also enforces idle deadlines without a timer per connection: a monoio timer entry is
+//! cache-padded and costs hundreds of bytes in every idle connection's future, so instead an
+//! idle connection records its deadline here and a per-worker sweep closes the expired ones.
+//!
+//! Both a drain and the sweep shut down the read side of a connection (`shutdown(SHUT_RD)`):
+//! its pending readiness wait then completes with end-of-stream and the connection task exits
+//! through its normal path, so no waker bookkeeping is needed per connection.
 
 use std::os::fd::RawFd;
+use std::time::Instant;
 
 /// One connection's entry.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     fd: RawFd,
-    idle: bool,
+    /// Waiting for a request until this deadline.
+    idle_until: Option<Instant>,
+    /// The sweep closed it for passing its deadline.
+    expired: bool,
 }
 
 /// A slab of open connections (slots are reused; no allocation once warm).
@@ -26,7 +34,11 @@ impl Registry {
     /// Registers a connection; returns its slot.
     pub fn insert(&mut self, fd: RawFd) -> usize {
         self.open += 1;
-        let entry = Some(Entry { fd, idle: false });
+        let entry = Some(Entry {
+            fd,
+            idle_until: None,
+            expired: false,
+        });
         match self.free.pop() {
             Some(slot) => {
                 self.slots[slot] = entry;
@@ -49,11 +61,29 @@ impl Registry {
         }
     }
 
-    /// Marks a connection as waiting for its next request (or busy again).
-    pub fn set_idle(&mut self, slot: usize, idle: bool) {
+    /// Marks a connection as waiting for a request until `deadline` (None: busy again).
+    pub fn set_idle(&mut self, slot: usize, deadline: Option<Instant>) {
         if let Some(Some(entry)) = self.slots.get_mut(slot) {
-            entry.idle = idle;
+            entry.idle_until = deadline;
         }
+    }
+
+    /// True when the sweep closed this connection for idling past its deadline.
+    pub fn expired(&self, slot: usize) -> bool {
+        matches!(self.slots.get(slot), Some(Some(e)) if e.expired)
+    }
+
+    /// Closes the input of idle connections whose deadline has passed; returns how many.
+    pub fn sweep(&mut self, now: Instant) -> usize {
+        let mut closed = 0;
+        for entry in self.slots.iter_mut().flatten() {
+            if entry.idle_until.is_some_and(|d| d <= now) && !entry.expired {
+                entry.expired = true;
+                shutdown_read(entry.fd);
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// Open connections.
@@ -61,9 +91,18 @@ impl Registry {
         self.open
     }
 
+    /// True when no connection is open.
+    pub fn is_empty(&self) -> bool {
+        self.open == 0
+    }
+
     /// Connections waiting for a request, by file descriptor.
     pub fn idle_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
-        self.slots.iter().flatten().filter(|e| e.idle).map(|e| e.fd)
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|e| e.idle_until.is_some())
+            .map(|e| e.fd)
     }
 }
 
@@ -87,12 +126,34 @@ mod tests {
         let a = r.insert(10);
         let b = r.insert(11);
         assert_eq!(r.len(), 2);
-        r.set_idle(b, true);
+        let now = Instant::now();
+        r.set_idle(b, Some(now + std::time::Duration::from_secs(5)));
         assert_eq!(r.idle_fds().collect::<Vec<_>>(), vec![11]);
         r.remove(a);
         r.remove(a);
         assert_eq!(r.len(), 1);
         assert_eq!(r.insert(12), a);
         assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn sweep_expires_only_idle_connections_past_their_deadline() {
+        // Sockets that exist, so shutdown(2) acts on real descriptors.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let b = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        use std::os::fd::AsRawFd;
+        let mut r = Registry::default();
+        let sa = r.insert(a.as_raw_fd());
+        let sb = r.insert(b.as_raw_fd());
+        let now = Instant::now();
+        r.set_idle(sa, Some(now));
+        r.set_idle(sb, Some(now + std::time::Duration::from_secs(60)));
+        assert_eq!(r.sweep(now), 1);
+        assert!(r.expired(sa) && !r.expired(sb));
+        assert_eq!(r.sweep(now), 0, "an expired connection is closed once");
+        let mut byte = [0u8; 1];
+        use std::io::Read;
+        assert_eq!((&a).read(&mut byte).unwrap(), 0, "input shut down");
     }
 }

@@ -153,7 +153,7 @@ pub fn mock(out: &mut Vec<u8>, m: &MockResponse, reply: Reply<'_>) {
 fn render_template(out: &mut Vec<u8>, template: &str, message: &str, request_id: &[u8]) {
     let mut rest = template;
     while let Some(i) = rest.find("$context.") {
-        out.extend_from_slice(rest[..i].as_bytes());
+        out.extend_from_slice(&rest.as_bytes()[..i]);
         let after = &rest[i..];
         if let Some(r) = after.strip_prefix("$context.error.messageString") {
             json_string(out, message);

@@ -32,7 +32,7 @@ use crate::request_id::RequestIds;
 /// Size of pooled I/O buffers; heads larger than this grow a buffer for that request.
 const BUFFER_BYTES: usize = 16 * 1024;
 /// Free buffers kept per worker per kind.
-const BUFFERS_KEPT: usize = 1024;
+const BUFFERS_KEPT: usize = 64;
 
 /// A message from the control thread.
 #[derive(Debug)]
@@ -216,6 +216,7 @@ impl Worker {
 
     fn start_drain(&self) {
         self.draining.set(true);
+        info!(worker = self.id, "drain started");
         for l in self.listeners.borrow_mut().drain(..) {
             l.stopped.set(true);
             shutdown_read(l.fd);
@@ -257,6 +258,7 @@ pub fn run(
             events: events.clone(),
         });
         worker.apply(first);
+        monoio::spawn(sweep_loop(Rc::clone(&worker)));
         control_loop(&worker, commands, wake).await;
         let _ = events.send(Event::Stopped { worker: id });
     };
@@ -299,7 +301,7 @@ async fn control_loop(
     worker.start_drain();
     // Connections that were busy close after their current request; the loop only waits for
     // them (bounded by the deadline), re-closing connections that turned idle meanwhile.
-    while worker.registry.borrow().len() > 0 && Instant::now() < deadline {
+    while !worker.registry.borrow().is_empty() && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
         worker.close_idle();
     }
@@ -308,6 +310,17 @@ async fn control_loop(
         open = worker.registry.borrow().len(),
         "worker drained"
     );
+}
+
+/// How often idle deadlines are enforced (the precision of idle and header-wait timeouts).
+const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Closes idle connections past their deadline, for the life of the worker.
+async fn sweep_loop(worker: Rc<Worker>) {
+    loop {
+        monoio::time::sleep(SWEEP_INTERVAL).await;
+        worker.registry.borrow_mut().sweep(Instant::now());
+    }
 }
 
 async fn accept_loop(
@@ -335,13 +348,9 @@ async fn accept_loop(
                 }
                 bump(&worker.counters.accepted);
                 let local = local.unwrap_or(peer);
-                monoio::spawn(crate::conn::serve(
-                    Rc::clone(&worker),
-                    stream,
-                    peer,
-                    local,
-                    Rc::clone(&name),
-                ));
+                let fut =
+                    crate::conn::serve(Rc::clone(&worker), stream, peer, local, Rc::clone(&name));
+                monoio::spawn(fut);
             }
             Err(e) => {
                 let now = Instant::now();

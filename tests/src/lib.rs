@@ -1,1 +1,15 @@
-//! Placeholder
+//! End-to-end test support for tollgate: a harness that runs the real binary
+//! ([`gateway::Gateway`]), an in-process mock upstream ([`upstream::Upstream`]), a raw HTTP/1.1
+//! client ([`client::Client`]) and configuration builders ([`config`]).
+//!
+//! The tests themselves live in `tests/*.rs`; each runs against both io drivers
+//! ([`gateway::DRIVERS`]). Build the binary first: `cargo build -p tollgate`.
+
+pub mod client;
+pub mod config;
+pub mod gateway;
+pub mod upstream;
+
+pub use client::{get, get_host, get_request, request, Client, Closed, Response};
+pub use gateway::{is, Driver, Gateway, Options, DRIVERS};
+pub use upstream::{Behaviour, Gate, Received, Reply, Upstream};
