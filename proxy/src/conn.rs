@@ -101,6 +101,8 @@ pub struct Facts {
     pub id: RequestIdBuf,
     /// When the head was complete.
     pub started: Instant,
+    /// `date` header value for gateway-made responses.
+    pub date: [u8; 29],
 }
 
 impl Facts {
@@ -111,6 +113,7 @@ impl Facts {
             request_id: self.id.as_bytes(),
             head_request: self.head.method == Method::Head,
             close,
+            date: self.date,
         }
     }
 }
@@ -158,7 +161,14 @@ impl<'w> Conn<'w> {
             let Some((head, buf)) = self.read_head(buf).await else {
                 return false;
             };
-            let (after, buf) = self.handle(head, buf).await;
+            // The whole request (body, integration, response) within request_timeout_ms; past
+            // it the exchange is abandoned and the connection closed.
+            let limit = self.worker.plan().plan.limits.request_timeout_ms;
+            let handled =
+                monoio::time::timeout(Duration::from_millis(limit), self.handle(head, buf));
+            let Ok((after, buf)) = handled.await else {
+                return false;
+            };
             self.served += 1;
             let cap = self.worker.plan().plan.limits.requests_per_connection_max;
             if after == After::Close
@@ -245,6 +255,7 @@ impl<'w> Conn<'w> {
                         request_id: id.as_bytes(),
                         head_request: false,
                         close: true,
+                        date: self.worker.date.get(),
                     };
                     let status = respond::gateway(
                         &mut out,
@@ -286,6 +297,7 @@ impl<'w> Conn<'w> {
             request_id: id.as_bytes(),
             head_request: false,
             close: true,
+            date: self.worker.date.get(),
         };
         let status = respond::gateway(
             &mut out,
@@ -339,6 +351,7 @@ impl<'w> Conn<'w> {
             head,
             id: self.request_id(&head, &buf, &plan.settings.request_id_header),
             started: Instant::now(),
+            date: self.worker.date.get(),
         };
         let route = self.route(&wp, &facts, &mut buf);
         let (status, after) = match route {

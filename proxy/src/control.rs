@@ -32,6 +32,8 @@ pub struct Options {
     pub driver: Option<DriverChoice>,
     /// Overrides `server.workers`.
     pub workers: Option<usize>,
+    /// Enables the test clock's control socket.
+    pub test_clock: bool,
 }
 
 /// A bound listener group: configured address, backlog and the bound address.
@@ -81,6 +83,19 @@ impl Gateway {
         // Handlers go in first: a SIGHUP or SIGTERM that arrives while starting must be
         // queued, not take the default action (terminate).
         let signals = signal_channel()?;
+        if options.test_clock {
+            let (listener, addr) = crate::clock::bind_test_control()
+                .context("cannot bind the test clock control socket")?;
+            warn!(
+                addr = %addr,
+                warning = "TEST CLOCK ENABLED: the gateway's clock can be moved; never use in production",
+                "test clock control"
+            );
+            std::thread::Builder::new()
+                .name("tollgate-test-clock".into())
+                .spawn(move || crate::clock::serve_test_control(listener))
+                .context("cannot start the test clock thread")?;
+        }
         let (plan, text) = load(&options.config)?;
         let choice = options.driver.unwrap_or(plan.settings.driver);
         let (driver, reason) = driver::choose(choice).map_err(|e| anyhow!(e))?;

@@ -24,6 +24,7 @@
 
 pub mod body;
 pub mod buffers;
+pub mod clock;
 pub mod conn;
 pub mod control;
 pub mod counters;

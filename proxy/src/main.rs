@@ -31,6 +31,10 @@ enum Cmd {
         /// Worker threads; overrides `server.workers` (default: one per core).
         #[arg(long)]
         workers: Option<usize>,
+        /// TESTS ONLY: let a loopback control socket move the gateway's clock (its address is
+        /// logged as `test clock control`). Never use in production.
+        #[arg(long)]
+        test_clock: bool,
     },
     /// Validate a configuration file and print the compiled listeners, APIs, stages and
     /// routes. Exits 0 when valid, 1 when not.
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
             config,
             driver,
             workers,
+            test_clock,
         } => {
             let driver = driver.map(|d| match d {
                 DriverArg::Auto => DriverChoice::Auto,
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
                 config,
                 driver,
                 workers,
+                test_clock,
             };
             match Gateway::start(options).and_then(Gateway::run) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -16,6 +16,8 @@ pub struct Reply<'a> {
     pub head_request: bool,
     /// Ask the client to close (and close after writing).
     pub close: bool,
+    /// The `date` header value (the worker's cached IMF-fixdate).
+    pub date: [u8; 29],
 }
 
 /// Canonical reason phrase for a status.
@@ -98,6 +100,7 @@ pub fn gateway(
         .and_then(|c| c.status)
         .unwrap_or(kind.default_status());
     status_line(out, status);
+    header(out, b"date", &reply.date);
     header(out, b"content-type", b"application/json");
     header(out, reply.id_header.as_bytes(), reply.request_id);
     if let Some(c) = custom {
@@ -133,6 +136,7 @@ pub fn gateway(
 /// Renders a `mock` integration's response into `out`.
 pub fn mock(out: &mut Vec<u8>, m: &MockResponse, reply: Reply<'_>) {
     status_line(out, m.status);
+    header(out, b"date", &reply.date);
     for (n, v) in tollgate_backends::mock::headers(m) {
         header(out, n.as_bytes(), v.as_bytes());
     }
@@ -209,6 +213,7 @@ mod tests {
             request_id: b"abc",
             head_request: false,
             close,
+            date: *b"Sun, 06 Nov 1994 08:49:37 GMT",
         }
     }
 
@@ -226,7 +231,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\nx-request-id: abc\r\ncontent-length: 23\r\n\r\n{\"message\":\"Not Found\"}"
+            "HTTP/1.1 404 Not Found\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\ncontent-type: application/json\r\nx-request-id: abc\r\ncontent-length: 23\r\n\r\n{\"message\":\"Not Found\"}"
         );
     }
 

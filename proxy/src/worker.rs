@@ -163,6 +163,8 @@ pub struct Worker {
     pub counters: WorkerCounters,
     /// Request id generator.
     pub ids: RequestIds,
+    /// `date` header value, refreshed by the sweep from the gateway's clock.
+    pub date: Cell<[u8; 29]>,
     listeners: RefCell<Vec<ListenerHandle>>,
     events: Sender<Event>,
 }
@@ -254,6 +256,7 @@ pub fn run(
             draining: Cell::new(false),
             counters: WorkerCounters::default(),
             ids: RequestIds::new(id),
+            date: Cell::new(crate::clock::http_date(crate::clock::now())),
             listeners: RefCell::new(Vec::new()),
             events: events.clone(),
         });
@@ -315,11 +318,15 @@ async fn control_loop(
 /// How often idle deadlines are enforced (the precision of idle and header-wait timeouts).
 const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Closes idle connections past their deadline, for the life of the worker.
+/// Closes idle connections past their deadline and refreshes the cached `date` header, for
+/// the life of the worker (formatting the date per response would cost every request).
 async fn sweep_loop(worker: Rc<Worker>) {
     loop {
         monoio::time::sleep(SWEEP_INTERVAL).await;
         worker.registry.borrow_mut().sweep(Instant::now());
+        worker
+            .date
+            .set(crate::clock::http_date(crate::clock::now()));
     }
 }
 

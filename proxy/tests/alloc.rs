@@ -106,6 +106,7 @@ fn allocations_per_request(driver: DriverChoice) -> f64 {
         config: path.clone(),
         driver: Some(driver),
         workers: Some(1),
+        test_clock: false,
     })
     .expect("start gateway");
     let addr = gateway.listener_addr("main").expect("listener");

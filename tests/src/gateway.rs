@@ -100,12 +100,24 @@ pub struct Options {
     pub driver: Driver,
     /// `--workers`.
     pub workers: usize,
+    /// `--test-clock`.
+    pub test_clock: bool,
 }
 
 impl Options {
     /// Two workers on `driver`.
     pub fn new(driver: Driver) -> Options {
-        Options { driver, workers: 2 }
+        Options {
+            driver,
+            workers: 2,
+            test_clock: false,
+        }
+    }
+
+    /// Enables the test clock control socket.
+    pub fn test_clock(mut self) -> Options {
+        self.test_clock = true;
+        self
     }
 
     /// Sets the worker count.
@@ -144,6 +156,7 @@ impl Gateway {
             .arg(options.driver.arg())
             .arg("--workers")
             .arg(options.workers.to_string())
+            .args(options.test_clock.then_some("--test-clock"))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
