@@ -59,7 +59,7 @@ fn test_clock_moves_the_gateways_clock_without_sleeping() {
             );
         }
         assert!(
-            year_after >= year_before + 1,
+            year_after > year_before,
             "{driver:?}: {year_before} -> {year_after}"
         );
     }
