@@ -308,9 +308,17 @@ async fn control_loop(
         monoio::time::sleep(Duration::from_millis(10)).await;
         worker.close_idle();
     }
+    let plan = worker.plan();
+    let connects: u64 = plan.pools.iter().map(|p| p.connected.get()).sum();
+    let reuses: u64 = plan.pools.iter().map(|p| p.reused.get()).sum();
+    let requests: u64 = plan.routes.iter().chain([&plan.unmatched]).map(|c| c.total()).sum();
     info!(
         worker = worker.id,
         open = worker.registry.borrow().len(),
+        accepted = worker.counters.accepted.get(),
+        requests,
+        upstream_connects = connects,
+        upstream_reuses = reuses,
         "worker drained"
     );
 }

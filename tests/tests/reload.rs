@@ -237,3 +237,27 @@ fn sighup_right_after_ready_is_a_reload() {
         }
     }
 }
+
+/// Upstream keep-alive pools survive a reload that does not change the upstream: requests
+/// after the reload reuse the connections opened before it.
+#[test]
+fn reload_keeps_upstream_pools_of_unchanged_upstreams() {
+    for driver in DRIVERS {
+        let up = Upstream::echo();
+        // One worker, so every request goes through the same pool.
+        let gw = Gateway::start_with(
+            &config(&up.url(), false, false),
+            tollgate_tests::Options::new(driver).workers(1),
+        );
+        for _ in 0..5 {
+            assert_eq!(get(gw.addr("public"), "/slow/a").status, 200);
+        }
+        let before = up.connections();
+        assert_eq!(before, 1, "{driver:?}: sequential requests share one upstream connection");
+        assert_eq!(gw.reload(&config(&up.url(), true, false)), Ok(2));
+        for _ in 0..5 {
+            assert_eq!(get(gw.addr("public"), "/slow/b").status, 200);
+        }
+        assert_eq!(up.connections(), before, "{driver:?}: the pool carried over");
+    }
+}
