@@ -28,6 +28,11 @@ use crate::worker::{Worker, WorkerPlan};
 /// Longest request id accepted from a client; longer ones are replaced by a generated id.
 const REQUEST_ID_MAX: usize = 128;
 
+/// Longest time, and most bytes, read and dropped from a client after the gateway closes its
+/// side of the connection.
+const LINGERING_CLOSE_TIME: Duration = Duration::from_secs(2);
+const LINGERING_CLOSE_BYTES: usize = 1 << 20;
+
 /// How long a connection stays in the busy state waiting for its next request before it
 /// drops to the small idle state.
 const LINGER: Duration = Duration::from_millis(20);
@@ -49,9 +54,29 @@ pub async fn serve(
         listener,
         slot,
         served: 0,
+        accepted: Instant::now(),
+    };
+    // Created after `conn`, so dropped before it: the registry forgets the descriptor before
+    // the socket closes, however this future ends (completion or cancellation).
+    let _registered = Registered {
+        worker: &worker,
+        slot,
     };
     conn.run().await;
-    worker.registry.borrow_mut().remove(slot);
+}
+
+/// Removes a connection from the worker's registry when dropped, so the registry never holds
+/// the descriptor of a closed socket (which a later drain or sweep could otherwise shut down
+/// after the number was reused).
+struct Registered<'w> {
+    worker: &'w Worker,
+    slot: usize,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.worker.registry.borrow_mut().remove(self.slot);
+    }
 }
 
 /// A downstream connection.
@@ -67,6 +92,7 @@ pub struct Conn<'w> {
     listener: Rc<str>,
     slot: usize,
     served: u64,
+    accepted: Instant,
 }
 
 /// The request id of one request, on the stack.
@@ -159,16 +185,10 @@ impl<'w> Conn<'w> {
         loop {
             let buf = pending.take().unwrap_or_else(|| self.worker.buffers.take());
             let Some((head, buf)) = self.read_head(buf).await else {
+                self.lingering_close().await;
                 return false;
             };
-            // The whole request (body, integration, response) within request_timeout_ms; past
-            // it the exchange is abandoned and the connection closed.
-            let limit = self.worker.plan().plan.limits.request_timeout_ms;
-            let handled =
-                monoio::time::timeout(Duration::from_millis(limit), self.handle(head, buf));
-            let Ok((after, buf)) = handled.await else {
-                return false;
-            };
+            let (after, buf) = self.handle(head, buf).await;
             self.served += 1;
             let cap = self.worker.plan().plan.limits.requests_per_connection_max;
             if after == After::Close
@@ -176,6 +196,7 @@ impl<'w> Conn<'w> {
                 || (cap > 0 && self.served >= cap)
             {
                 self.worker.buffers.give(buf);
+                self.lingering_close().await;
                 return false;
             }
             if !buf.data.is_empty() {
@@ -190,6 +211,30 @@ impl<'w> Conn<'w> {
                 return true;
             }
         }
+    }
+
+    /// Closes gracefully: the write side first (the client sees the end of our response), then
+    /// what the client still sends is read and dropped for a bounded time, so closing with
+    /// unread input does not reset the connection and destroy a response in flight (an error
+    /// answered before a large body was read, for example).
+    async fn lingering_close(&mut self) {
+        use monoio::io::AsyncWriteRent;
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGERING_CLOSE_TIME;
+        let mut scratch = self.worker.buffers.take_plain();
+        let mut drained = 0;
+        while drained < LINGERING_CLOSE_BYTES {
+            scratch.clear();
+            let (res, data) = read_more(&mut self.stream, scratch, deadline).await;
+            scratch = data;
+            match res {
+                Ok(n) => drained += n,
+                Err(_) => break,
+            }
+        }
+        self.worker.buffers.give_plain(scratch);
     }
 
     /// Waits until the client sends something, holding no buffer and no timer: the worker's
@@ -225,21 +270,27 @@ impl<'w> Conn<'w> {
     async fn read_head(&mut self, mut buf: IoBuf) -> Option<(RequestHead, IoBuf)> {
         let limits = self.worker.plan().plan.limits.clone();
         let head_limits = head_limits(&limits);
-        let deadline = Instant::now() + Duration::from_millis(limits.header_read_timeout_ms);
+        let timeout = Duration::from_millis(limits.header_read_timeout_ms);
+        // The first request's deadline runs from accept: waiting for its first byte counts.
+        let deadline = if self.served == 0 {
+            self.accepted + timeout
+        } else {
+            Instant::now() + timeout
+        };
+        let mut scanned = 0;
         loop {
-            match parse_request(&buf.data, &head_limits, &mut buf.headers) {
-                Ok(Some(head)) => return Some((head, buf)),
-                Ok(None) => {}
-                Err(e) => {
-                    bump(&self.worker.counters.malformed);
-                    self.reject_head(&e, buf).await;
-                    return None;
+            if head_may_be_complete(&buf.data, scanned, &head_limits) {
+                match parse_request(&buf.data, &head_limits, &mut buf.headers) {
+                    Ok(Some(head)) => return Some((head, buf)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        bump(&self.worker.counters.malformed);
+                        self.reject_head(&e, buf).await;
+                        return None;
+                    }
                 }
             }
-            if buf.data.len() < limits.header_bytes_max + 1 {
-                buf.data
-                    .reserve(limits.header_bytes_max + 1 - buf.data.len());
-            }
+            scanned = buf.data.len();
             let had_bytes = !buf.data.is_empty();
             let (res, data) =
                 read_more(&mut self.stream, std::mem::take(&mut buf.data), deadline).await;
@@ -393,8 +444,13 @@ impl<'w> Conn<'w> {
             .and_then(|h| lowercase_host(h.get(&buf.data), &mut host_buf));
         let method = std::str::from_utf8(facts.head.method_span.get(&buf.data))
             .map_err(|_| ResponseType::BadRequest)?;
-        let path = std::str::from_utf8(facts.head.path.get(&buf.data))
-            .map_err(|_| ResponseType::BadRequest)?;
+        let raw_path = facts.head.path.get(&buf.data);
+        // `.` and `..` segments would let `/public/../admin` match a public route while the
+        // upstream resolves it elsewhere: refused rather than normalized.
+        if has_dot_segment(raw_path) {
+            return Err(ResponseType::BadRequest);
+        }
+        let path = std::str::from_utf8(raw_path).map_err(|_| ResponseType::BadRequest)?;
         listener
             .routes
             .lookup(host, method, path, &mut buf.captures)
@@ -446,8 +502,12 @@ impl<'w> Conn<'w> {
         mut buf: IoBuf,
         catalogue: &ResponseCatalogue,
     ) -> (u16, After, IoBuf) {
-        // The body is read and discarded so the connection can carry the next request.
-        if let Err(e) = self.discard_body(wp, facts, &mut buf).await {
+        // The body is read and discarded so the connection can carry the next request, within
+        // the request deadline.
+        let deadline = facts.started + Duration::from_millis(wp.plan.limits.request_timeout_ms);
+        let discard = self.discard_body(wp, facts, &mut buf);
+        let discarded = monoio::time::timeout_at(deadline.into(), discard).await;
+        if let Err(e) = discarded.unwrap_or(Err(BodyError::Timeout)) {
             let status = self.body_failed(wp, catalogue, facts, e).await;
             return (status, After::Close, buf);
         }
@@ -587,13 +647,46 @@ impl<'w> Conn<'w> {
     }
 }
 
-/// `Example.COM:8080` → `example.com`, into `out`. None when too long or not text.
+/// Whether bytes read since `scanned` may have completed a head (an empty line, CRLF or a bare
+/// LF that the parser will reject) or passed a size limit. A head trickling in byte by byte is
+/// then parsed once, not once per read (which would cost quadratic time).
+pub fn head_may_be_complete(data: &[u8], scanned: usize, limits: &HeadLimits) -> bool {
+    if scanned == 0 || data.len() >= limits.header_bytes_max || data.len() > limits.url_bytes_max {
+        return true;
+    }
+    let from = scanned.saturating_sub(2);
+    data[from..]
+        .windows(2)
+        .any(|w| w == b"\n\n" || w == b"\n\r")
+}
+
+/// True when a path has a `.` or `..` segment, also percent-encoded (`%2e`, `.%2E`, …).
+fn has_dot_segment(path: &[u8]) -> bool {
+    path.split(|&b| b == b'/').any(|segment| {
+        let mut dots = 0;
+        let mut rest = segment;
+        while !rest.is_empty() {
+            if rest[0] == b'.' {
+                rest = &rest[1..];
+            } else if rest.len() >= 3
+                && rest[0] == b'%'
+                && rest[1] == b'2'
+                && (rest[2] | 0x20) == b'e'
+            {
+                rest = &rest[3..];
+            } else {
+                return false;
+            }
+            dots += 1;
+        }
+        dots == 1 || dots == 2
+    })
+}
+
+/// `Example.COM:8080` → `example.com`, `[::1]:8080` → `[::1]`, into `out`. None when too
+/// long or not text.
 fn lowercase_host<'a>(host: &[u8], out: &'a mut [u8; 256]) -> Option<&'a str> {
-    let name = if host.first() == Some(&b'[') {
-        host
-    } else {
-        host.rsplit_once_colon()
-    };
+    let name = without_port(host);
     if name.len() > out.len() {
         return None;
     }
@@ -603,16 +696,69 @@ fn lowercase_host<'a>(host: &[u8], out: &'a mut [u8; 256]) -> Option<&'a str> {
     std::str::from_utf8(&out[..name.len()]).ok()
 }
 
-trait SplitPort {
-    fn rsplit_once_colon(&self) -> &[u8];
+/// The host without a `:port` suffix (an IPv6 literal keeps its brackets).
+fn without_port(host: &[u8]) -> &[u8] {
+    let search_from = if host.first() == Some(&b'[') {
+        match host.iter().position(|&b| b == b']') {
+            Some(end) => end + 1,
+            None => return host,
+        }
+    } else {
+        0
+    };
+    match host[search_from..].iter().rposition(|&b| b == b':') {
+        Some(i) if host[search_from + i + 1..].iter().all(u8::is_ascii_digit) => {
+            &host[..search_from + i]
+        }
+        _ => host,
+    }
 }
 
-impl SplitPort for [u8] {
-    /// The host without a `:port` suffix.
-    fn rsplit_once_colon(&self) -> &[u8] {
-        match self.iter().rposition(|&b| b == b':') {
-            Some(i) if self[i + 1..].iter().all(u8::is_ascii_digit) => &self[..i],
-            _ => self,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_are_found_raw_and_encoded() {
+        for p in [
+            "/a/../b",
+            "/a/./b",
+            "/..",
+            "/a/%2e%2E/b",
+            "/a/.%2e",
+            "/%2e/x",
+        ] {
+            assert!(has_dot_segment(p.as_bytes()), "{p}");
         }
+        for p in ["/a/b", "/a/...", "/a/.b", "/a/b.", "/", "/a/%2f"] {
+            assert!(!has_dot_segment(p.as_bytes()), "{p}");
+        }
+    }
+
+    #[test]
+    fn host_port_is_stripped_for_names_and_ipv6_literals() {
+        let mut out = [0u8; 256];
+        assert_eq!(
+            lowercase_host(b"Example.COM:8080", &mut out),
+            Some("example.com")
+        );
+        assert_eq!(lowercase_host(b"[::1]:8080", &mut out), Some("[::1]"));
+        assert_eq!(lowercase_host(b"[::1]", &mut out), Some("[::1]"));
+        assert_eq!(lowercase_host(b"a.b", &mut out), Some("a.b"));
+    }
+
+    #[test]
+    fn a_trickled_head_is_parsed_only_when_it_may_be_complete() {
+        let limits = HeadLimits::default();
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n";
+        assert!(
+            head_may_be_complete(head, 0, &limits),
+            "first look always parses"
+        );
+        assert!(!head_may_be_complete(head, head.len() - 1, &limits));
+        let done = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(head_may_be_complete(done, done.len() - 1, &limits));
+        let bare = b"GET / HTTP/1.1\nHost: a\n\n";
+        assert!(head_may_be_complete(bare, bare.len() - 1, &limits));
     }
 }

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use monoio::buf::IoBuf as _;
 use monoio::io::AsyncWriteRentExt;
+use std::os::fd::AsRawFd;
+
 use monoio::net::TcpStream;
 use tollgate_backends::pool::{HostPool, Pooled};
 use tollgate_config::plan::{HttpTarget, UpstreamSettings};
@@ -76,7 +78,7 @@ pub async fn forward(
     }
     .write(&mut req);
     let mut ubuf = worker.buffers.take();
-    let result = exchange(conn, wp, target, facts, &mut buf, req, &mut ubuf).await;
+    let result = exchange(conn, wp, target, facts, &mut buf, req, &mut ubuf, catalogue).await;
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(Fail::Answer(kind, detail)) => {
@@ -97,7 +99,40 @@ enum Upload {
     Streaming { reader: BodyReader, chunked: bool },
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn exchange(
+    conn: &mut Conn<'_>,
+    wp: &WorkerPlan,
+    target: &HttpTarget,
+    facts: &Facts,
+    buf: &mut IoBuf,
+    req: Vec<u8>,
+    ubuf: &mut IoBuf,
+    catalogue: &ResponseCatalogue,
+) -> Result<(u16, After), Fail> {
+    // `request_timeout_ms` bounds everything up to the upstream's response head; the body that
+    // follows is bounded per read and per write instead, so long downloads are not cut off.
+    let deadline = facts.started + Duration::from_millis(wp.plan.limits.request_timeout_ms);
+    let sent = send(conn, wp, target, facts, buf, req, ubuf, catalogue);
+    let (upstream, head, req) = match monoio::time::timeout_at(deadline.into(), sent).await {
+        Ok(sent) => sent?,
+        Err(_) => return Err(Fail::Answer(ResponseType::IntegrationTimeout, None)),
+    };
+    let status = head.status;
+    let timeout = Duration::from_millis(target.timeout_ms);
+    let pool = &wp.pools[target.upstream];
+    let after = relay(
+        conn, wp, target, facts, pool, upstream, head, ubuf, req, timeout,
+    )
+    .await;
+    Ok((status, after))
+}
+
+/// Sends the request (reading its body as it goes) and reads the upstream's response head.
+/// Returns the upstream connection, the head (its bytes in `ubuf`) and the emptied request
+/// buffer.
+#[allow(clippy::too_many_arguments)]
+async fn send(
     conn: &mut Conn<'_>,
     wp: &WorkerPlan,
     target: &HttpTarget,
@@ -105,10 +140,11 @@ async fn exchange(
     buf: &mut IoBuf,
     mut req: Vec<u8>,
     ubuf: &mut IoBuf,
-) -> Result<(u16, After), Fail> {
+    catalogue: &ResponseCatalogue,
+) -> Result<(Pooled, ResponseHead, Vec<u8>), Fail> {
     let plan = &wp.plan;
     let pool = &wp.pools[target.upstream];
-    let mut upload = match read_upload(conn, wp, target, facts, buf, &mut req).await {
+    let mut upload = match read_upload(conn, wp, target, facts, buf, &mut req, catalogue).await {
         Ok(u) => u,
         Err(e) => {
             conn.worker.buffers.give_plain(req);
@@ -122,37 +158,30 @@ async fn exchange(
         let (mut up, reused) = acquire(pool, &plan.upstream).await?;
         let (res, r) = write_all(&mut up.stream, req, timeout).await;
         req = r;
-        if res.is_err() {
-            if reused && retryable && attempt == 0 {
+        match res {
+            Ok(()) => {}
+            // A reused connection the upstream closed meanwhile. (Not after a timeout: the
+            // cancelled write may have kept the request buffer.)
+            Err(IoFail::Io(_) | IoFail::Eof) if reused && retryable && attempt == 0 => {
                 attempt += 1;
                 continue;
             }
-            conn.worker.buffers.give_plain(req);
-            return Err(Fail::Answer(ResponseType::IntegrationFailure, None));
+            Err(_) => {
+                conn.worker.buffers.give_plain(req);
+                return Err(Fail::Answer(ResponseType::IntegrationFailure, None));
+            }
         }
         if let Upload::Streaming { reader, chunked } = &mut upload {
+            let upstream = &mut up.stream;
             stream_upload(
-                conn,
-                wp,
-                reader,
-                *chunked,
-                &mut up.stream,
-                buf,
-                &mut req,
-                timeout,
+                conn, wp, reader, *chunked, upstream, buf, &mut req, timeout, facts, catalogue,
             )
             .await?;
         }
         let deadline = Instant::now() + timeout;
         ubuf.data.clear();
-        match read_response_head(
-            &mut up.stream,
-            ubuf,
-            deadline,
-            facts.head.method == Method::Head,
-        )
-        .await
-        {
+        let head_request = facts.head.method == Method::Head;
+        match read_response_head(&mut up.stream, ubuf, deadline, head_request).await {
             Ok(head) => break (up, head),
             Err(IoFail::Eof | IoFail::Io(_))
                 if reused && retryable && attempt == 0 && ubuf.data.is_empty() =>
@@ -166,10 +195,7 @@ async fn exchange(
             }
             Err(_) => {
                 conn.worker.buffers.give_plain(req);
-                return Err(Fail::Answer(
-                    ResponseType::IntegrationFailure,
-                    Some("Bad Gateway"),
-                ));
+                return Err(Fail::Answer(ResponseType::IntegrationFailure, None));
             }
         }
     };
@@ -177,12 +203,7 @@ async fn exchange(
         reader.finish(&mut buf.data);
     }
     req.clear();
-    let status = head.status;
-    let after = relay(
-        conn, wp, target, facts, pool, upstream, head, ubuf, req, timeout,
-    )
-    .await;
-    Ok((status, after))
+    Ok((upstream, head, req))
 }
 
 /// Reads the request body into `req` up to the buffering threshold and finishes the head's
@@ -194,6 +215,7 @@ async fn read_upload(
     facts: &Facts,
     buf: &mut IoBuf,
     req: &mut Vec<u8>,
+    catalogue: &ResponseCatalogue,
 ) -> Result<Upload, Fail> {
     let limits = &wp.plan.limits;
     let framing = facts.head.framing;
@@ -219,8 +241,6 @@ async fn read_upload(
             Ok(Some(piece)) => req.extend_from_slice(&buf.data[piece]),
             Ok(None) => break,
             Err(e) => {
-                let catalogue =
-                    &wp.plan.apis[wp.plan.routes.first().map_or(0, |r| r.api)].responses;
                 let status = conn.body_failed(wp, catalogue, facts, e).await;
                 return Err(Fail::Client(status));
             }
@@ -308,6 +328,8 @@ async fn stream_upload(
     buf: &mut IoBuf,
     req: &mut Vec<u8>,
     timeout: Duration,
+    facts: &Facts,
+    catalogue: &ResponseCatalogue,
 ) -> Result<(), Fail> {
     let body_timeout = Duration::from_millis(wp.plan.limits.body_read_timeout_ms);
     loop {
@@ -317,14 +339,9 @@ async fn stream_upload(
         {
             Ok(p) => p,
             Err(e) => {
-                let catalogue = &wp.plan.default_responses;
-                let facts_status = match e {
-                    crate::body::BodyError::TooLarge => 413,
-                    crate::body::BodyError::Timeout => 408,
-                    _ => 400,
-                };
-                let _ = catalogue;
-                return Err(Fail::Client(facts_status));
+                // The upstream has part of the body and will be dropped; the client hears why.
+                let status = conn.body_failed(wp, catalogue, facts, e).await;
+                return Err(Fail::Client(status));
             }
         };
         req.clear();
@@ -348,8 +365,11 @@ async fn stream_upload(
 
 /// Takes a pooled connection or opens one; `true` when reused.
 async fn acquire(pool: &HostPool, settings: &UpstreamSettings) -> Result<(Pooled, bool), Fail> {
-    if let Some(conn) = pool.take(Instant::now()) {
-        return Ok((conn, true));
+    while let Some(conn) = pool.take(Instant::now()) {
+        if crate::sock::is_quiet(conn.stream.as_raw_fd()) {
+            return Ok((conn, true));
+        }
+        // Closed by the upstream, or holding bytes nobody asked for: never reuse it.
     }
     let Some(addr) = pool.next_addr() else {
         return Err(Fail::Answer(
@@ -396,6 +416,13 @@ async fn read_response_head(
             &mut ubuf.headers,
             head_request,
         ) {
+            Ok(Some(head)) if head.status == 101 => {
+                // No upgrade was asked for (Upgrade is hop-by-hop and not forwarded): the
+                // bytes that follow are not HTTP, so the exchange cannot continue.
+                return Err(IoFail::Io(std::io::Error::other(
+                    "unsolicited 101 from upstream",
+                )));
+            }
             Ok(Some(head)) if (100..200).contains(&head.status) => {
                 // Interim responses (100 Continue, 103 Early Hints) are not relayed.
                 ubuf.data.drain(..head.head_len);

@@ -69,11 +69,7 @@ impl UpstreamHead<'_> {
         self.write_target(out);
         out.extend_from_slice(b" HTTP/1.1\r\n");
         header(out, b"host", self.upstream.authority.as_bytes());
-        let connection = self
-            .headers
-            .iter()
-            .filter(|h| eq(h.name.get(buf), b"connection"))
-            .map(|h| h.value.get(buf));
+        let connection = ConnectionTokens::collect(buf, self.headers);
         let mut xff: Option<&[u8]> = None;
         let mut forwarded: Option<&[u8]> = None;
         for h in self.headers {
@@ -90,7 +86,7 @@ impl UpstreamHead<'_> {
             let skip = is_hop_by_hop(name)
                 || REPLACED.iter().any(|r| eq(name, r))
                 || eq(name, self.id_header.as_bytes())
-                || connection.clone().any(|c| token_listed(c, name))
+                || connection.lists(name)
                 || self
                     .target
                     .request_remove
@@ -192,9 +188,48 @@ impl UpstreamHead<'_> {
     }
 }
 
-/// True when the Connection header `value` lists `name`.
-fn token_listed(value: &[u8], name: &[u8]) -> bool {
-    std::str::from_utf8(name).is_ok_and(|n| connection_tokens_contain(value, n))
+/// The values of a head's `Connection` headers (up to a few; more are treated as listing
+/// everything, which only drops headers), collected once per head so checking each header
+/// against them is linear, not quadratic.
+struct ConnectionTokens<'a> {
+    values: [&'a [u8]; 4],
+    len: usize,
+    overflow: bool,
+}
+
+impl<'a> ConnectionTokens<'a> {
+    fn collect(buf: &'a [u8], headers: &[HeaderSpan]) -> Self {
+        let mut tokens = Self {
+            values: [&[]; 4],
+            len: 0,
+            overflow: false,
+        };
+        for h in headers
+            .iter()
+            .filter(|h| eq(h.name.get(buf), b"connection"))
+        {
+            if tokens.len == tokens.values.len() {
+                tokens.overflow = true;
+                break;
+            }
+            tokens.values[tokens.len] = h.value.get(buf);
+            tokens.len += 1;
+        }
+        tokens
+    }
+
+    /// True when a Connection header lists `name` (such a header is hop-by-hop).
+    fn lists(&self, name: &[u8]) -> bool {
+        if self.overflow {
+            return true;
+        }
+        let Ok(name) = std::str::from_utf8(name) else {
+            return false;
+        };
+        self.values[..self.len]
+            .iter()
+            .any(|v| connection_tokens_contain(v, name))
+    }
 }
 
 /// What the downstream response head needs beyond the upstream's head.
@@ -221,17 +256,13 @@ impl DownstreamHead<'_> {
     pub fn write(&self, out: &mut Vec<u8>) {
         let buf = self.buf;
         status_line(out, self.status);
-        let connection = self
-            .headers
-            .iter()
-            .filter(|h| eq(h.name.get(buf), b"connection"))
-            .map(|h| h.value.get(buf));
+        let connection = ConnectionTokens::collect(buf, self.headers);
         for h in self.headers {
             let name = h.name.get(buf);
             let skip = is_hop_by_hop(name)
                 || (eq(name, b"content-length") && !self.keep_content_length)
                 || eq(name, self.id_header.as_bytes())
-                || connection.clone().any(|c| token_listed(c, name))
+                || connection.lists(name)
                 || self
                     .target
                     .response_remove

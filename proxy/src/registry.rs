@@ -12,12 +12,17 @@
 use std::os::fd::RawFd;
 use std::time::Instant;
 
+use crate::sock::shutdown_read;
+
 /// One connection's entry.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     fd: RawFd,
     /// Waiting for a request until this deadline.
     idle_until: Option<Instant>,
+    /// Waiting briefly for a next request in the busy state (its own timer ends the wait;
+    /// the sweep leaves it alone, only a drain closes it).
+    lingering: bool,
     /// The sweep closed it for passing its deadline.
     expired: bool,
 }
@@ -37,6 +42,7 @@ impl Registry {
         let entry = Some(Entry {
             fd,
             idle_until: None,
+            lingering: false,
             expired: false,
         });
         match self.free.pop() {
@@ -65,6 +71,13 @@ impl Registry {
     pub fn set_idle(&mut self, slot: usize, deadline: Option<Instant>) {
         if let Some(Some(entry)) = self.slots.get_mut(slot) {
             entry.idle_until = deadline;
+        }
+    }
+
+    /// Marks a connection as lingering in its busy state (or not).
+    pub fn set_lingering(&mut self, slot: usize, lingering: bool) {
+        if let Some(Some(entry)) = self.slots.get_mut(slot) {
+            entry.lingering = lingering;
         }
     }
 
@@ -101,18 +114,8 @@ impl Registry {
         self.slots
             .iter()
             .flatten()
-            .filter(|e| e.idle_until.is_some())
+            .filter(|e| e.idle_until.is_some() || e.lingering)
             .map(|e| e.fd)
-    }
-}
-
-/// Shuts down the read side of a socket the registry holds.
-pub fn shutdown_read(fd: RawFd) {
-    // SAFETY: `fd` belongs to a connection still registered, so it is open and owned by a
-    // live task; shutdown(2) does not close or invalidate it, it only ends its input.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::shutdown(fd, libc::SHUT_RD);
     }
 }
 

@@ -26,8 +26,9 @@ use tracing::{info, warn};
 use crate::buffers::BufferPool;
 use crate::counters::{bump, RouteCounters, WorkerCounters};
 use crate::driver::Driver;
-use crate::registry::{shutdown_read, Registry};
+use crate::registry::Registry;
 use crate::request_id::RequestIds;
+use crate::sock::shutdown_read;
 
 /// Size of pooled I/O buffers; heads larger than this grow a buffer for that request.
 const BUFFER_BYTES: usize = 16 * 1024;
@@ -311,7 +312,12 @@ async fn control_loop(
     let plan = worker.plan();
     let connects: u64 = plan.pools.iter().map(|p| p.connected.get()).sum();
     let reuses: u64 = plan.pools.iter().map(|p| p.reused.get()).sum();
-    let requests: u64 = plan.routes.iter().chain([&plan.unmatched]).map(|c| c.total()).sum();
+    let requests: u64 = plan
+        .routes
+        .iter()
+        .chain([&plan.unmatched])
+        .map(|c| c.total())
+        .sum();
     info!(
         worker = worker.id,
         open = worker.registry.borrow().len(),

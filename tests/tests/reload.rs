@@ -253,11 +253,18 @@ fn reload_keeps_upstream_pools_of_unchanged_upstreams() {
             assert_eq!(get(gw.addr("public"), "/slow/a").status, 200);
         }
         let before = up.connections();
-        assert_eq!(before, 1, "{driver:?}: sequential requests share one upstream connection");
+        assert_eq!(
+            before, 1,
+            "{driver:?}: sequential requests share one upstream connection"
+        );
         assert_eq!(gw.reload(&config(&up.url(), true, false)), Ok(2));
         for _ in 0..5 {
             assert_eq!(get(gw.addr("public"), "/slow/b").status, 200);
         }
-        assert_eq!(up.connections(), before, "{driver:?}: the pool carried over");
+        assert_eq!(
+            up.connections(),
+            before,
+            "{driver:?}: the pool carried over"
+        );
     }
 }

@@ -87,6 +87,10 @@ fn request_timeout_closes_a_request_that_runs_too_long() {
         let mut c = Client::connect(gw.addr("public"));
         c.send(get_request("/stuck"));
         assert!(gate.wait_arrivals(1, Duration::from_secs(5)));
+        // No response head yet when the deadline passes: the client hears 504, then the close.
+        let r = c.read_response();
+        assert_eq!(r.status, 504, "{driver:?}: {}", r.text());
+        assert!(r.closes());
         let closed = c.wait_closed(Duration::from_secs(5));
         assert!(matches!(closed, Closed::Yes(_)), "{driver:?}: {closed:?}");
         gate.open();

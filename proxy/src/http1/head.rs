@@ -339,10 +339,10 @@ fn check_request_te(value: &[u8]) -> Result<(), HeadError> {
 /// Host is routed on, so reject what cannot be a `uri-host [":" port]`
 /// and would let two components disagree about the authority.
 fn check_host(host: &[u8]) -> Result<(), HeadError> {
-    if host
-        .iter()
-        .any(|&b| matches!(b, b' ' | b'\t' | b'/' | b'\\' | b'?' | b'#' | b'@' | b',') || b >= 0x80)
-    {
+    // Only what RFC 3986 allows in a host and port (reg-name, IP literal): in particular no
+    // quote or backslash, which could break out of the quoted `host=` of a `Forwarded` header.
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=:[]%".contains(&b);
+    if !host.iter().all(|&b| allowed(b)) {
         return Err(HeadError::BadRequest("invalid Host header value"));
     }
     Ok(())

@@ -333,7 +333,16 @@ fn host_rules() {
         (h.version, h.host, h.keep_alive),
         (Version::Http10, None, false)
     );
-    for v in ["a b", "a/b", "a@b", "a,b", "a?b"] {
+    for v in [
+        "a b",
+        "a/b",
+        "a@b",
+        "a,b",
+        "a?b",
+        "a\"b",
+        "a\\b",
+        "a\";for=6.6.6.6",
+    ] {
         let b = format!("GET / HTTP/1.1\r\nHost: {v}\r\n\r\n");
         assert_eq!(bad(b.as_bytes()), "invalid Host header value", "{v}");
     }
