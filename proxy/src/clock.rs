@@ -35,9 +35,9 @@ fn advance(ms: i64) -> SystemTime {
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the `date` header's format.
 pub fn http_date(t: SystemTime) -> [u8; 29] {
     let mut out = [b' '; 29];
-    let text = httpdate::fmt_http_date(t);
-    let n = text.len().min(out.len());
-    out[..n].copy_from_slice(&text.as_bytes()[..n]);
+    // Formatted straight into the array: the workers refresh it periodically and must not
+    // allocate for it.
+    let _ = write!(&mut out[..], "{}", httpdate::HttpDate::from(t));
     out
 }
 
