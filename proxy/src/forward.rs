@@ -371,35 +371,38 @@ async fn acquire(pool: &HostPool, settings: &UpstreamSettings) -> Result<(Pooled
         }
         // Closed by the upstream, or holding bytes nobody asked for: never reuse it.
     }
-    let Some(addr) = pool.next_addr() else {
+    if pool.addrs.is_empty() {
         return Err(Fail::Answer(
             ResponseType::IntegrationFailure,
             Some("upstream name did not resolve"),
         ));
-    };
-    let timeout = Duration::from_millis(settings.connect_timeout_ms);
-    match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            pool.connected.set(pool.connected.get() + 1);
-            Ok((
-                Pooled {
-                    stream,
-                    created: Instant::now(),
-                    addr,
-                },
-                false,
-            ))
-        }
-        Ok(Err(_)) => {
-            pool.connect_failures.set(pool.connect_failures.get() + 1);
-            Err(Fail::Answer(ResponseType::IntegrationFailure, None))
-        }
-        Err(_) => {
-            pool.connect_failures.set(pool.connect_failures.get() + 1);
-            Err(Fail::Answer(ResponseType::IntegrationTimeout, None))
-        }
     }
+    // A refused address (a name resolving to ::1 and 127.0.0.1 with the upstream on only one)
+    // falls through to the next one; the connect timeout applies per address.
+    let timeout = Duration::from_millis(settings.connect_timeout_ms);
+    let mut failure = ResponseType::IntegrationFailure;
+    for _ in 0..pool.addrs.len() {
+        let Some(addr) = pool.next_addr() else { break };
+        match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                pool.connected.set(pool.connected.get() + 1);
+                let created = Instant::now();
+                return Ok((
+                    Pooled {
+                        stream,
+                        created,
+                        addr,
+                    },
+                    false,
+                ));
+            }
+            Ok(Err(_)) => failure = ResponseType::IntegrationFailure,
+            Err(_) => failure = ResponseType::IntegrationTimeout,
+        }
+        pool.connect_failures.set(pool.connect_failures.get() + 1);
+    }
+    Err(Fail::Answer(failure, None))
 }
 
 /// Reads until a final (non-1xx) response head parses.

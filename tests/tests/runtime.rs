@@ -148,3 +148,20 @@ fn ipv6_listener_and_upstream() {
         assert!(r.header("x-request-id").is_some());
     }
 }
+
+/// Upstream host names are resolved by the control thread (workers only get addresses): an
+/// integration URL naming `localhost` reaches the upstream.
+#[test]
+fn upstream_names_are_resolved_for_the_workers() {
+    for driver in DRIVERS {
+        let up = Upstream::echo();
+        let url = format!("http://localhost:{}", up.addr().port());
+        let gw = Gateway::start(&proxy_all_with(&url, "", ""), driver);
+        let r = get(gw.addr("public"), "/named");
+        assert_eq!(r.status, 200, "{driver:?}: {}", r.text());
+        assert_eq!(
+            up.requests()[0].header("host"),
+            Some(format!("localhost:{}", up.addr().port()).as_str())
+        );
+    }
+}
