@@ -298,30 +298,9 @@ impl<'w> Conn<'w> {
             match res {
                 Ok(_) => {}
                 Err(IoFail::Timeout) if had_bytes => {
-                    let plan = self.worker.plan();
-                    let mut out = self.worker.buffers.take_plain();
-                    let id = self.worker.ids.next_id();
-                    let reply = Reply {
-                        id_header: &plan.plan.settings.request_id_header,
-                        request_id: id.as_bytes(),
-                        head_request: false,
-                        close: true,
-                        date: self.worker.date.get(),
-                    };
-                    let status = respond::gateway(
-                        &mut out,
-                        &plan.plan.default_responses,
-                        ResponseType::RequestTimeout,
-                        None,
-                        reply,
-                    );
-                    plan.unmatched.record(status, Duration::ZERO);
-                    let _ = write_all(
-                        &mut self.stream,
-                        out,
-                        Duration::from_millis(limits.response_write_timeout_ms),
-                    )
-                    .await;
+                    // `buf` may still be owned by the cancelled read: not returned to the pool.
+                    self.answer_unparsed(ResponseType::RequestTimeout, None)
+                        .await;
                     return None;
                 }
                 Err(_) => {
@@ -340,6 +319,13 @@ impl<'w> Conn<'w> {
             501 => ResponseType::NotImplemented,
             _ => ResponseType::BadRequest,
         };
+        self.worker.buffers.give(buf);
+        self.answer_unparsed(kind, Some(e.message())).await;
+    }
+
+    /// Answers a request whose head never parsed (malformed, or too slow) from the gateway's
+    /// default responses, with a fresh request id; the connection closes after it.
+    async fn answer_unparsed(&mut self, kind: ResponseType, detail: Option<&str>) {
         let plan = self.worker.plan();
         let id = self.worker.ids.next_id();
         let mut out = self.worker.buffers.take_plain();
@@ -350,15 +336,9 @@ impl<'w> Conn<'w> {
             close: true,
             date: self.worker.date.get(),
         };
-        let status = respond::gateway(
-            &mut out,
-            &plan.plan.default_responses,
-            kind,
-            Some(e.message()),
-            reply,
-        );
+        let catalogue = &plan.plan.default_responses;
+        let status = respond::gateway(&mut out, catalogue, kind, detail, reply);
         plan.unmatched.record(status, Duration::ZERO);
-        self.worker.buffers.give(buf);
         let timeout = Duration::from_millis(plan.plan.limits.response_write_timeout_ms);
         let (_, out) = write_all(&mut self.stream, out, timeout).await;
         self.worker.buffers.give_plain(out);
