@@ -37,62 +37,29 @@ const LINGERING_CLOSE_BYTES: usize = 1 << 20;
 /// drops to the small idle state.
 const LINGER: Duration = Duration::from_millis(20);
 
-/// Serves one accepted connection until it closes.
-pub async fn serve(
-    worker: Rc<Worker>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
-    listener: Rc<str>,
-) {
-    let slot = worker.registry.borrow_mut().insert(stream.as_raw_fd());
-    let mut conn = Conn {
-        worker: &worker,
-        stream,
-        peer,
-        local,
-        listener,
-        slot,
-        served: 0,
-        accepted: Instant::now(),
-    };
-    // Created after `conn`, so dropped before it: the registry forgets the descriptor before
-    // the socket closes, however this future ends (completion or cancellation).
-    let _registered = Registered {
-        worker: &worker,
-        slot,
-    };
-    conn.run().await;
-}
-
-/// Removes a connection from the worker's registry when dropped, so the registry never holds
-/// the descriptor of a closed socket (which a later drain or sweep could otherwise shut down
-/// after the number was reused).
-struct Registered<'w> {
-    worker: &'w Worker,
-    slot: usize,
-}
-
-impl Drop for Registered<'_> {
-    fn drop(&mut self) {
-        self.worker.registry.borrow_mut().remove(self.slot);
-    }
-}
-
 /// A downstream connection.
-pub struct Conn<'w> {
+pub struct Conn {
     /// Its worker.
-    pub worker: &'w Worker,
+    pub worker: Rc<Worker>,
     /// The socket.
     pub stream: TcpStream,
     /// Client address.
     pub peer: SocketAddr,
-    /// Local address it connected to.
-    pub local: SocketAddr,
+    /// Local port it connected to.
+    pub local_port: u16,
     listener: Rc<str>,
     slot: usize,
     served: u64,
     accepted: Instant,
+}
+
+impl Drop for Conn {
+    /// The registry forgets the descriptor before the socket closes (fields drop after this),
+    /// however the connection's task ends, so a drain or sweep never shuts down a reused
+    /// descriptor number.
+    fn drop(&mut self) {
+        self.worker.registry.borrow_mut().remove(self.slot);
+    }
 }
 
 /// The request id of one request, on the stack.
@@ -152,18 +119,53 @@ fn head_limits(limits: &Limits) -> HeadLimits {
     }
 }
 
-impl<'w> Conn<'w> {
-    /// Alternates between the idle state (a readiness wait: no buffer, a small future) and
-    /// the busy state. The busy state's future is large (it spans parsing, routing and the
-    /// integration), so it lives in a box allocated once per busy period, not inline in every
-    /// connection's task: an idle connection costs only the small idle future.
-    async fn run(&mut self) {
+impl Conn {
+    /// Registers an accepted connection with its worker.
+    pub fn new(
+        worker: Rc<Worker>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        local_port: u16,
+        listener: Rc<str>,
+    ) -> Self {
+        let slot = worker.registry.borrow_mut().insert(stream.as_raw_fd());
+        Conn {
+            worker,
+            stream,
+            peer,
+            local_port,
+            listener,
+            slot,
+            served: 0,
+            accepted: Instant::now(),
+        }
+    }
+
+    /// Serves the connection until it closes, alternating between the idle state and the busy
+    /// state.
+    ///
+    /// The idle state is written out here rather than in helper futures because this future is
+    /// what every connection's task holds while idle: a readiness wait (no buffer, and no timer
+    /// — the worker's sweep enforces the deadline, see [`crate::registry`]) and the connection.
+    /// The busy state's future is large (it spans parsing, routing and the integration), so it
+    /// lives in a box allocated once per busy period.
+    pub async fn serve(mut self) {
         let mut wait_ms = self.worker.plan().plan.limits.header_read_timeout_ms;
         loop {
-            if !self.wait_idle(Duration::from_millis(wait_ms)).await {
-                return;
-            }
-            if !self.busy_boxed().await {
+            let deadline = Instant::now() + Duration::from_millis(wait_ms);
+            self.worker
+                .registry
+                .borrow_mut()
+                .set_idle(self.slot, Some(deadline));
+            // Not relaxed: on epoll a relaxed wait may report stale readiness, and the read that
+            // follows would then sit holding a buffer (one poll(2) more per wait on epoll).
+            let ready = self.stream.readable(false).await;
+            let expired = {
+                let mut registry = self.worker.registry.borrow_mut();
+                registry.set_idle(self.slot, None);
+                registry.expired(self.slot)
+            };
+            if ready.is_err() || expired || !self.busy_boxed().await {
                 return;
             }
             wait_ms = self.worker.plan().plan.limits.idle_timeout_ms;
@@ -174,7 +176,7 @@ impl<'w> Conn<'w> {
     /// occupies space in the caller's (per-connection) state machine.
     fn busy_boxed<'s>(
         &'s mut self,
-    ) -> std::pin::Pin<Box<impl std::future::Future<Output = bool> + use<'s, 'w>>> {
+    ) -> std::pin::Pin<Box<impl std::future::Future<Output = bool> + use<'s>>> {
         Box::pin(self.busy())
     }
 
@@ -235,22 +237,6 @@ impl<'w> Conn<'w> {
             }
         }
         self.worker.buffers.give_plain(scratch);
-    }
-
-    /// Waits until the client sends something, holding no buffer and no timer: the worker's
-    /// sweep enforces the deadline (see [`crate::registry`]). False when it passed or on error.
-    async fn wait_idle(&mut self, wait: Duration) -> bool {
-        let deadline = Instant::now() + wait;
-        self.worker
-            .registry
-            .borrow_mut()
-            .set_idle(self.slot, Some(deadline));
-        // Not relaxed: on epoll a relaxed wait may report stale readiness, and the read that
-        // follows would then sit holding a buffer (one poll(2) more per wait on epoll).
-        let ready = self.stream.readable(false).await;
-        let mut registry = self.worker.registry.borrow_mut();
-        registry.set_idle(self.slot, None);
-        ready.is_ok() && !registry.expired(self.slot)
     }
 
     /// Waits up to [`LINGER`] for the next request in the busy state. False when none came.

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use monoio::buf::IoBuf as _;
 use monoio::io::AsyncWriteRentExt;
 use std::os::fd::AsRawFd;
+use std::rc::Rc;
 
 use monoio::net::TcpStream;
 use tollgate_backends::pool::{HostPool, Pooled};
@@ -52,7 +53,7 @@ enum Fail {
 /// Proxies one request; returns the status relayed, what becomes of the client connection,
 /// and the client buffer (holding pipelined bytes, if any).
 pub async fn forward(
-    conn: &mut Conn<'_>,
+    conn: &mut Conn,
     wp: &WorkerPlan,
     index: usize,
     target: &HttpTarget,
@@ -60,7 +61,7 @@ pub async fn forward(
     mut buf: IoBuf,
     catalogue: &ResponseCatalogue,
 ) -> (u16, After, IoBuf) {
-    let worker = conn.worker;
+    let worker = Rc::clone(&conn.worker);
     let plan = &wp.plan;
     let mut req = worker.buffers.take_plain();
     UpstreamHead {
@@ -72,7 +73,7 @@ pub async fn forward(
         target,
         upstream: &plan.upstreams[target.upstream],
         peer: conn.peer,
-        local: conn.local,
+        local_port: conn.local_port,
         id_header: &plan.settings.request_id_header,
         request_id: facts.id.as_bytes(),
     }
@@ -101,7 +102,7 @@ enum Upload {
 
 #[allow(clippy::too_many_arguments)]
 async fn exchange(
-    conn: &mut Conn<'_>,
+    conn: &mut Conn,
     wp: &WorkerPlan,
     target: &HttpTarget,
     facts: &Facts,
@@ -133,7 +134,7 @@ async fn exchange(
 /// buffer.
 #[allow(clippy::too_many_arguments)]
 async fn send(
-    conn: &mut Conn<'_>,
+    conn: &mut Conn,
     wp: &WorkerPlan,
     target: &HttpTarget,
     facts: &Facts,
@@ -209,7 +210,7 @@ async fn send(
 /// Reads the request body into `req` up to the buffering threshold and finishes the head's
 /// framing. With a complete body the whole request is in `req`.
 async fn read_upload(
-    conn: &mut Conn<'_>,
+    conn: &mut Conn,
     wp: &WorkerPlan,
     target: &HttpTarget,
     facts: &Facts,
@@ -320,7 +321,7 @@ fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
 
 #[allow(clippy::too_many_arguments)]
 async fn stream_upload(
-    conn: &mut Conn<'_>,
+    conn: &mut Conn,
     wp: &WorkerPlan,
     reader: &mut BodyReader,
     chunked: bool,
@@ -463,7 +464,7 @@ enum Down {
 /// Relays the response head and body; returns what becomes of the client connection.
 #[allow(clippy::too_many_arguments)]
 async fn relay(
-    conn: &mut Conn<'_>,
+    conn: &mut Conn,
     wp: &WorkerPlan,
     target: &HttpTarget,
     facts: &Facts,
@@ -557,7 +558,7 @@ async fn relay(
 }
 
 /// Writes `out` to the client and returns it cleared for reuse; None when the client is gone.
-async fn flush(conn: &mut Conn<'_>, wp: &WorkerPlan, out: Vec<u8>) -> Option<Vec<u8>> {
+async fn flush(conn: &mut Conn, wp: &WorkerPlan, out: Vec<u8>) -> Option<Vec<u8>> {
     let timeout = Duration::from_millis(wp.plan.limits.response_write_timeout_ms);
     let (res, mut out) = write_all(&mut conn.stream, out, timeout).await;
     out.clear();
@@ -567,7 +568,7 @@ async fn flush(conn: &mut Conn<'_>, wp: &WorkerPlan, out: Vec<u8>) -> Option<Vec
 /// Relays a Content-Length body. Returns false when the exchange broke off.
 #[allow(clippy::too_many_arguments)]
 async fn relay_length(
-    conn: &mut Conn<'_>,
+    conn: &mut Conn,
     wp: &WorkerPlan,
     upstream: &mut Pooled,
     ubuf: &mut IoBuf,
@@ -630,7 +631,7 @@ async fn relay_length(
 /// exchange broke off.
 #[allow(clippy::too_many_arguments)]
 async fn relay_stream(
-    conn: &mut Conn<'_>,
+    conn: &mut Conn,
     wp: &WorkerPlan,
     upstream: &mut Pooled,
     ubuf: &mut IoBuf,

@@ -41,8 +41,8 @@ pub struct UpstreamHead<'a> {
     pub upstream: &'a UpstreamPlan,
     /// Client address.
     pub peer: SocketAddr,
-    /// Address the client connected to.
-    pub local: SocketAddr,
+    /// Port the client connected to.
+    pub local_port: u16,
     /// Request id header name (lowercase).
     pub id_header: &'a str,
     /// Request id.
@@ -109,7 +109,7 @@ impl UpstreamHead<'_> {
         }
         push_ip(out, self.peer);
         out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\nx-forwarded-port: ");
-        out.extend_from_slice(itoa::Buffer::new().format(self.local.port()).as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(self.local_port).as_bytes());
         out.extend_from_slice(b"\r\n");
         if let Some(host) = head.host {
             header(out, b"x-forwarded-host", host.get(buf));

@@ -24,6 +24,7 @@ use tollgate_config::Plan;
 use tracing::{info, warn};
 
 use crate::buffers::BufferPool;
+use crate::conn::Conn;
 use crate::counters::{bump, RouteCounters, WorkerCounters};
 use crate::driver::Driver;
 use crate::registry::Registry;
@@ -368,10 +369,9 @@ async fn accept_loop(
                     continue;
                 }
                 bump(&worker.counters.accepted);
-                let local = local.unwrap_or(peer);
-                let fut =
-                    crate::conn::serve(Rc::clone(&worker), stream, peer, local, Rc::clone(&name));
-                monoio::spawn(fut);
+                let port = local.map_or(0, |l| l.port());
+                let conn = Conn::new(Rc::clone(&worker), stream, peer, port, Rc::clone(&name));
+                monoio::spawn(conn.serve());
             }
             Err(e) => {
                 let now = Instant::now();
