@@ -22,6 +22,24 @@ pub struct Pooled {
     pub created: Instant,
     /// Which of the upstream's addresses it goes to.
     pub addr: SocketAddr,
+    /// When it went back to the pool (set by [`HostPool::put`]).
+    pub idle_since: Instant,
+    /// Its last response had no body (HEAD, 204, 304): a broken upstream may still send one,
+    /// so it must be checked for stray bytes before reuse.
+    pub check_before_reuse: bool,
+}
+
+impl Pooled {
+    /// A freshly connected connection.
+    pub fn new(stream: TcpStream, addr: SocketAddr, now: Instant) -> Self {
+        Self {
+            stream,
+            created: now,
+            addr,
+            idle_since: now,
+            check_before_reuse: false,
+        }
+    }
 }
 
 /// One upstream's idle connections on one worker.
@@ -86,7 +104,8 @@ impl HostPool {
     }
 
     /// Returns a connection for reuse; closes it when the pool is full or it is too old.
-    pub fn put(&self, conn: Pooled, now: Instant) {
+    pub fn put(&self, mut conn: Pooled, now: Instant) {
+        conn.idle_since = now;
         if now.duration_since(conn.created) >= self.lifetime {
             return;
         }

@@ -35,6 +35,9 @@ use crate::io::{read_more, write_all, IoFail};
 use crate::respond::content_length;
 use crate::worker::WorkerPlan;
 
+/// Pooled connections idle at least this long are checked before reuse.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 /// Upstream response heads may be larger than client request heads.
 const UPSTREAM_HEAD_LIMITS: HeadLimits = HeadLimits {
     header_bytes_max: 64 * 1024,
@@ -366,11 +369,18 @@ async fn stream_upload(
 
 /// Takes a pooled connection or opens one; `true` when reused.
 async fn acquire(pool: &HostPool, settings: &UpstreamSettings) -> Result<(Pooled, bool), Fail> {
-    while let Some(conn) = pool.take(Instant::now()) {
-        if crate::sock::is_quiet(conn.stream.as_raw_fd()) {
+    let now = Instant::now();
+    while let Some(conn) = pool.take(now) {
+        // A connection that idled a while may have been closed by the upstream, and one whose
+        // last response had no body may hold bytes a broken upstream sent anyway: such a
+        // connection is checked (one non-blocking peek) and dropped unless quiet. Connections
+        // reused at once skip the check to keep the hot path free of syscalls; for them a
+        // closed connection is caught by the retry below and stray bytes make the next
+        // response fail to parse (502).
+        let stale = now.duration_since(conn.idle_since) >= CHECK_IDLE_AFTER;
+        if !(stale || conn.check_before_reuse) || crate::sock::is_quiet(conn.stream.as_raw_fd()) {
             return Ok((conn, true));
         }
-        // Closed by the upstream, or holding bytes nobody asked for: never reuse it.
     }
     if pool.addrs.is_empty() {
         return Err(Fail::Answer(
@@ -388,15 +398,7 @@ async fn acquire(pool: &HostPool, settings: &UpstreamSettings) -> Result<(Pooled
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 pool.connected.set(pool.connected.get() + 1);
-                let created = Instant::now();
-                return Ok((
-                    Pooled {
-                        stream,
-                        created,
-                        addr,
-                    },
-                    false,
-                ));
+                return Ok((Pooled::new(stream, addr, Instant::now()), false));
             }
             Ok(Err(_)) => failure = ResponseType::IntegrationFailure,
             Err(_) => failure = ResponseType::IntegrationTimeout,
@@ -547,6 +549,7 @@ async fn relay(
     // The body is complete: hand the upstream connection back before the last client write,
     // so a slow reader does not hold it.
     if reusable {
+        upstream.check_before_reuse = head.framing == ResponseFraming::None;
         pool.put(upstream, Instant::now());
     }
     let ok = conn.send(wp, out).await;
