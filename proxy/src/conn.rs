@@ -241,14 +241,16 @@ impl Conn {
 
     /// Waits up to [`LINGER`] for the next request in the busy state. False when none came.
     async fn linger(&mut self) -> bool {
-        // Marked idle with a far deadline so a drain closes it; LINGER's own timer ends it.
-        let far = Instant::now() + LINGER * 2;
+        // Marked lingering so a drain closes it; the sweep leaves it to LINGER's own timer.
         self.worker
             .registry
             .borrow_mut()
-            .set_idle(self.slot, Some(far));
+            .set_lingering(self.slot, true);
         let ready = monoio::time::timeout(LINGER, self.stream.readable(false)).await;
-        self.worker.registry.borrow_mut().set_idle(self.slot, None);
+        self.worker
+            .registry
+            .borrow_mut()
+            .set_lingering(self.slot, false);
         matches!(ready, Ok(Ok(())))
     }
 
