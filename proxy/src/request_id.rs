@@ -39,7 +39,7 @@ impl RequestIds {
         let n = self.next.get();
         self.next.set(n.wrapping_add(1));
         let hi = mix(self.seed.wrapping_add(n));
-        let lo = mix(self.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let lo = mix(self.seed.rotate_left(32) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut out = [0u8; 32];
         hex(hi, &mut out[..16]);
         hex(lo, &mut out[16..]);
@@ -77,6 +77,7 @@ mod tests {
                 let id = ids.next_id();
                 assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
                 assert!(seen.insert(id.as_bytes().to_vec()));
+                assert_ne!(id.as_bytes()[..16], id.as_bytes()[16..], "halves differ");
             }
         }
     }
