@@ -5,8 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages the tests need, installed when missing. None yet: the end-to-end tests use
+# in-process upstreams and clients. (The kernel pre-filter will add clang and libbpf-dev.)
+packages=()
 need=()
-command -v curl >/dev/null 2>&1 || need+=(curl)
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}"
