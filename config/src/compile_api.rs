@@ -471,7 +471,7 @@ impl Builder<'_, '_> {
                 Some(span.clone()),
                 format!("{key}.url"),
                 problem,
-                "http://HOST[:PORT][/PATH][?QUERY], e.g. \"http://127.0.0.1:9000/pets/{id}\"",
+                "http://HOST[:PORT][/PATH][?QUERY], e.g. \"http://pets.internal:9000/pets/{id}\"",
             )
         };
         let Some(rest) = url.strip_prefix("http://") else {
