@@ -1,20 +1,76 @@
-//! `tollgate-bench`: tollgate's load generator, origin server and peer comparisons.
+//! `tollgate-bench`: tollgate's bundled load generator and fixed-response origin.
 //!
-//! A skeleton until the bench issue fills it (open- and closed-loop load, `origin` and `hold`
-//! modes, `compare` against nginx and HAProxy). Until then docs/BENCHMARKS.md records runs
-//! made with wrk against an nginx origin, following the method in the benchmarking notes.
+//! * `origin` serves a fixed HTTP/1.1 response (thread-per-core, `SO_REUSEPORT`), to stand in
+//!   for the upstream behind tollgate.
+//! * `load` drives closed-loop or open-loop (`--rate`, coordinated-omission corrected) load
+//!   and reports throughput, errors by kind and latency percentiles, as a table or JSON.
+//!
+//! Peer comparisons (`compare` against nginx and HAProxy) and the `hold` mode are not built
+//! yet; bench/README.md lists what exists.
+
+mod cli;
+mod http;
+mod load;
+mod origin;
+mod recv;
+mod report;
+mod runtime;
+mod stats;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "tollgate-bench: load generator, origin and comparisons (not built yet).\n\
-Until then, measure with wrk as docs/BENCHMARKS.md describes.";
+use anyhow::Result;
+use clap::Parser as _;
+
+use cli::{Cli, Command, LoadArgs, Target};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    println!("{USAGE}");
-    if args.is_empty() || args.iter().any(|a| a == "--help" || a == "-h") {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Origin(args) => origin::run(&args),
+        Command::Load(args) => run_load(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgate-bench: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn run_load(args: &LoadArgs) -> Result<()> {
+    let target = Target::parse(&args.url)?;
+    let threads = args
+        .threads
+        .unwrap_or_else(cli::default_threads)
+        .clamp(1, args.connections.max(1));
+    let request = http::build_request(
+        &args.method,
+        &target.path,
+        &target.host,
+        &args.headers,
+        args.body_bytes,
+        args.new_connection_per_request,
+    );
+    let plan = load::Plan {
+        addr: target.addr,
+        request,
+        head_request: args.method.eq_ignore_ascii_case("HEAD"),
+        connections: args.connections,
+        threads,
+        duration: args.duration,
+        warmup: args.warmup,
+        rate: args.rate,
+        new_connection_per_request: args.new_connection_per_request,
+        timeout: args.timeout,
+    };
+    let stats = load::run(plan)?;
+    let summary = report::Summary::new(&stats, args.duration, args.connections, threads, args.rate);
+    if args.json {
+        println!("{}", summary.to_json());
+    } else {
+        println!("{}", summary.to_table());
+    }
+    Ok(())
 }

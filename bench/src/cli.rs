@@ -1,0 +1,190 @@
+//! Command-line interface: the `origin` and `load` subcommands and their argument parsing.
+//!
+//! Names are resolved here, on the main thread, because worker threads run monoio runtimes
+//! where a blocking DNS lookup would stall every connection on that core.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tollgate-bench",
+    version,
+    about = "tollgate's load generator and origin"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a fixed HTTP/1.1 response as fast as possible (keep-alive, pipelining).
+    Origin(OriginArgs),
+    /// Generate closed-loop (default) or open-loop (`--rate`) load against a URL.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OriginArgs {
+    /// Address to listen on; port 0 picks a free port (the real one is printed).
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// Response body size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub body_bytes: usize,
+    /// Delay before each response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u64,
+    /// Send the body with chunked framing instead of content-length.
+    #[arg(long)]
+    pub chunked: bool,
+    /// Worker threads, one listener each (default: available cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Target, e.g. http://127.0.0.1:8080/path (plain HTTP only).
+    #[arg(long)]
+    pub url: String,
+    /// Concurrent connections in total.
+    #[arg(long, short = 'c', default_value_t = 64)]
+    pub connections: usize,
+    /// Measured duration, e.g. 10s, 500ms, 1m.
+    #[arg(long, short = 'd', default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Warm-up before measuring (load runs, stats are discarded).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Worker threads (default: available cores, at most one per connection).
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+    /// Open loop: total requests per second, latency measured from intended send times.
+    #[arg(long, short = 'R')]
+    pub rate: Option<f64>,
+    /// Request method.
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Extra request header, `name: value`; repeatable.
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// Request body size in bytes (sent with content-length).
+    #[arg(long, default_value_t = 0)]
+    pub body_bytes: usize,
+    /// Open a new connection for every request instead of keeping connections alive.
+    #[arg(long)]
+    pub new_connection_per_request: bool,
+    /// Per-request timeout (connect, send and full response).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `10s`, `250ms`, `2m`, `100us` or a bare number of seconds (fractions allowed).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "us" => value / 1e6,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("bad duration unit in {s:?} (use us, ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("bad duration {s:?}: {e}"))
+}
+
+/// The parts of a target URL the load generator needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// Authority as written, for the `host` header.
+    pub host: String,
+    /// Path and query, at least `/`.
+    pub path: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Self> {
+        let Some(rest) = url.strip_prefix("http://") else {
+            bail!("only http:// URLs are supported, got {url:?}");
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], format!("/{}", &rest[i..])),
+            Some(i) => (&rest[..i], rest[i..].to_string()),
+            None => (rest, "/".to_string()),
+        };
+        if authority.is_empty() {
+            bail!("URL {url:?} has no host");
+        }
+        // A port is present unless the authority has no colon or ends an IPv6 literal.
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| !p.ends_with(']'))
+            && !(authority.starts_with('[') && authority.ends_with(']'));
+        let with_port = if has_port {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .with_context(|| format!("resolving {with_port}"))?
+            .next()
+            .with_context(|| format!("{with_port} resolved to no address"))?;
+        Ok(Self {
+            addr,
+            host: authority.to_string(),
+            path,
+        })
+    }
+}
+
+/// Default worker count: one per available core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn targets() -> Result<()> {
+        let t = Target::parse("http://127.0.0.1:8080/a/b?c=1")?;
+        assert_eq!(t.addr, "127.0.0.1:8080".parse()?);
+        assert_eq!(
+            (t.host.as_str(), t.path.as_str()),
+            ("127.0.0.1:8080", "/a/b?c=1")
+        );
+        let t = Target::parse("http://127.0.0.1")?;
+        assert_eq!((t.addr.port(), t.path.as_str()), (80, "/"));
+        let t = Target::parse("http://[::1]:9000?x")?;
+        assert_eq!((t.addr.port(), t.path.as_str()), (9000, "/?x"));
+        assert_eq!(Target::parse("http://[::1]/")?.addr.port(), 80);
+        assert!(Target::parse("https://127.0.0.1/").is_err());
+        Ok(())
+    }
+}

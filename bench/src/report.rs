@@ -1,0 +1,145 @@
+//! Turning merged [`Stats`] into the human table or the one-line JSON object.
+//!
+//! The JSON field names are a stable interface for scripts (docs/BENCHMARKS.md tooling):
+//! `requests`, `duration_s`, `rps`, `bytes_per_s`, `errors{...}`, `latency_us{...}`. New fields
+//! may be added; existing ones are not renamed.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::stats::{Errors, Stats};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Latency {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// `closed` or `open`.
+    pub mode: &'static str,
+    pub connections: usize,
+    pub threads: usize,
+    /// Open-loop target rate, absent in closed loop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_rps: Option<f64>,
+    pub requests: u64,
+    pub duration_s: f64,
+    pub rps: f64,
+    pub bytes_per_s: f64,
+    pub errors: Errors,
+    pub latency_us: Latency,
+}
+
+impl Summary {
+    pub fn new(
+        stats: &Stats,
+        duration: Duration,
+        connections: usize,
+        threads: usize,
+        rate: Option<f64>,
+    ) -> Self {
+        let secs = duration.as_secs_f64().max(f64::MIN_POSITIVE);
+        let h = &stats.latency;
+        // An empty histogram reports zeros, which is what "no responses" should look like.
+        let q = |quantile: f64| h.value_at_quantile(quantile);
+        Self {
+            mode: if rate.is_some() { "open" } else { "closed" },
+            connections,
+            threads,
+            target_rps: rate,
+            requests: stats.requests,
+            duration_s: duration.as_secs_f64(),
+            rps: stats.requests as f64 / secs,
+            bytes_per_s: stats.bytes as f64 / secs,
+            errors: stats.errors,
+            latency_us: Latency {
+                p50: q(0.5),
+                p90: q(0.9),
+                p99: q(0.99),
+                p999: q(0.999),
+                max: h.max(),
+            },
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    pub fn to_table(&self) -> String {
+        let l = &self.latency_us;
+        let e = &self.errors;
+        let rate = self
+            .target_rps
+            .map_or(String::new(), |r| format!(", target {r:.0} req/s"));
+        format!(
+            "mode {} ({} connections, {} threads{rate}), {:.2}s measured\n\
+             requests      {:>12}\n\
+             requests/s    {:>12.1}\n\
+             bytes/s       {:>12}\n\
+             latency (µs)  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n\
+             errors        {} (connect {}, timeout {}, io {}, 4xx {}, 5xx {}, other {})",
+            self.mode,
+            self.connections,
+            self.threads,
+            self.duration_s,
+            self.requests,
+            self.rps,
+            human_bytes(self.bytes_per_s),
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            e.total(),
+            e.connect,
+            e.timeout,
+            e.io,
+            e.status_4xx,
+            e.status_5xx,
+            e.status_other,
+        )
+    }
+}
+
+fn human_bytes(b: f64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = b;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_has_stable_fields() -> anyhow::Result<()> {
+        let mut stats = Stats::new();
+        stats.response(200, 100, 10);
+        let s = Summary::new(&stats, Duration::from_secs(2), 4, 2, None);
+        let v: serde_json::Value = serde_json::from_str(&s.to_json())?;
+        assert_eq!(v["requests"], 1);
+        assert_eq!(v["rps"], 0.5);
+        assert_eq!(v["bytes_per_s"], 50.0);
+        for k in ["connect", "timeout", "io", "status_4xx", "status_5xx"] {
+            assert_eq!(v["errors"][k], 0, "{k}");
+        }
+        for k in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(v["latency_us"][k].is_u64(), "{k}");
+        }
+        assert!(s.to_table().contains("requests/s"));
+        assert_eq!(human_bytes(2048.0), "2.0 KiB");
+        Ok(())
+    }
+}

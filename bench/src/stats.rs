@@ -1,0 +1,153 @@
+//! Measurement state: counters, error kinds and an HdrHistogram of latencies.
+//!
+//! Each connection task owns its own [`Stats`] (no shared cells on the hot path); tasks are
+//! merged per thread and threads are merged on the main thread when the run ends.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Highest latency tracked exactly; larger values are clamped (an hour, in µs).
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// Why a request did not produce a usable response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The TCP connect failed (refused, unreachable, ...).
+    Connect,
+    /// No complete response before the per-request timeout.
+    Timeout,
+    /// Write, read, reset, early close or an unparseable response.
+    Io,
+}
+
+/// Error counts by kind; field names are part of the JSON output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Errors {
+    pub connect: u64,
+    pub timeout: u64,
+    pub io: u64,
+    pub status_4xx: u64,
+    pub status_5xx: u64,
+    /// Responses that are neither 2xx/3xx nor 4xx/5xx (1xx or invalid codes).
+    pub status_other: u64,
+}
+
+impl Errors {
+    pub fn total(&self) -> u64 {
+        self.connect
+            + self.timeout
+            + self.io
+            + self.status_4xx
+            + self.status_5xx
+            + self.status_other
+    }
+
+    fn merge(&mut self, o: &Errors) {
+        self.connect += o.connect;
+        self.timeout += o.timeout;
+        self.io += o.io;
+        self.status_4xx += o.status_4xx;
+        self.status_5xx += o.status_5xx;
+        self.status_other += o.status_other;
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Complete responses inside the measured window, whatever their status.
+    pub requests: u64,
+    /// Head plus body bytes of those responses.
+    pub bytes: u64,
+    pub errors: Errors,
+    /// Latency in µs, from send (closed loop) or intended send (open loop) to full response.
+    pub latency: Histogram<u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        // 3 significant digits keeps the histogram small (tens of KiB) while resolving 0.1 %.
+        let latency =
+            Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant bounds are valid");
+        Self {
+            requests: 0,
+            bytes: 0,
+            errors: Errors::default(),
+            latency,
+        }
+    }
+
+    /// Records a complete response.
+    pub fn response(&mut self, status: u16, bytes: u64, latency_us: u64) {
+        self.requests += 1;
+        self.bytes += bytes;
+        self.latency.saturating_record(latency_us.max(1));
+        match status {
+            200..=399 => {}
+            400..=499 => self.errors.status_4xx += 1,
+            500..=599 => self.errors.status_5xx += 1,
+            _ => self.errors.status_other += 1,
+        }
+    }
+
+    pub fn error(&mut self, kind: ErrorKind) {
+        match kind {
+            ErrorKind::Connect => self.errors.connect += 1,
+            ErrorKind::Timeout => self.errors.timeout += 1,
+            ErrorKind::Io => self.errors.io += 1,
+        }
+    }
+
+    pub fn merge(&mut self, other: &Stats) {
+        self.requests += other.requests;
+        self.bytes += other.bytes;
+        self.errors.merge(&other.errors);
+        // Same bounds on both sides, so adding cannot fail; saturate rather than panic anyway.
+        if self.latency.add(&other.latency).is_err() {
+            for v in other.latency.iter_recorded() {
+                self.latency
+                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_and_classify() {
+        let mut a = Stats::new();
+        a.response(200, 100, 50);
+        a.response(404, 10, 70);
+        let mut b = Stats::new();
+        b.response(503, 10, 1_000);
+        b.response(101, 10, 0);
+        b.error(ErrorKind::Connect);
+        b.error(ErrorKind::Timeout);
+        b.error(ErrorKind::Io);
+        a.merge(&b);
+        assert_eq!((a.requests, a.bytes), (4, 130));
+        let e = a.errors;
+        assert_eq!(
+            (
+                e.connect,
+                e.timeout,
+                e.io,
+                e.status_4xx,
+                e.status_5xx,
+                e.status_other
+            ),
+            (1, 1, 1, 1, 1, 1)
+        );
+        assert_eq!(e.total(), 6);
+        assert_eq!(a.latency.len(), 4);
+        assert!(a.latency.max() >= 1_000);
+    }
+}
