@@ -104,6 +104,7 @@ impl Gateway {
             .or(plan.settings.workers)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         info!(driver = driver.name(), reason = %reason, workers = count, "starting");
+        log_connection_ceiling(&plan, count);
         let plan = Arc::new(plan);
         let mut listeners = HashMap::new();
         let mut sockets: Vec<Vec<(String, TcpListener)>> = (0..count).map(|_| Vec::new()).collect();
@@ -318,6 +319,26 @@ fn bind(
         .with_context(|| format!("listener {name:?}: cannot bind {addr}"))?;
     info!(listener = name, addr = %bound, "listening");
     Ok((group, bound))
+}
+
+/// Raises the open-files limit to its hard limit and logs how many client connections that
+/// allows: each worker keeps a few descriptors (ring, wake-up socket, reserve, one per
+/// listener twice), and every proxied request in flight needs an upstream connection too.
+fn log_connection_ceiling(plan: &Plan, workers: usize) {
+    match crate::sys::raise_nofile_limit() {
+        Ok((soft, hard)) => {
+            let fixed = 32 + workers as u64 * (4 + 2 * plan.listeners.len() as u64);
+            let by_files = soft.saturating_sub(fixed);
+            let by_config = plan.limits.connections_per_worker_max as u64 * workers as u64;
+            info!(
+                nofile = soft,
+                nofile_hard = hard,
+                connections_max = by_files.min(by_config),
+                "file descriptor limit"
+            );
+        }
+        Err(e) => warn!(error = %e, "cannot read the open-files limit"),
+    }
 }
 
 fn send(handle: &WorkerHandle, command: Command) {

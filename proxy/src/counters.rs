@@ -70,6 +70,8 @@ pub struct WorkerCounters {
     pub accepted: Cell<u64>,
     /// Connections closed at once because the worker was at its connection bound.
     pub rejected_at_limit: Cell<u64>,
+    /// Connections refused at once because the process was at its open-files limit.
+    pub rejected_at_file_limit: Cell<u64>,
     /// Plans applied (the first counts).
     pub plans_applied: Cell<u64>,
     /// Requests whose head did not parse (400/414/431/501).

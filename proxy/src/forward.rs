@@ -378,7 +378,7 @@ async fn acquire(pool: &HostPool, settings: &UpstreamSettings) -> Result<(Pooled
         // closed connection is caught by the retry below and stray bytes make the next
         // response fail to parse (502).
         let stale = now.duration_since(conn.idle_since) >= CHECK_IDLE_AFTER;
-        if !(stale || conn.check_before_reuse) || crate::sock::is_quiet(conn.stream.as_raw_fd()) {
+        if !(stale || conn.check_before_reuse) || crate::sys::is_quiet(conn.stream.as_raw_fd()) {
             return Ok((conn, true));
         }
     }

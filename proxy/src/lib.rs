@@ -37,5 +37,5 @@ pub mod listen;
 pub mod registry;
 pub mod request_id;
 pub mod respond;
-pub(crate) mod sock;
+pub(crate) mod sys;
 pub mod worker;

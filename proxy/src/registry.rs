@@ -12,7 +12,7 @@
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use crate::sock::shutdown_read;
+use crate::sys::shutdown_read;
 
 /// One connection's entry.
 #[derive(Debug, Clone, Copy)]

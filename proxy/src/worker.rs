@@ -29,7 +29,7 @@ use crate::counters::{bump, RouteCounters, WorkerCounters};
 use crate::driver::Driver;
 use crate::registry::Registry;
 use crate::request_id::RequestIds;
-use crate::sock::shutdown_read;
+use crate::sys::shutdown_read;
 
 /// Size of pooled I/O buffers; heads larger than this grow a buffer for that request.
 const BUFFER_BYTES: usize = 16 * 1024;
@@ -165,6 +165,8 @@ pub struct Worker {
     pub counters: WorkerCounters,
     /// Request id generator.
     pub ids: RequestIds,
+    /// A descriptor kept open to be given up at the open-files limit (see `refuse_waiting`).
+    reserve_fd: RefCell<Option<std::fs::File>>,
     /// `date` header value, refreshed by the sweep from the gateway's clock.
     pub date: Cell<[u8; 29]>,
     listeners: RefCell<Vec<ListenerHandle>>,
@@ -188,6 +190,9 @@ impl Worker {
         }
         for (name, socket) in apply.open {
             let local = socket.local_addr().ok();
+            // A second handle on the same socket, for refusing connections at the file limit
+            // with plain non-blocking accepts (see `refuse_waiting`).
+            let refuse = socket.try_clone().ok();
             match TcpListener::from_std(socket) {
                 Ok(listener) => {
                     let stopped = Rc::new(Cell::new(false));
@@ -197,7 +202,14 @@ impl Worker {
                         fd: listener.as_raw_fd(),
                         stopped: Rc::clone(&stopped),
                     });
-                    monoio::spawn(accept_loop(Rc::clone(self), listener, name, local, stopped));
+                    let accept = AcceptLoop {
+                        listener,
+                        refuse,
+                        name,
+                        local,
+                        stopped,
+                    };
+                    monoio::spawn(accept_loop(Rc::clone(self), accept));
                 }
                 Err(e) => {
                     warn!(worker = self.id, listener = %name, error = %e, "cannot register listener")
@@ -259,6 +271,7 @@ pub fn run(
             counters: WorkerCounters::default(),
             ids: RequestIds::new(id),
             date: Cell::new(crate::clock::http_date(crate::clock::now())),
+            reserve_fd: RefCell::new(std::fs::File::open("/dev/null").ok()),
             listeners: RefCell::new(Vec::new()),
             events: events.clone(),
         });
@@ -330,6 +343,27 @@ async fn control_loop(
     );
 }
 
+/// At the open-files limit: frees the worker's reserve descriptor, accepts and closes the
+/// connections waiting in the backlog (refused at once rather than left waiting, and not
+/// retried in a loop), then takes the reserve back. Returns how many were refused.
+fn refuse_waiting(worker: &Worker, listener: &std::net::TcpListener) -> usize {
+    drop(worker.reserve_fd.borrow_mut().take());
+    let mut refused = 0;
+    while refused < 1024 {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                drop(stream);
+                refused += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    *worker.reserve_fd.borrow_mut() = std::fs::File::open("/dev/null").ok();
+    let counter = &worker.counters.rejected_at_file_limit;
+    counter.set(counter.get() + refused as u64);
+    refused
+}
+
 /// How often idle deadlines are enforced (the precision of idle and header-wait timeouts).
 const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -345,13 +379,23 @@ async fn sweep_loop(worker: Rc<Worker>) {
     }
 }
 
-async fn accept_loop(
-    worker: Rc<Worker>,
+/// What an accept loop works with.
+struct AcceptLoop {
     listener: TcpListener,
+    refuse: Option<std::net::TcpListener>,
     name: Rc<str>,
     local: Option<SocketAddr>,
     stopped: Rc<Cell<bool>>,
-) {
+}
+
+async fn accept_loop(worker: Rc<Worker>, accept: AcceptLoop) {
+    let AcceptLoop {
+        listener,
+        refuse,
+        name,
+        local,
+        stopped,
+    } = accept;
     let mut last_error_log: Option<Instant> = None;
     loop {
         let accepted = listener.accept().await;
@@ -379,7 +423,15 @@ async fn accept_loop(
                     warn!(worker = worker.id, listener = %name, error = %e, "accept failed");
                     last_error_log = Some(now);
                 }
-                // Out of file descriptors: back off instead of spinning on a full accept queue.
+                let at_file_limit = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                if at_file_limit {
+                    if let Some(refuse) = &refuse {
+                        if refuse_waiting(&worker, refuse) > 0 {
+                            continue;
+                        }
+                    }
+                }
+                // Nothing could be refused (or another error): back off instead of spinning.
                 monoio::time::sleep(Duration::from_millis(20)).await;
             }
         }

@@ -102,6 +102,8 @@ pub struct Options {
     pub workers: usize,
     /// `--test-clock`.
     pub test_clock: bool,
+    /// Open-files limit (soft and hard) to start the process with.
+    pub nofile: Option<u64>,
 }
 
 impl Options {
@@ -111,7 +113,14 @@ impl Options {
             driver,
             workers: 2,
             test_clock: false,
+            nofile: None,
         }
+    }
+
+    /// Starts the process with this open-files limit (through `sh -c 'ulimit -n N; exec …'`).
+    pub fn nofile(mut self, limit: u64) -> Options {
+        self.nofile = Some(limit);
+        self
     }
 
     /// Enables the test clock control socket.
@@ -146,7 +155,17 @@ impl Gateway {
     pub fn start_with(config_toml: &str, options: Options) -> Gateway {
         let config = temp_config_path();
         std::fs::write(&config, config_toml).expect("write temp config");
-        let mut child = Command::new(binary())
+        let mut command = match options.nofile {
+            Some(limit) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
+        let mut child = command
             .arg("--log-format")
             .arg("json")
             .arg("run")
@@ -177,6 +196,22 @@ impl Gateway {
             .wait_for(|e| is(e, "ready"), START_DEADLINE)
             .unwrap_or_else(|e| panic!("gateway ({:?}) did not become ready: {e}", options.driver));
         gateway
+    }
+
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
+        let child = self.child.lock().expect("child lock");
+        child.as_ref().map(|c| c.id()).expect("gateway running")
+    }
+
+    /// User plus system CPU time of the gateway so far, in clock ticks (from /proc).
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("stat");
+        // Fields after the command name (which is in parentheses): utime is the 12th, stime
+        // the 13th.
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
     }
 
     /// The address of listener `name` (the latest `listening` event for it).

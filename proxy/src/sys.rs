@@ -1,6 +1,6 @@
-//! The two socket calls monoio does not offer, in one place: shutting down a socket's read
-//! side (to end a readiness wait from outside the task) and a non-blocking peek (to check a
-//! pooled upstream connection before reuse).
+//! The system calls std and monoio do not offer, in one place: shutting down a socket's read
+//! side (to end a readiness wait from outside the task), a non-blocking peek (to check a
+//! pooled upstream connection before reuse), and raising the open-files limit.
 
 use std::os::fd::RawFd;
 
@@ -35,6 +35,31 @@ pub(crate) fn is_quiet(fd: RawFd) -> bool {
         )
     };
     n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+}
+
+/// Raises the soft limit on open files to the hard limit; returns (soft, hard) after it.
+pub(crate) fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes the struct we own for the duration of the call.
+    #[allow(unsafe_code)]
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit(2) reads the struct we own for the duration of the call.
+        #[allow(unsafe_code)]
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) } == 0 {
+            limit = raised;
+        }
+    }
+    Ok((limit.rlim_cur, limit.rlim_max))
 }
 
 #[cfg(test)]
