@@ -19,7 +19,8 @@ use crate::body::{BodyError, BodyReader};
 use crate::buffers::IoBuf;
 use crate::counters::bump;
 use crate::http1::{
-    parse_request, BodyFraming, HeadError, HeadLimits, Method, RequestHead, Version,
+    head_may_be_complete, parse_request, BodyFraming, HeadError, HeadLimits, Method, RequestHead,
+    Version,
 };
 use crate::io::{read_more, write_all, IoFail};
 use crate::respond::{self, Reply};
@@ -615,19 +616,6 @@ impl Conn {
     }
 }
 
-/// Whether bytes read since `scanned` may have completed a head (an empty line, CRLF or a bare
-/// LF that the parser will reject) or passed a size limit. A head trickling in byte by byte is
-/// then parsed once, not once per read (which would cost quadratic time).
-pub fn head_may_be_complete(data: &[u8], scanned: usize, limits: &HeadLimits) -> bool {
-    if scanned == 0 || data.len() >= limits.header_bytes_max || data.len() > limits.url_bytes_max {
-        return true;
-    }
-    let from = scanned.saturating_sub(2);
-    data[from..]
-        .windows(2)
-        .any(|w| w == b"\n\n" || w == b"\n\r")
-}
-
 /// True when a path has a `.` or `..` segment, also percent-encoded (`%2e`, `.%2E`, …).
 fn has_dot_segment(path: &[u8]) -> bool {
     path.split(|&b| b == b'/').any(|segment| {
@@ -713,20 +701,5 @@ mod tests {
         assert_eq!(lowercase_host(b"[::1]:8080", &mut out), Some("[::1]"));
         assert_eq!(lowercase_host(b"[::1]", &mut out), Some("[::1]"));
         assert_eq!(lowercase_host(b"a.b", &mut out), Some("a.b"));
-    }
-
-    #[test]
-    fn a_trickled_head_is_parsed_only_when_it_may_be_complete() {
-        let limits = HeadLimits::default();
-        let head = b"GET / HTTP/1.1\r\nHost: a\r\n";
-        assert!(
-            head_may_be_complete(head, 0, &limits),
-            "first look always parses"
-        );
-        assert!(!head_may_be_complete(head, head.len() - 1, &limits));
-        let done = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-        assert!(head_may_be_complete(done, done.len() - 1, &limits));
-        let bare = b"GET / HTTP/1.1\nHost: a\n\n";
-        assert!(head_may_be_complete(bare, bare.len() - 1, &limits));
     }
 }

@@ -415,13 +415,16 @@ async fn read_response_head(
     deadline: Instant,
     head_request: bool,
 ) -> Result<ResponseHead, IoFail> {
+    let mut scanned = 0;
     loop {
-        match parse_response(
-            &ubuf.data,
-            &UPSTREAM_HEAD_LIMITS,
-            &mut ubuf.headers,
-            head_request,
-        ) {
+        // A head arriving in many small reads is parsed once it may be complete, not per read.
+        let limits = &UPSTREAM_HEAD_LIMITS;
+        let parsed = if crate::http1::head_may_be_complete(&ubuf.data, scanned, limits) {
+            parse_response(&ubuf.data, limits, &mut ubuf.headers, head_request)
+        } else {
+            Ok(None)
+        };
+        match parsed {
             Ok(Some(head)) if head.status == 101 => {
                 // No upgrade was asked for (Upgrade is hop-by-hop and not forwarded): the
                 // bytes that follow are not HTTP, so the exchange cannot continue.
@@ -432,6 +435,7 @@ async fn read_response_head(
             Ok(Some(head)) if (100..200).contains(&head.status) => {
                 // Interim responses (100 Continue, 103 Early Hints) are not relayed.
                 ubuf.data.drain(..head.head_len);
+                scanned = 0;
                 continue;
             }
             Ok(Some(head)) => return Ok(head),
@@ -442,6 +446,7 @@ async fn read_response_head(
                 )))
             }
         }
+        scanned = ubuf.data.len();
         let (res, data) = read_more(stream, std::mem::take(&mut ubuf.data), deadline).await;
         ubuf.data = data;
         res?;

@@ -251,3 +251,36 @@ pub(crate) fn is_tchar(b: u8) -> bool {
                 | b'~'
         )
 }
+
+/// Whether bytes read since `scanned` may have completed a head (an empty line, CRLF or a bare
+/// LF that the parser will reject) or passed a size limit. A head trickling in byte by byte is
+/// then parsed once, not once per read (which would cost quadratic time).
+pub fn head_may_be_complete(data: &[u8], scanned: usize, limits: &HeadLimits) -> bool {
+    if scanned == 0 || data.len() >= limits.header_bytes_max || data.len() > limits.url_bytes_max {
+        return true;
+    }
+    let from = scanned.saturating_sub(2);
+    data[from..]
+        .windows(2)
+        .any(|w| w == b"\n\n" || w == b"\n\r")
+}
+
+#[cfg(test)]
+mod may_be_complete_tests {
+    use super::*;
+
+    #[test]
+    fn a_trickled_head_is_parsed_only_when_it_may_be_complete() {
+        let limits = HeadLimits::default();
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n";
+        assert!(
+            head_may_be_complete(head, 0, &limits),
+            "first look always parses"
+        );
+        assert!(!head_may_be_complete(head, head.len() - 1, &limits));
+        let done = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(head_may_be_complete(done, done.len() - 1, &limits));
+        let bare = b"GET / HTTP/1.1\nHost: a\n\n";
+        assert!(head_may_be_complete(bare, bare.len() - 1, &limits));
+    }
+}
