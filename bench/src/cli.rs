@@ -1,9 +1,10 @@
-//! Command-line interface: the `origin` and `load` subcommands and their argument parsing.
+//! Command-line interface: the `origin`, `load` and `hold` subcommands (plus the hidden
+//! `hold-child` used by `hold`) and their argument parsing.
 //!
 //! Names are resolved here, on the main thread, because worker threads run monoio runtimes
 //! where a blocking DNS lookup would stall every connection on that core.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -26,6 +27,11 @@ pub enum Command {
     Origin(OriginArgs),
     /// Generate closed-loop (default) or open-loop (`--rate`) load against a URL.
     Load(LoadArgs),
+    /// Hold idle keep-alive connections and measure a process's memory per connection.
+    Hold(HoldArgs),
+    /// Internal: one holder process of `hold`, driven by commands on stdin.
+    #[command(hide = true)]
+    HoldChild(HoldChildArgs),
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +91,65 @@ pub struct LoadArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    /// Target, e.g. http://127.0.0.1:8080/path (plain HTTP only).
+    #[arg(long)]
+    pub url: String,
+    /// PID of the gateway whose memory (`/proc/PID/smaps_rollup`, `Pss:`) is measured.
+    #[arg(long)]
+    pub pid: u32,
+    /// Connection counts to hold, comma-separated; measured in ascending order.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub counts: Vec<usize>,
+    /// Connections per holder process (each holder needs this many open files).
+    #[arg(long, default_value_t = 9000)]
+    pub per_process: usize,
+    /// Source addresses to bind before connecting, comma-separated, used round robin.
+    #[arg(long, value_delimiter = ',', conflicts_with = "source_count")]
+    pub sources: Vec<IpAddr>,
+    /// Use 127.0.0.1 ..= 127.0.0.N as source addresses.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub source_count: Option<u8>,
+    /// While settling, re-send a request on every connection this often.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Wait after each step before reading the memory.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub settle: Duration,
+    /// Per-connection timeout for connect plus one request/response.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl HoldArgs {
+    /// The source addresses to bind, empty to let the kernel choose.
+    pub fn source_list(&self) -> Vec<IpAddr> {
+        match self.source_count {
+            Some(n) => (1..=n)
+                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+                .collect(),
+            None => self.sources.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct HoldChildArgs {
+    #[arg(long)]
+    pub url: String,
+    #[arg(long, value_delimiter = ',')]
+    pub sources: Vec<IpAddr>,
+    /// Global index of this holder's first connection, to continue the source round robin.
+    #[arg(long, default_value_t = 0)]
+    pub first_index: usize,
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 /// Parses `10s`, `250ms`, `2m`, `100us` or a bare number of seconds (fractions allowed).
@@ -185,6 +250,33 @@ mod tests {
         assert_eq!((t.addr.port(), t.path.as_str()), (9000, "/?x"));
         assert_eq!(Target::parse("http://[::1]/")?.addr.port(), 80);
         assert!(Target::parse("https://127.0.0.1/").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn hold_sources() -> Result<()> {
+        let cli = Cli::try_parse_from([
+            "b",
+            "hold",
+            "--url",
+            "http://127.0.0.1:1/",
+            "--pid",
+            "1",
+            "--counts",
+            "5,1",
+            "--source-count",
+            "3",
+        ])?;
+        let Command::Hold(args) = cli.command else {
+            bail!("not hold");
+        };
+        assert_eq!(args.counts, [5, 1]);
+        let want: Vec<IpAddr> = vec![
+            "127.0.0.1".parse()?,
+            "127.0.0.2".parse()?,
+            "127.0.0.3".parse()?,
+        ];
+        assert_eq!(args.source_list(), want);
         Ok(())
     }
 }

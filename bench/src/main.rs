@@ -4,11 +4,16 @@
 //!   for the upstream behind tollgate.
 //! * `load` drives closed-loop or open-loop (`--rate`, coordinated-omission corrected) load
 //!   and reports throughput, errors by kind and latency percentiles, as a table or JSON.
+//! * `hold` holds idle keep-alive connections (in `hold-child` holder processes) and measures
+//!   the gateway's PSS per connection at several counts.
 //!
-//! Peer comparisons (`compare` against nginx and HAProxy) and the `hold` mode are not built
-//! yet; bench/README.md lists what exists.
+//! Peer comparisons (`compare` against nginx and HAProxy) are not built yet; bench/README.md
+//! lists what exists.
 
 mod cli;
+mod hold;
+mod hold_child;
+mod hold_report;
 mod http;
 mod load;
 mod origin;
@@ -29,6 +34,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Origin(args) => origin::run(&args),
         Command::Load(args) => run_load(&args),
+        Command::Hold(args) => hold::run(&args),
+        Command::HoldChild(args) => hold_child::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

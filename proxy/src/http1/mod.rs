@@ -259,7 +259,7 @@ pub fn head_may_be_complete(data: &[u8], scanned: usize, limits: &HeadLimits) ->
     if scanned == 0 || data.len() >= limits.header_bytes_max || data.len() > limits.url_bytes_max {
         return true;
     }
-    let from = scanned.saturating_sub(2);
+    let from = scanned.saturating_sub(2).min(data.len());
     data[from..]
         .windows(2)
         .any(|w| w == b"\n\n" || w == b"\n\r")
