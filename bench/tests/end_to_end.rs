@@ -1,4 +1,4 @@
-//! End-to-end tests of the built binary: `load` against `origin` on loopback.
+//! End-to-end tests of the built binary: `load` and `hold` against `origin` on loopback.
 //!
 //! They assert counts and correctness only, never speeds, because the test machine is shared
 //! and slow; each run is about a second so the whole file stays well under 20 s.
@@ -163,4 +163,94 @@ GET /d HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
         all.ends_with("connection: close\r\ncontent-length: 5\r\n\r\nxxxxx"),
         "{all}"
     );
+}
+
+/// Runs `hold --json` against `url`, measuring `pid`, and returns the parsed report.
+fn hold(url: &str, pid: u32, args: &[&str]) -> Value {
+    let out = Command::new(BIN)
+        .args([
+            "hold",
+            "--url",
+            url,
+            "--json",
+            "--settle",
+            "0s",
+            "--timeout",
+            "3s",
+        ])
+        .args(["--pid", &pid.to_string()])
+        .args(args)
+        .output()
+        .expect("run hold");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "hold failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad JSON {stdout:?}: {e}"))
+}
+
+#[test]
+fn hold_keeps_connections_alive_across_holder_processes() {
+    let origin = Origin::start(&[]);
+    let url = format!("http://{}/held", origin.addr);
+    // 200 > 120 per process, so two holder processes are needed.
+    let r = hold(
+        &url,
+        origin.child.id(),
+        &[
+            "--counts",
+            "200,50",
+            "--per-process",
+            "120",
+            "--source-count",
+            "2",
+        ],
+    );
+    assert_eq!(r["mode"], "hold", "{r}");
+    assert_eq!(r["holder_processes"], 2, "{r}");
+    assert!(r["baseline_pss_kb"].as_u64().expect("baseline") > 0, "{r}");
+    let steps = r["steps"].as_array().expect("steps");
+    let requested: Vec<u64> = steps
+        .iter()
+        .map(|s| s["requested"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(requested, [50, 200], "counts are measured ascending: {r}");
+    for step in steps {
+        assert_eq!(step["alive"], step["requested"], "{r}");
+        assert_eq!(step["opened"], step["requested"], "{r}");
+        assert_eq!(step["failed"], 0, "{r}");
+        assert!(step["pss_kb"].as_u64().expect("pss") > 0, "{r}");
+    }
+    assert!(r["slope_bytes_per_conn"].is_number(), "{r}");
+    assert_eq!(r["extrapolated"][0]["connections"], 250_000, "{r}");
+    assert_eq!(r["extrapolated"][1]["connections"], 1_000_000, "{r}");
+    assert!(
+        !r["settings"].as_array().expect("settings").is_empty(),
+        "{r}"
+    );
+}
+
+#[test]
+fn hold_against_a_closed_port_reports_failures() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    // Measure this test process itself: any live PID will do.
+    let r = hold(
+        &format!("http://127.0.0.1:{port}/"),
+        std::process::id(),
+        &["--counts", "5,12", "--per-process", "8"],
+    );
+    let steps = r["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2, "{r}");
+    assert_eq!(steps[1]["requested"], 12, "{r}");
+    assert_eq!(steps[1]["failed"], 12, "{r}");
+    for step in steps {
+        assert_eq!(step["alive"], 0, "{r}");
+        assert_eq!(step["opened"], 0, "{r}");
+    }
+    assert!(r["slope_bytes_per_conn"].is_null(), "{r}");
 }
