@@ -1,10 +1,11 @@
-//! Command-line interface: the `origin`, `load` and `hold` subcommands (plus the hidden
-//! `hold-child` used by `hold`) and their argument parsing.
+//! Command-line interface: the `origin`, `load`, `hold` and `compare` subcommands (plus the
+//! hidden `hold-child` used by `hold`) and their argument parsing.
 //!
 //! Names are resolved here, on the main thread, because worker threads run monoio runtimes
 //! where a blocking DNS lookup would stall every connection on that core.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -32,6 +33,37 @@ pub enum Command {
     /// Internal: one holder process of `hold`, driven by commands on stdin.
     #[command(hide = true)]
     HoldChild(HoldChildArgs),
+    /// Compare tollgate with nginx and HAProxy: same load, interleaved rounds, req/CPU-s.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// One round of 3 s per scenario and contender (a smoke run, not a measurement).
+    #[arg(long)]
+    pub quick: bool,
+    /// Rounds per scenario; each round runs nginx, HAProxy and tollgate once (default 5).
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// Measured seconds per run (default 10).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// tollgate binary (default: <workspace>/target/release/tollgate).
+    #[arg(long)]
+    pub tollgate: Option<PathBuf>,
+    /// Directory with the peer configs (default: bench/peers of this source tree).
+    #[arg(long)]
+    pub peers: Option<PathBuf>,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Scenarios, comma-separated: plain, post16k, newconn, latency (latency needs plain).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "plain,post16k,newconn,latency"
+    )]
+    pub scenarios: Vec<String>,
 }
 
 #[derive(Debug, Args)]

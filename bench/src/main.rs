@@ -7,10 +7,13 @@
 //! * `hold` holds idle keep-alive connections (in `hold-child` holder processes) and measures
 //!   the gateway's PSS per connection at several counts.
 //!
-//! Peer comparisons (`compare` against nginx and HAProxy) are not built yet; bench/README.md
-//! lists what exists.
+//! * `compare` runs the same load against tollgate, nginx and HAProxy (pinned, interleaved
+//!   rounds) and reports requests per CPU-second of each proxy, throughput and latency.
 
 mod cli;
+mod compare;
+mod compare_procs;
+mod compare_report;
 mod hold;
 mod hold_child;
 mod hold_report;
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Command::Load(args) => run_load(&args),
         Command::Hold(args) => hold::run(&args),
         Command::HoldChild(args) => hold_child::run(&args),
+        Command::Compare(args) => compare::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,295 @@
+//! `compare` results: one [`Run`] per (scenario, contender, round), aggregated per scenario and
+//! contender into medians and min–max, with tollgate's ratios to nginx and HAProxy, printed as a
+//! table or written as JSON.
+//!
+//! Medians, not means: one disturbed round on a shared machine should not move the result.
+//! The JSON field names are meant for scripts and are kept stable.
+
+use serde::Serialize;
+
+/// The contenders, in the order every round runs them.
+pub const CONTENDERS: [&str; 3] = ["nginx", "haproxy", "tollgate"];
+
+/// One measured load run against one proxy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub scenario: String,
+    pub contender: String,
+    pub round: usize,
+    pub rps: f64,
+    /// Proxy CPU cores used during the measured window (utime + stime / wall time).
+    pub cores: f64,
+    /// Requests per CPU-second of the proxy process: `rps / cores`.
+    pub req_per_cpu_s: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub errors: u64,
+    /// Open-loop target rate (`latency` scenario only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_rps: Option<f64>,
+}
+
+/// Median, minimum and maximum of a set of values.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// `None` for no values; the median of an even count is the mean of the middle two.
+    pub fn of(values: &[f64]) -> Option<Self> {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Self {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        })
+    }
+}
+
+/// One contender in one scenario, over all its rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Aggregate {
+    pub contender: String,
+    pub rounds: usize,
+    pub req_per_cpu_s: Spread,
+    pub rps: Spread,
+    pub p50_us: Spread,
+    pub p99_us: Spread,
+    pub p999_us: Spread,
+    /// Errors summed over all rounds.
+    pub errors: u64,
+}
+
+/// tollgate's median divided by the peer's median (`None` when either is missing or zero).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Ratios {
+    pub req_per_cpu_s: Option<f64>,
+    pub rps: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    pub scenario: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_rps: Option<f64>,
+    pub contenders: Vec<Aggregate>,
+    pub tollgate_vs_nginx: Ratios,
+    pub tollgate_vs_haproxy: Ratios,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub rounds: usize,
+    pub seconds: f64,
+    pub scenarios: Vec<ScenarioReport>,
+    pub runs: Vec<Run>,
+}
+
+/// Aggregates the runs of `contender` in `scenario`; `None` if there are none.
+pub fn aggregate(runs: &[Run], scenario: &str, contender: &str) -> Option<Aggregate> {
+    let mine: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.scenario == scenario && r.contender == contender)
+        .collect();
+    let spread =
+        |f: &dyn Fn(&Run) -> f64| Spread::of(&mine.iter().map(|r| f(r)).collect::<Vec<_>>());
+    Some(Aggregate {
+        contender: contender.to_string(),
+        rounds: mine.len(),
+        req_per_cpu_s: spread(&|r| r.req_per_cpu_s)?,
+        rps: spread(&|r| r.rps)?,
+        p50_us: spread(&|r| r.p50_us as f64)?,
+        p99_us: spread(&|r| r.p99_us as f64)?,
+        p999_us: spread(&|r| r.p999_us as f64)?,
+        errors: mine.iter().map(|r| r.errors).sum(),
+    })
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0 && a.is_finite() && b.is_finite()).then(|| a / b)
+}
+
+/// The ratios of `ours` to `peer` (medians).
+pub fn ratios(ours: Option<&Aggregate>, peer: Option<&Aggregate>) -> Ratios {
+    let (Some(a), Some(b)) = (ours, peer) else {
+        return Ratios::default();
+    };
+    Ratios {
+        req_per_cpu_s: ratio(a.req_per_cpu_s.median, b.req_per_cpu_s.median),
+        rps: ratio(a.rps.median, b.rps.median),
+        p99: ratio(a.p99_us.median, b.p99_us.median),
+    }
+}
+
+/// Builds the per-scenario reports, in the order of `scenarios`.
+pub fn build(runs: Vec<Run>, scenarios: &[String], rounds: usize, seconds: f64) -> Report {
+    let reports = scenarios
+        .iter()
+        .map(|s| {
+            let contenders: Vec<Aggregate> = CONTENDERS
+                .iter()
+                .filter_map(|c| aggregate(&runs, s, c))
+                .collect();
+            let find = |c: &str| contenders.iter().find(|a| a.contender == c);
+            ScenarioReport {
+                scenario: s.clone(),
+                target_rps: runs
+                    .iter()
+                    .find(|r| &r.scenario == s)
+                    .and_then(|r| r.target_rps),
+                tollgate_vs_nginx: ratios(find("tollgate"), find("nginx")),
+                tollgate_vs_haproxy: ratios(find("tollgate"), find("haproxy")),
+                contenders,
+            }
+        })
+        .collect();
+    Report {
+        rounds,
+        seconds,
+        scenarios: reports,
+        runs,
+    }
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".to_string(), |x| format!("{x:.2}"))
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    pub fn to_table(&self) -> String {
+        let mut out = format!(
+            "{} round(s) of {:.0} s per scenario and contender; medians (min–max) over rounds\n",
+            self.rounds, self.seconds
+        );
+        for s in &self.scenarios {
+            let target = s
+                .target_rps
+                .map_or(String::new(), |t| format!(" (open loop, {t:.0} req/s)"));
+            out += &format!("\n## {}{target}\n", s.scenario);
+            out += &format!(
+                "{:<9} {:>24} {:>10} {:>8} {:>8} {:>8} {:>7}\n",
+                "proxy", "req/CPU-s (min–max)", "req/s", "p50 µs", "p99 µs", "p99.9 µs", "errors"
+            );
+            for a in &s.contenders {
+                let cpu = format!(
+                    "{:.0} ({:.0}–{:.0})",
+                    a.req_per_cpu_s.median, a.req_per_cpu_s.min, a.req_per_cpu_s.max
+                );
+                out += &format!(
+                    "{:<9} {:>24} {:>10.0} {:>8.0} {:>8.0} {:>8.0} {:>7}\n",
+                    a.contender,
+                    cpu,
+                    a.rps.median,
+                    a.p50_us.median,
+                    a.p99_us.median,
+                    a.p999_us.median,
+                    a.errors
+                );
+            }
+            for (peer, r) in [
+                ("nginx", &s.tollgate_vs_nginx),
+                ("HAProxy", &s.tollgate_vs_haproxy),
+            ] {
+                out += &format!(
+                    "tollgate/{peer}: req/CPU-s {}, req/s {}, p99 {}\n",
+                    fmt_ratio(r.req_per_cpu_s),
+                    fmt_ratio(r.rps),
+                    fmt_ratio(r.p99)
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(contender: &str, round: usize, rpc: f64, p99: u64) -> Run {
+        Run {
+            scenario: "plain".into(),
+            contender: contender.into(),
+            round,
+            rps: rpc / 2.0,
+            cores: 0.5,
+            req_per_cpu_s: rpc,
+            p50_us: p99 / 2,
+            p99_us: p99,
+            p999_us: p99 * 2,
+            errors: round as u64,
+            target_rps: None,
+        }
+    }
+
+    #[test]
+    fn spreads() {
+        assert_eq!(Spread::of(&[]), None);
+        let s = Spread::of(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        let s = Spread::of(&[4.0, 1.0, 3.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
+        assert_eq!(Spread::of(&[f64::NAN, 5.0]).unwrap().median, 5.0);
+    }
+
+    #[test]
+    fn aggregates_and_ratios() {
+        let runs = vec![
+            run("nginx", 1, 100.0, 1000),
+            run("tollgate", 1, 150.0, 500),
+            run("nginx", 2, 300.0, 3000),
+            run("tollgate", 2, 250.0, 700),
+            run("nginx", 3, 200.0, 2000),
+            run("tollgate", 3, 1000.0, 600),
+        ];
+        let ng = aggregate(&runs, "plain", "nginx").unwrap();
+        assert_eq!(ng.rounds, 3);
+        assert_eq!(
+            ng.req_per_cpu_s,
+            Spread {
+                median: 200.0,
+                min: 100.0,
+                max: 300.0
+            }
+        );
+        assert_eq!(ng.errors, 6);
+        assert!(aggregate(&runs, "plain", "haproxy").is_none());
+        assert!(aggregate(&runs, "post16k", "nginx").is_none());
+        let report = build(runs, &["plain".into()], 3, 1.0);
+        let s = &report.scenarios[0];
+        assert_eq!(s.contenders.len(), 2);
+        assert_eq!(s.tollgate_vs_nginx.req_per_cpu_s, Some(1.25));
+        assert_eq!(s.tollgate_vs_nginx.rps, Some(1.25));
+        assert_eq!(s.tollgate_vs_nginx.p99, Some(0.3));
+        assert_eq!(s.tollgate_vs_haproxy.req_per_cpu_s, None);
+        let table = report.to_table();
+        assert!(table.contains("tollgate/nginx: req/CPU-s 1.25"), "{table}");
+        assert!(table.contains("tollgate/HAProxy: req/CPU-s -"), "{table}");
+        let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(
+            v["scenarios"][0]["contenders"][0]["req_per_cpu_s"]["median"],
+            200.0
+        );
+        assert_eq!(v["runs"].as_array().unwrap().len(), 6);
+        assert!(ratio(1.0, 0.0).is_none());
+    }
+}
