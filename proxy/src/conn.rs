@@ -77,6 +77,15 @@ impl RequestIdBuf {
     }
 }
 
+/// Why no request head came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// It was malformed or too slow and got an error answer.
+    Answered,
+    /// The client closed, reset or never sent anything.
+    Gone,
+}
+
 /// How a request ended for its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum After {
@@ -187,19 +196,29 @@ impl Conn {
         let mut pending: Option<IoBuf> = None;
         loop {
             let buf = pending.take().unwrap_or_else(|| self.worker.buffers.take());
-            let Some((head, buf)) = self.read_head(buf).await else {
-                self.lingering_close().await;
-                return false;
+            let (head, buf) = match self.read_head(buf).await {
+                Ok(parsed) => parsed,
+                Err(Ended::Answered) => {
+                    self.lingering_close().await;
+                    return false;
+                }
+                Err(Ended::Gone) => return false,
             };
-            let (after, buf) = self.handle(head, buf).await;
+            let (after, buf, status) = self.handle(head, buf).await;
             self.served += 1;
             let cap = self.worker.plan().plan.limits.requests_per_connection_max;
             if after == After::Close
                 || self.worker.draining.get()
                 || (cap > 0 && self.served >= cap)
             {
+                // Input may be left unread after an error answer or behind pipelined requests:
+                // close gracefully then, so the answer is not destroyed by a reset. After a
+                // clean last exchange a plain close is enough (and cheaper).
+                let unread = status >= 400 || !buf.data.is_empty();
                 self.worker.buffers.give(buf);
-                self.lingering_close().await;
+                if unread {
+                    self.lingering_close().await;
+                }
                 return false;
             }
             if !buf.data.is_empty() {
@@ -256,7 +275,7 @@ impl Conn {
     }
 
     /// Reads until a complete head parses. Answers and returns None on errors and timeouts.
-    async fn read_head(&mut self, mut buf: IoBuf) -> Option<(RequestHead, IoBuf)> {
+    async fn read_head(&mut self, mut buf: IoBuf) -> Result<(RequestHead, IoBuf), Ended> {
         let limits = self.worker.plan().plan.limits.clone();
         let head_limits = head_limits(&limits);
         let timeout = Duration::from_millis(limits.header_read_timeout_ms);
@@ -270,12 +289,12 @@ impl Conn {
         loop {
             if head_may_be_complete(&buf.data, scanned, &head_limits) {
                 match parse_request(&buf.data, &head_limits, &mut buf.headers) {
-                    Ok(Some(head)) => return Some((head, buf)),
+                    Ok(Some(head)) => return Ok((head, buf)),
                     Ok(None) => {}
                     Err(e) => {
                         bump(&self.worker.counters.malformed);
                         self.reject_head(&e, buf).await;
-                        return None;
+                        return Err(Ended::Answered);
                     }
                 }
             }
@@ -290,11 +309,11 @@ impl Conn {
                     // `buf` may still be owned by the cancelled read: not returned to the pool.
                     self.answer_unparsed(ResponseType::RequestTimeout, None)
                         .await;
-                    return None;
+                    return Err(Ended::Answered);
                 }
                 Err(_) => {
                     self.worker.buffers.give(buf);
-                    return None;
+                    return Err(Ended::Gone);
                 }
             }
         }
@@ -359,7 +378,7 @@ impl Conn {
 
     /// Runs one request through the phases; returns what becomes of the connection and the
     /// buffer holding any pipelined bytes.
-    async fn handle(&mut self, mut head: RequestHead, mut buf: IoBuf) -> (After, IoBuf) {
+    async fn handle(&mut self, mut head: RequestHead, mut buf: IoBuf) -> (After, IoBuf, u16) {
         let wp = self.worker.plan();
         let plan = &wp.plan;
         // The last request a connection may carry (cap or drain) says so in its response.
@@ -391,8 +410,7 @@ impl Conn {
                 (status, after)
             }
         };
-        let _ = status;
-        (after, buf)
+        (after, buf, status)
     }
 
     /// Route match: listener → host → path → method. Errors with the response type to send.
