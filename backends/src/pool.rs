@@ -54,7 +54,7 @@ pub struct HostPool {
     idle_timeout: Duration,
     lifetime: Duration,
     next_addr: Cell<usize>,
-    /// Connections handed out from the pool.
+    /// Connections reused from the pool (counted by the caller once it accepts one).
     pub reused: Cell<u64>,
     /// Connections opened.
     pub connected: Cell<u64>,
@@ -96,7 +96,6 @@ impl HostPool {
             if now.duration_since(since) < self.idle_timeout
                 && now.duration_since(conn.created) < self.lifetime
             {
-                self.reused.set(self.reused.get() + 1);
                 return Some(conn);
             }
         }

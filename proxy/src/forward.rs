@@ -379,6 +379,7 @@ async fn acquire(pool: &HostPool, settings: &UpstreamSettings) -> Result<(Pooled
         // response fail to parse (502).
         let stale = now.duration_since(conn.idle_since) >= CHECK_IDLE_AFTER;
         if !(stale || conn.check_before_reuse) || crate::sys::is_quiet(conn.stream.as_raw_fd()) {
+            pool.reused.set(pool.reused.get() + 1);
             return Ok((conn, true));
         }
     }
