@@ -11,9 +11,11 @@ use toml::Spanned;
 
 use crate::compile_api::compile_apis;
 use crate::error::{ConfigError, Source};
-use crate::file::{FileConfig, LimitsSection, ListenerSection, ServerSection, UpstreamSection};
+use crate::file::{
+    AdminSection, FileConfig, LimitsSection, ListenerSection, ServerSection, UpstreamSection,
+};
 use crate::plan::{
-    DriverChoice, Limits, ListenerPlan, Plan, RouteTable, Settings, UpstreamSettings,
+    AdminPlan, DriverChoice, Limits, ListenerPlan, Plan, RouteTable, Settings, UpstreamSettings,
 };
 use crate::responses::ResponseCatalogue;
 
@@ -42,6 +44,11 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
     let upstream = compile_upstream(&src, &file.upstream)?;
     let mut listeners = compile_listeners(&src, &file.listeners)?;
     let compiled = compile_apis(&src, &file, &mut listeners)?;
+    let admin = file
+        .admin
+        .as_ref()
+        .map(|a| compile_admin(&src, a))
+        .transpose()?;
     Ok(Plan {
         source: path.to_path_buf(),
         settings,
@@ -52,7 +59,40 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
         routes: compiled.routes,
         upstreams: compiled.upstreams,
         default_responses: ResponseCatalogue::default(),
+        admin,
     })
+}
+
+fn compile_admin(src: &Source<'_>, a: &AdminSection) -> Result<AdminPlan, ConfigError> {
+    let addr: SocketAddr = a.bind.get_ref().parse().map_err(|_| {
+        src.error(
+            span(&a.bind),
+            "admin.bind",
+            format!("{:?} is not an address", a.bind.get_ref()),
+            "IP:PORT such as \"127.0.0.1:9901\"",
+        )
+    })?;
+    let token = match &a.token {
+        Some(t) if t.get_ref().len() < 16 || t.get_ref().bytes().any(|b| !b.is_ascii_graphic()) => {
+            return Err(src.error(
+                span(t),
+                "admin.token",
+                "the token is shorter than 16 characters or has spaces or control characters",
+                "at least 16 visible ASCII characters",
+            ))
+        }
+        Some(t) => Some(t.get_ref().clone()),
+        None if !addr.ip().is_loopback() => {
+            return Err(src.error(
+                span(&a.bind),
+                "admin.token",
+                format!("the admin listener on {addr} is not loopback and has no token"),
+                "a `token` (sent as `Authorization: Bearer ...`) or a loopback `bind`",
+            ))
+        }
+        None => None,
+    };
+    Ok(AdminPlan { addr, token })
 }
 
 fn span<T>(v: &Spanned<T>) -> Option<Range<usize>> {

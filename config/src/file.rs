@@ -32,6 +32,18 @@ pub struct FileConfig {
     /// Custom domains mapping `host/base_path` to an API stage.
     #[serde(default)]
     pub domains: Vec<DomainSection>,
+    /// The admin listener (health, readiness, metrics); absent = no admin listener.
+    pub admin: Option<AdminSection>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// `IP:PORT`; loopback unless a token is set.
+    pub bind: Spanned<String>,
+    /// Bearer token; required when `bind` is not a loopback address.
+    pub token: Option<Spanned<String>>,
 }
 
 /// `[server]`.

@@ -230,6 +230,15 @@ pub struct UpstreamPlan {
     pub addrs: Vec<SocketAddr>,
 }
 
+/// The admin listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminPlan {
+    /// Address to bind (port 0 = any free port).
+    pub addr: SocketAddr,
+    /// Bearer token every request must carry (always set for a non-loopback address).
+    pub token: Option<String>,
+}
+
 /// Everything a worker serves, compiled from one file.
 #[derive(Debug)]
 pub struct Plan {
@@ -251,6 +260,8 @@ pub struct Plan {
     pub upstreams: Vec<UpstreamPlan>,
     /// Responses for requests that match no API.
     pub default_responses: ResponseCatalogue,
+    /// The admin listener, if configured (bound at start-up; a reload does not move it).
+    pub admin: Option<AdminPlan>,
 }
 
 impl Plan {

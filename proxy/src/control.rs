@@ -51,6 +51,7 @@ struct WorkerHandle {
 
 /// The running gateway as the control thread sees it.
 pub struct Gateway {
+    admin: Option<Arc<crate::admin::AdminState>>,
     options: Options,
     signals: Receiver<i32>,
     workers: Vec<WorkerHandle>,
@@ -132,6 +133,7 @@ impl Gateway {
             )?);
         }
         let mut gateway = Gateway {
+            admin: None,
             options,
             signals,
             workers,
@@ -142,8 +144,37 @@ impl Gateway {
             generation: 1,
         };
         gateway.wait_applied(1)?;
+        gateway.start_admin()?;
         info!(generation = 1, workers = count, "ready");
         Ok(gateway)
+    }
+
+    /// Binds the admin listener, if configured, and serves it on its own thread.
+    fn start_admin(&mut self) -> anyhow::Result<()> {
+        let Some(admin) = self.plan.admin.clone() else {
+            return Ok(());
+        };
+        let listener = TcpListener::bind(admin.addr)
+            .with_context(|| format!("admin listener: cannot bind {}", admin.addr))?;
+        let addr = listener.local_addr()?;
+        let mut workers = Vec::with_capacity(self.workers.len());
+        for handle in &self.workers {
+            workers.push((handle.commands.clone(), handle.wake.try_clone()?));
+        }
+        let state = Arc::new(crate::admin::AdminState {
+            workers,
+            token: admin.token,
+            reloads_ok: Default::default(),
+            reloads_failed: Default::default(),
+        });
+        let shared = Arc::clone(&state);
+        std::thread::Builder::new()
+            .name("tollgate-admin".into())
+            .spawn(move || crate::admin::serve(listener, shared))
+            .context("cannot start the admin thread")?;
+        info!(addr = %addr, "admin listening");
+        self.admin = Some(state);
+        Ok(())
     }
 
     /// The address a listener is bound to (port 0 resolved).
@@ -199,7 +230,16 @@ impl Gateway {
     /// SIGHUP: compile and resolve the file again; if it is valid, switch every worker.
     fn reload(&mut self) {
         info!(file = %self.options.config.display(), "reload requested");
-        match load(&self.options.config).and_then(|(plan, text)| self.switch(plan, text)) {
+        let result = load(&self.options.config).and_then(|(plan, text)| self.switch(plan, text));
+        if let Some(admin) = &self.admin {
+            let counter = if result.is_ok() {
+                &admin.reloads_ok
+            } else {
+                &admin.reloads_failed
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        match result {
             Ok(generation) => info!(generation, "reload complete"),
             Err(e) => {
                 error!(error = %e, generation = self.generation, "reload failed; the previous configuration keeps serving")

@@ -38,6 +38,11 @@ impl Histogram {
     pub fn buckets(&self) -> impl Iterator<Item = u64> + '_ {
         self.buckets.iter().map(Cell::get)
     }
+
+    /// Sum of all observations, in microseconds.
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us.get()
+    }
 }
 
 /// Requests of one route (or of unmatched requests) on one worker.

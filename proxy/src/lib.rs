@@ -22,6 +22,7 @@
 //! per-worker pool and go back when a connection is idle; heads are parsed into spans; routes
 //! are a segment trie; counters are plain cells.
 
+pub mod admin;
 pub mod body;
 pub mod buffers;
 pub mod clock;
@@ -34,6 +35,7 @@ pub mod head_out;
 pub mod http1;
 pub mod io;
 pub mod listen;
+pub mod metrics;
 pub mod registry;
 pub mod request_id;
 pub mod respond;

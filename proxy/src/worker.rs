@@ -41,6 +41,8 @@ const BUFFERS_KEPT: usize = 64;
 pub enum Command {
     /// Switch to a new plan; open and close listeners.
     Apply(Box<Apply>),
+    /// Copy the worker's counters for a metrics scrape and send them back.
+    Snapshot(Sender<crate::metrics::Snapshot>),
     /// Stop accepting, finish in-flight requests until `deadline`, then exit.
     Drain {
         /// When to give up on in-flight requests.
@@ -306,6 +308,9 @@ async fn control_loop(
                 while let Ok(cmd) = commands.try_recv() {
                     match cmd {
                         Command::Apply(apply) => worker.apply(*apply),
+                        Command::Snapshot(reply) => {
+                            let _ = reply.send(crate::metrics::Snapshot::of(worker));
+                        }
                         Command::Drain { deadline } => break 'outer deadline,
                     }
                 }

@@ -1,0 +1,306 @@
+//! Metrics: every metric name in one place, the per-worker snapshot a scrape collects, and
+//! its rendering in the Prometheus text format.
+//!
+//! Workers keep plain `Cell` counters (never locked or contended). A scrape asks each worker
+//! for a [`Snapshot`] over its command channel — the worker copies its counters between
+//! requests — and the admin thread merges and renders them, so scraping never stops a worker.
+
+use std::fmt::Write as _;
+
+use crate::counters::LATENCY_BOUNDS_US;
+use crate::worker::Worker;
+
+/// Metric names (documented in docs/metrics.md).
+pub mod names {
+    /// Requests by api, stage, route and status class (counter).
+    pub const REQUESTS: &str = "tollgate_requests_total";
+    /// Time from head parsed to response written (histogram, seconds).
+    pub const REQUEST_DURATION: &str = "tollgate_request_duration_seconds";
+    /// Connections accepted and served, per worker (counter).
+    pub const CONNECTIONS_ACCEPTED: &str = "tollgate_connections_accepted_total";
+    /// Connections refused at once, per worker and reason (counter).
+    pub const CONNECTIONS_REJECTED: &str = "tollgate_connections_rejected_total";
+    /// Open downstream connections, per worker (gauge).
+    pub const CONNECTIONS_OPEN: &str = "tollgate_connections_open";
+    /// Requests whose head did not parse, per worker (counter).
+    pub const MALFORMED: &str = "tollgate_malformed_requests_total";
+    /// Upstream connections opened, per upstream (counter).
+    pub const UPSTREAM_CONNECTS: &str = "tollgate_upstream_connects_total";
+    /// Requests sent on a reused pooled connection, per upstream (counter).
+    pub const UPSTREAM_REUSES: &str = "tollgate_upstream_reuses_total";
+    /// Failed upstream connection attempts, per upstream (counter).
+    pub const UPSTREAM_CONNECT_FAILURES: &str = "tollgate_upstream_connect_failures_total";
+    /// Idle pooled upstream connections, per upstream (gauge).
+    pub const UPSTREAM_IDLE: &str = "tollgate_upstream_idle_connections";
+    /// Plan generation each worker runs (gauge).
+    pub const PLAN_GENERATION: &str = "tollgate_plan_generation";
+    /// Reloads by result (counter).
+    pub const RELOADS: &str = "tollgate_reloads_total";
+    /// 1 per worker, labelled with its io driver (gauge).
+    pub const WORKER_INFO: &str = "tollgate_worker_info";
+}
+
+/// One route's counters.
+#[derive(Debug, Clone, Default)]
+pub struct RouteSnapshot {
+    /// API id (empty for requests that matched no API).
+    pub api: String,
+    /// Stage.
+    pub stage: String,
+    /// Route key.
+    pub route: String,
+    /// Responses by status class (1xx … 5xx).
+    pub by_class: [u64; 5],
+    /// Latency bucket counts (not cumulative), last one unbounded.
+    pub buckets: Vec<u64>,
+    /// Latency sum in microseconds.
+    pub sum_us: u64,
+}
+
+/// One upstream pool's counters.
+#[derive(Debug, Clone, Default)]
+pub struct PoolSnapshot {
+    /// `host:port`.
+    pub upstream: String,
+    /// Idle pooled connections.
+    pub idle: u64,
+    /// Connections opened.
+    pub connects: u64,
+    /// Reuses.
+    pub reuses: u64,
+    /// Failed connection attempts.
+    pub connect_failures: u64,
+}
+
+/// A worker's counters at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Worker index.
+    pub worker: usize,
+    /// io driver name.
+    pub driver: &'static str,
+    /// Plan generation it runs.
+    pub generation: u64,
+    /// Open connections.
+    pub open: u64,
+    /// Accepted connections.
+    pub accepted: u64,
+    /// Refused at the connection bound.
+    pub rejected_at_limit: u64,
+    /// Refused at the open-files limit.
+    pub rejected_at_file_limit: u64,
+    /// Malformed request heads.
+    pub malformed: u64,
+    /// Routes (and one entry for unmatched requests).
+    pub routes: Vec<RouteSnapshot>,
+    /// Upstream pools.
+    pub pools: Vec<PoolSnapshot>,
+}
+
+impl Snapshot {
+    /// Copies `worker`'s counters.
+    pub fn of(worker: &Worker) -> Self {
+        let wp = worker.plan();
+        let plan = &wp.plan;
+        let route =
+            |api: &str, stage: &str, key: &str, c: &crate::counters::RouteCounters| RouteSnapshot {
+                api: api.to_string(),
+                stage: stage.to_string(),
+                route: key.to_string(),
+                by_class: std::array::from_fn(|i| c.by_class[i].get()),
+                buckets: c.latency.buckets().collect(),
+                sum_us: c.latency.sum_us(),
+            };
+        let mut routes: Vec<RouteSnapshot> = plan
+            .routes
+            .iter()
+            .zip(&wp.routes)
+            .map(|(r, c)| route(&plan.apis[r.api].id, &r.stage, &r.route_key, c))
+            .collect();
+        routes.push(route("", "", "(unmatched)", &wp.unmatched));
+        let pools = wp
+            .pools
+            .iter()
+            .map(|p| PoolSnapshot {
+                upstream: p.authority.clone(),
+                idle: p.idle_len() as u64,
+                connects: p.connected.get(),
+                reuses: p.reused.get(),
+                connect_failures: p.connect_failures.get(),
+            })
+            .collect();
+        let c = &worker.counters;
+        Snapshot {
+            worker: worker.id,
+            driver: worker.driver.name(),
+            generation: wp.generation,
+            open: worker.registry.borrow().len() as u64,
+            accepted: c.accepted.get(),
+            rejected_at_limit: c.rejected_at_limit.get(),
+            rejected_at_file_limit: c.rejected_at_file_limit.get(),
+            malformed: c.malformed.get(),
+            routes,
+            pools,
+        }
+    }
+}
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// A per-worker series: name, type, extra labels, value.
+type WorkerSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Snapshot) -> u64,
+);
+/// A per-upstream series: name, type, value.
+type PoolSeries = (&'static str, &'static str, fn(&PoolSnapshot) -> u64);
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Renders the merged snapshots of all workers (and the control thread's reload counts).
+pub fn render(snapshots: &[Snapshot], reloads_ok: u64, reloads_failed: u64) -> String {
+    use names::*;
+    let mut out = String::new();
+    // Routes: merged over workers by (api, stage, route); a route may appear once per
+    // stage/address prefix, so entries with the same key are summed.
+    let mut merged: Vec<RouteSnapshot> = Vec::new();
+    for s in snapshots {
+        for r in &s.routes {
+            match merged
+                .iter_mut()
+                .find(|m| m.api == r.api && m.stage == r.stage && m.route == r.route)
+            {
+                Some(m) => {
+                    for i in 0..5 {
+                        m.by_class[i] += r.by_class[i];
+                    }
+                    for (a, b) in m.buckets.iter_mut().zip(&r.buckets) {
+                        *a += b;
+                    }
+                    m.sum_us += r.sum_us;
+                }
+                None => merged.push(r.clone()),
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {REQUESTS} Requests by API, stage, route and status class."
+    );
+    let _ = writeln!(out, "# TYPE {REQUESTS} counter");
+    for r in &merged {
+        for (i, class) in CLASSES.iter().enumerate() {
+            if r.by_class[i] > 0 {
+                let _ = writeln!(
+                    out,
+                    "{REQUESTS}{{api=\"{}\",stage=\"{}\",route=\"{}\",class=\"{class}\"}} {}",
+                    escape(&r.api),
+                    escape(&r.stage),
+                    escape(&r.route),
+                    r.by_class[i]
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {REQUEST_DURATION} Time from request head parsed to response written."
+    );
+    let _ = writeln!(out, "# TYPE {REQUEST_DURATION} histogram");
+    for r in merged.iter().filter(|r| r.by_class.iter().sum::<u64>() > 0) {
+        let labels = format!(
+            "api=\"{}\",stage=\"{}\",route=\"{}\"",
+            escape(&r.api),
+            escape(&r.stage),
+            escape(&r.route)
+        );
+        let mut cumulative = 0;
+        for (i, count) in r.buckets.iter().enumerate() {
+            cumulative += count;
+            let le = LATENCY_BOUNDS_US
+                .get(i)
+                .map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
+            let _ = writeln!(
+                out,
+                "{REQUEST_DURATION}_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{REQUEST_DURATION}_sum{{{labels}}} {}",
+            r.sum_us as f64 / 1e6
+        );
+        let _ = writeln!(out, "{REQUEST_DURATION}_count{{{labels}}} {cumulative}");
+    }
+    let per_worker: [WorkerSeries; 6] = [
+        (CONNECTIONS_ACCEPTED, "counter", "", |s| s.accepted),
+        (CONNECTIONS_OPEN, "gauge", "", |s| s.open),
+        (MALFORMED, "counter", "", |s| s.malformed),
+        (PLAN_GENERATION, "gauge", "", |s| s.generation),
+        (
+            CONNECTIONS_REJECTED,
+            "counter",
+            "reason=\"connection_limit\",",
+            |s| s.rejected_at_limit,
+        ),
+        (
+            CONNECTIONS_REJECTED,
+            "counter",
+            "reason=\"file_limit\",",
+            |s| s.rejected_at_file_limit,
+        ),
+    ];
+    let mut typed: Vec<&str> = Vec::new();
+    for (name, kind, extra, value) in per_worker {
+        if !typed.contains(&name) {
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            typed.push(name);
+        }
+        for s in snapshots {
+            let _ = writeln!(out, "{name}{{{extra}worker=\"{}\"}} {}", s.worker, value(s));
+        }
+    }
+    let _ = writeln!(out, "# TYPE {WORKER_INFO} gauge");
+    for s in snapshots {
+        let _ = writeln!(
+            out,
+            "{WORKER_INFO}{{worker=\"{}\",driver=\"{}\"}} 1",
+            s.worker,
+            escape(s.driver)
+        );
+    }
+    let per_pool: [PoolSeries; 4] = [
+        (UPSTREAM_CONNECTS, "counter", |p| p.connects),
+        (UPSTREAM_REUSES, "counter", |p| p.reuses),
+        (UPSTREAM_CONNECT_FAILURES, "counter", |p| p.connect_failures),
+        (UPSTREAM_IDLE, "gauge", |p| p.idle),
+    ];
+    for (name, kind, value) in per_pool {
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let mut upstreams: Vec<&str> = snapshots
+            .iter()
+            .flat_map(|s| s.pools.iter().map(|p| p.upstream.as_str()))
+            .collect();
+        upstreams.sort_unstable();
+        upstreams.dedup();
+        for u in upstreams {
+            let total: u64 = snapshots
+                .iter()
+                .flat_map(|s| &s.pools)
+                .filter(|p| p.upstream == u)
+                .map(value)
+                .sum();
+            let _ = writeln!(out, "{name}{{upstream=\"{}\"}} {total}", escape(u));
+        }
+    }
+    let _ = writeln!(out, "# TYPE {RELOADS} counter");
+    let _ = writeln!(out, "{RELOADS}{{result=\"ok\"}} {reloads_ok}");
+    let _ = writeln!(out, "{RELOADS}{{result=\"failed\"}} {reloads_failed}");
+    out
+}
