@@ -87,7 +87,7 @@ pub struct OriginArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Target, e.g. http://127.0.0.1:8080/path (plain HTTP only).
+    /// Target, e.g. http://HOST:PORT/path (plain HTTP only).
     #[arg(long)]
     pub url: String,
     /// Concurrent connections in total.
@@ -127,7 +127,7 @@ pub struct LoadArgs {
 
 #[derive(Debug, Args)]
 pub struct HoldArgs {
-    /// Target, e.g. http://127.0.0.1:8080/path (plain HTTP only).
+    /// Target, e.g. http://HOST:PORT/path (plain HTTP only).
     #[arg(long)]
     pub url: String,
     /// PID of the gateway whose memory (`/proc/PID/smaps_rollup`, `Pss:`) is measured.
@@ -270,11 +270,11 @@ mod tests {
 
     #[test]
     fn targets() -> Result<()> {
-        let t = Target::parse("http://127.0.0.1:8080/a/b?c=1")?;
-        assert_eq!(t.addr, "127.0.0.1:8080".parse()?);
+        let t = Target::parse("http://192.0.2.10:8080/a/b?c=1")?;
+        assert_eq!(t.addr, "192.0.2.10:8080".parse()?);
         assert_eq!(
             (t.host.as_str(), t.path.as_str()),
-            ("127.0.0.1:8080", "/a/b?c=1")
+            ("192.0.2.10:8080", "/a/b?c=1")
         );
         let t = Target::parse("http://127.0.0.1")?;
         assert_eq!((t.addr.port(), t.path.as_str()), (80, "/"));

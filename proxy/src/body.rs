@@ -92,10 +92,7 @@ impl BodyReader {
             // Everything buffered is consumed: refill from the start.
             buf.clear();
             self.pos = 0;
-            let (res, data) =
-                read_more(stream, std::mem::take(buf), Instant::now() + timeout).await;
-            *buf = data;
-            match res {
+            match read_more(stream, buf, Instant::now() + timeout).await {
                 Ok(_) => {}
                 Err(IoFail::Timeout) => return Err(BodyError::Timeout),
                 Err(IoFail::Eof | IoFail::Io(_)) => return Err(BodyError::Closed),

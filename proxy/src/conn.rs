@@ -249,9 +249,7 @@ impl Conn {
         let mut drained = 0;
         while drained < LINGERING_CLOSE_BYTES {
             scratch.clear();
-            let (res, data) = read_more(&mut self.stream, scratch, deadline).await;
-            scratch = data;
-            match res {
+            match read_more(&mut self.stream, &mut scratch, deadline).await {
                 Ok(n) => drained += n,
                 Err(_) => break,
             }
@@ -300,10 +298,7 @@ impl Conn {
             }
             scanned = buf.data.len();
             let had_bytes = !buf.data.is_empty();
-            let (res, data) =
-                read_more(&mut self.stream, std::mem::take(&mut buf.data), deadline).await;
-            buf.data = data;
-            match res {
+            match read_more(&mut self.stream, &mut buf.data, deadline).await {
                 Ok(_) => {}
                 Err(IoFail::Timeout) if had_bytes => {
                     // `buf` may still be owned by the cancelled read: not returned to the pool.

@@ -448,9 +448,7 @@ async fn read_response_head(
             }
         }
         scanned = ubuf.data.len();
-        let (res, data) = read_more(stream, std::mem::take(&mut ubuf.data), deadline).await;
-        ubuf.data = data;
-        res?;
+        read_more(stream, &mut ubuf.data, deadline).await?;
     }
 }
 
@@ -600,13 +598,12 @@ async fn relay_length(
             None => return false,
         }
         ubuf.data.clear();
-        let (res, data) = read_more(
+        let res = read_more(
             &mut upstream.stream,
-            std::mem::take(&mut ubuf.data),
+            &mut ubuf.data,
             Instant::now() + timeout,
         )
         .await;
-        ubuf.data = data;
         let Ok(got) = res else { return false };
         let take = (got as u64).min(remaining) as usize;
         *reusable &= got as u64 <= remaining;
@@ -694,13 +691,12 @@ async fn relay_stream(
         }
         ubuf.data.clear();
         pos = 0;
-        let (res, data) = read_more(
+        let res = read_more(
             &mut upstream.stream,
-            std::mem::take(&mut ubuf.data),
+            &mut ubuf.data,
             Instant::now() + timeout,
         )
         .await;
-        ubuf.data = data;
         match res {
             Ok(_) => {}
             Err(IoFail::Eof) if decoder.is_none() => break,

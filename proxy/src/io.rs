@@ -23,23 +23,29 @@ pub enum IoFail {
 }
 
 /// Appends at least one byte read from `stream` to `buf` before `deadline`.
-/// On failure the buffer is returned empty-handed only if the read was cancelled by the
-/// deadline (the kernel may still own it), so callers close the connection then.
+/// The buffer is lent to the kernel for the read and put back; if the deadline cancels the
+/// read, the kernel may still own it, so `buf` is left empty (new) and callers close.
 pub async fn read_more<S: AsyncReadRent>(
     stream: &mut S,
-    mut buf: Vec<u8>,
+    buf: &mut Vec<u8>,
     deadline: Instant,
-) -> (Result<usize, IoFail>, Vec<u8>) {
-    if buf.len() == buf.capacity() {
-        buf.reserve(buf.capacity().max(4096));
+) -> Result<usize, IoFail> {
+    let mut owned = std::mem::take(buf);
+    if owned.len() == owned.capacity() {
+        owned.reserve(owned.capacity().max(4096));
     }
-    let len = buf.len();
-    let cap = buf.capacity();
-    match monoio::time::timeout_at(deadline.into(), stream.read(buf.slice_mut(len..cap))).await {
-        Err(_) => (Err(IoFail::Timeout), Vec::new()),
-        Ok((Ok(0), slice)) => (Err(IoFail::Eof), slice.into_inner()),
-        Ok((Ok(n), slice)) => (Ok(n), slice.into_inner()),
-        Ok((Err(e), slice)) => (Err(IoFail::Io(e)), slice.into_inner()),
+    let len = owned.len();
+    let cap = owned.capacity();
+    let read = stream.read(owned.slice_mut(len..cap));
+    let (res, slice) = match monoio::time::timeout_at(deadline.into(), read).await {
+        Err(_) => return Err(IoFail::Timeout),
+        Ok(done) => done,
+    };
+    *buf = slice.into_inner();
+    match res {
+        Ok(0) => Err(IoFail::Eof),
+        Ok(n) => Ok(n),
+        Err(e) => Err(IoFail::Io(e)),
     }
 }
 
