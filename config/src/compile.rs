@@ -247,6 +247,21 @@ fn compile_limits(src: &Source<'_>, l: &LimitsSection) -> Result<Limits, ConfigE
             8_192,
             1..10_000_000,
         )? as usize,
+        // AWS's WebSocket limits: 10 minutes idle, 2 hours per connection.
+        tunnel_idle_timeout_ms: ranged(
+            src,
+            &l.tunnel_idle_timeout_ms,
+            &k("tunnel_idle_timeout_ms"),
+            10 * 60_000,
+            1..24 * HOUR_MS,
+        )?,
+        tunnel_duration_max_ms: ranged(
+            src,
+            &l.tunnel_duration_max_ms,
+            &k("tunnel_duration_max_ms"),
+            2 * HOUR_MS,
+            1..30 * 24 * HOUR_MS,
+        )?,
     })
 }
 

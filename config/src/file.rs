@@ -88,6 +88,11 @@ pub struct LimitsSection {
     pub requests_per_connection_max: Option<u64>,
     /// Open downstream connections per worker; beyond it new ones are closed at once.
     pub connections_per_worker_max: Option<Spanned<u64>>,
+    /// An upgraded connection (WebSocket behind an `http` route) with no bytes either way
+    /// for this long is closed.
+    pub tunnel_idle_timeout_ms: Option<Spanned<u64>>,
+    /// Longest life of an upgraded connection.
+    pub tunnel_duration_max_ms: Option<Spanned<u64>>,
 }
 
 /// `[upstream]`: defaults for every `http` integration's connection pool.

@@ -73,6 +73,10 @@ pub struct Limits {
     pub requests_per_connection_max: u64,
     /// Open connections per worker.
     pub connections_per_worker_max: usize,
+    /// Upgraded connections with no traffic either way are closed after this.
+    pub tunnel_idle_timeout_ms: u64,
+    /// Longest life of an upgraded connection.
+    pub tunnel_duration_max_ms: u64,
 }
 
 /// Defaults for upstream connection pools.

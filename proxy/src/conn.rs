@@ -95,6 +95,22 @@ pub enum After {
     Close,
 }
 
+/// While it lives, the connection is registered as a tunnel to an upstream socket (so a drain
+/// closes it last, and both of its sockets).
+pub struct TunnelMark {
+    worker: Rc<Worker>,
+    slot: usize,
+}
+
+impl Drop for TunnelMark {
+    fn drop(&mut self) {
+        self.worker
+            .registry
+            .borrow_mut()
+            .set_tunnel(self.slot, None);
+    }
+}
+
 /// Per-request facts taken from the head before the body may overwrite it.
 #[derive(Clone, Copy)]
 pub struct Facts {
@@ -148,6 +164,19 @@ impl Conn {
             slot,
             served: 0,
             accepted: Instant::now(),
+        }
+    }
+
+    /// Registers the connection as a tunnel to `upstream` until the mark drops (before the
+    /// upstream socket closes).
+    pub fn mark_tunnel(&self, upstream: std::os::fd::RawFd) -> TunnelMark {
+        self.worker
+            .registry
+            .borrow_mut()
+            .set_tunnel(self.slot, Some(upstream));
+        TunnelMark {
+            worker: Rc::clone(&self.worker),
+            slot: self.slot,
         }
     }
 

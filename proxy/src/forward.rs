@@ -33,6 +33,7 @@ use crate::http1::{
 };
 use crate::io::{read_more, write_all, IoFail};
 use crate::respond::content_length;
+use crate::tunnel::TunnelLimits;
 use crate::worker::WorkerPlan;
 
 /// Pooled connections idle at least this long are checked before reuse.
@@ -79,6 +80,7 @@ pub async fn forward(
         local_port: conn.local_port,
         id_header: &plan.settings.request_id_header,
         request_id: facts.id.as_bytes(),
+        upgrade: wants_upgrade(facts),
     }
     .write(&mut req);
     let mut ubuf = worker.buffers.take();
@@ -93,6 +95,14 @@ pub async fn forward(
     };
     worker.buffers.give(ubuf);
     (outcome.0, outcome.1, buf)
+}
+
+/// True when the request asks for an upgrade the gateway passes on: an HTTP/1.1 request without
+/// a body carrying `Connection: upgrade` and `Upgrade` (a WebSocket handshake).
+fn wants_upgrade(facts: &Facts) -> bool {
+    facts.head.upgrade
+        && facts.head.version == Version::Http11
+        && facts.head.framing == BodyFraming::None
 }
 
 /// The request body as far as it was read before contacting the upstream.
@@ -123,6 +133,12 @@ async fn exchange(
         Err(_) => return Err(Fail::Answer(ResponseType::IntegrationTimeout, None)),
     };
     let status = head.status;
+    if status == 101 {
+        return Ok((
+            status,
+            upgrade(conn, wp, target, facts, buf, upstream, head, ubuf, req).await,
+        ));
+    }
     let timeout = Duration::from_millis(target.timeout_ms);
     let pool = &wp.pools[target.upstream];
     let after = relay(
@@ -185,7 +201,8 @@ async fn send(
         let deadline = Instant::now() + timeout;
         ubuf.data.clear();
         let head_request = facts.head.method == Method::Head;
-        match read_response_head(&mut up.stream, ubuf, deadline, head_request).await {
+        let upgrade = wants_upgrade(facts);
+        match read_response_head(&mut up.stream, ubuf, deadline, head_request, upgrade).await {
             Ok(head) => break (up, head),
             Err(IoFail::Eof | IoFail::Io(_))
                 if reused && retryable && attempt == 0 && ubuf.data.is_empty() =>
@@ -409,12 +426,14 @@ async fn acquire(pool: &HostPool, settings: &UpstreamSettings) -> Result<(Pooled
     Err(Fail::Answer(failure, None))
 }
 
-/// Reads until a final (non-1xx) response head parses.
+/// Reads until a final (non-1xx) response head parses, or a `101` to a request that asked for
+/// an upgrade.
 async fn read_response_head(
     stream: &mut TcpStream,
     ubuf: &mut IoBuf,
     deadline: Instant,
     head_request: bool,
+    upgrade: bool,
 ) -> Result<ResponseHead, IoFail> {
     let mut scanned = 0;
     loop {
@@ -426,9 +445,10 @@ async fn read_response_head(
             Ok(None)
         };
         match parsed {
+            Ok(Some(head)) if head.status == 101 && upgrade => return Ok(head),
             Ok(Some(head)) if head.status == 101 => {
-                // No upgrade was asked for (Upgrade is hop-by-hop and not forwarded): the
-                // bytes that follow are not HTTP, so the exchange cannot continue.
+                // No upgrade was asked for (its headers were not forwarded): the bytes that
+                // follow are not HTTP, so the exchange cannot continue.
                 return Err(IoFail::Io(std::io::Error::other(
                     "unsolicited 101 from upstream",
                 )));
@@ -490,6 +510,7 @@ async fn relay(
         id_header: &wp.plan.settings.request_id_header,
         request_id: facts.id.as_bytes(),
         keep_content_length: facts.head.method == Method::Head,
+        upgrade: false,
     }
     .write(&mut out);
     let down = match head.framing {
@@ -707,4 +728,65 @@ async fn relay_stream(
         out.extend_from_slice(b"0\r\n\r\n");
     }
     true
+}
+
+/// The upstream switched protocols: relays its `101` head (and any bytes behind it) to the
+/// client, sends the client's bytes that followed its request head, and runs the tunnel until
+/// it ends. The connection closes afterwards; the upstream connection is never pooled again.
+#[allow(clippy::too_many_arguments)]
+async fn upgrade(
+    conn: &mut Conn,
+    wp: &WorkerPlan,
+    target: &HttpTarget,
+    facts: &Facts,
+    buf: &mut IoBuf,
+    mut upstream: Pooled,
+    head: ResponseHead,
+    ubuf: &mut IoBuf,
+    mut out: Vec<u8>,
+) -> After {
+    DownstreamHead {
+        status: 101,
+        buf: &ubuf.data,
+        headers: &ubuf.headers,
+        target,
+        id_header: &wp.plan.settings.request_id_header,
+        request_id: facts.id.as_bytes(),
+        keep_content_length: false,
+        upgrade: true,
+    }
+    .write(&mut out);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&ubuf.data[head.head_len..]);
+    if !conn.send(wp, out).await {
+        return After::Close;
+    }
+    let limits = &wp.plan.limits;
+    let write_timeout = Duration::from_millis(limits.response_write_timeout_ms);
+    if !buf.data.is_empty() {
+        let mut early = conn.worker.buffers.take_plain();
+        early.extend_from_slice(&buf.data);
+        buf.data.clear();
+        let (res, early) = write_all(&mut upstream.stream, early, write_timeout).await;
+        conn.worker.buffers.give_plain(early);
+        if res.is_err() {
+            return After::Close;
+        }
+    }
+    let tunnel_limits = TunnelLimits {
+        idle: Duration::from_millis(limits.tunnel_idle_timeout_ms),
+        until: Instant::now() + Duration::from_millis(limits.tunnel_duration_max_ms),
+        write_timeout,
+    };
+    let worker = Rc::clone(&conn.worker);
+    let _marked = conn.mark_tunnel(upstream.stream.as_raw_fd());
+    let (end, to_client) = crate::tunnel::run(
+        &worker,
+        &mut conn.stream,
+        &mut upstream.stream,
+        tunnel_limits,
+    )
+    .await;
+    tracing::debug!(?end, to_client, "tunnel ended");
+    After::Close
 }

@@ -47,6 +47,9 @@ pub struct UpstreamHead<'a> {
     pub id_header: &'a str,
     /// Request id.
     pub request_id: &'a [u8],
+    /// The client asked for an upgrade the gateway passes on (its `Upgrade` headers are
+    /// forwarded with `connection: upgrade`).
+    pub upgrade: bool,
 }
 
 fn eq(a: &[u8], b: &[u8]) -> bool {
@@ -97,9 +100,12 @@ impl UpstreamHead<'_> {
                     .request_set
                     .iter()
                     .any(|(n, _)| eq(name, n.as_bytes()));
-            if !skip {
+            if !skip || (self.upgrade && eq(name, b"upgrade")) {
                 header(out, name, value);
             }
+        }
+        if self.upgrade {
+            out.extend_from_slice(b"connection: upgrade\r\n");
         }
         // X-Forwarded-For: the client's list (when it sent one), then the peer.
         out.extend_from_slice(b"x-forwarded-for: ");
@@ -249,6 +255,9 @@ pub struct DownstreamHead<'a> {
     pub request_id: &'a [u8],
     /// Keep the upstream's Content-Length (a HEAD response).
     pub keep_content_length: bool,
+    /// A `101` to an upgrade: the upstream's `Upgrade` header is kept and `connection: upgrade`
+    /// added.
+    pub upgrade: bool,
 }
 
 impl DownstreamHead<'_> {
@@ -273,9 +282,12 @@ impl DownstreamHead<'_> {
                     .response_set
                     .iter()
                     .any(|(n, _)| eq(name, n.as_bytes()));
-            if !skip {
+            if !skip || (self.upgrade && eq(name, b"upgrade")) {
                 header(out, name, h.value.get(buf));
             }
+        }
+        if self.upgrade {
+            out.extend_from_slice(b"connection: upgrade\r\n");
         }
         for (n, v) in &self.target.response_set {
             header(out, n.as_bytes(), v.as_bytes());

@@ -40,4 +40,5 @@ pub mod registry;
 pub mod request_id;
 pub mod respond;
 pub(crate) mod sys;
+pub mod tunnel;
 pub mod worker;

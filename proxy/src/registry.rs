@@ -12,7 +12,7 @@
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use crate::sys::shutdown_read;
+use crate::sys::{shutdown_both, shutdown_read};
 
 /// One connection's entry.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +25,8 @@ struct Entry {
     lingering: bool,
     /// The sweep closed it for passing its deadline.
     expired: bool,
+    /// Upgraded to a tunnel to this upstream socket (closed last by a drain).
+    tunnel: Option<RawFd>,
 }
 
 /// A slab of open connections (slots are reused; no allocation once warm).
@@ -44,6 +46,7 @@ impl Registry {
             idle_until: None,
             lingering: false,
             expired: false,
+            tunnel: None,
         });
         match self.free.pop() {
             Some(slot) => {
@@ -79,6 +82,35 @@ impl Registry {
         if let Some(Some(entry)) = self.slots.get_mut(slot) {
             entry.lingering = lingering;
         }
+    }
+
+    /// Marks a connection as a tunnel to `upstream` (None: the tunnel ended).
+    pub fn set_tunnel(&mut self, slot: usize, upstream: Option<RawFd>) {
+        if let Some(Some(entry)) = self.slots.get_mut(slot) {
+            entry.tunnel = upstream;
+        }
+    }
+
+    /// Open tunnels.
+    pub fn tunnels(&self) -> usize {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|e| e.tunnel.is_some())
+            .count()
+    }
+
+    /// Closes every tunnel, both its client and its upstream socket; returns how many.
+    pub fn close_tunnels(&mut self) -> usize {
+        let mut closed = 0;
+        for entry in self.slots.iter_mut().flatten() {
+            if let Some(upstream) = entry.tunnel {
+                shutdown_both(entry.fd);
+                shutdown_both(upstream);
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// True when the sweep closed this connection for idling past its deadline.

@@ -17,6 +17,17 @@ pub(crate) fn shutdown_read(fd: RawFd) {
     }
 }
 
+/// Shuts down both directions of a socket: the task using it sees end-of-stream on reads and
+/// errors on writes. Used to close tunnels at the end of a drain; same caller guarantee as
+/// [`shutdown_read`].
+pub(crate) fn shutdown_both(fd: RawFd) {
+    // SAFETY: as in `shutdown_read`: no memory is passed and the descriptor stays open.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
 /// True when an idle upstream connection has nothing to read and is still open: no stale
 /// response bytes (an upstream that sent more than it framed, or an unsolicited `408` before
 /// closing) and no end-of-stream. Reusing a connection that is not quiet would hand those bytes

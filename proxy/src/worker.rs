@@ -252,6 +252,9 @@ impl Worker {
     }
 }
 
+/// How long a drain waits for tunnel tasks to end after closing their sockets.
+const TUNNEL_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// Runs worker `id` on the calling thread until it has drained.
 pub fn run(
     id: usize,
@@ -324,9 +327,22 @@ async fn control_loop(
     worker.start_drain();
     // Connections that were busy close after their current request; the loop only waits for
     // them (bounded by the deadline), re-closing connections that turned idle meanwhile.
+    // Tunnels (upgraded connections) cannot be ended cleanly from here, so they keep running
+    // until the deadline and are closed last.
     while !worker.registry.borrow().is_empty() && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
         worker.close_idle();
+    }
+    let tunnels = worker.registry.borrow_mut().close_tunnels();
+    if tunnels > 0 {
+        info!(
+            worker = worker.id,
+            tunnels, "drain deadline: tunnels closed"
+        );
+        let grace = Instant::now() + TUNNEL_CLOSE_GRACE;
+        while !worker.registry.borrow().is_empty() && Instant::now() < grace {
+            monoio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     let plan = worker.plan();
     let connects: u64 = plan.pools.iter().map(|p| p.connected.get()).sum();

@@ -1,0 +1,144 @@
+//! Upgrade pass-through on `http` routes: a WebSocket echo upstream behind a proxy route works
+//! through the gateway, keeps working across a SIGHUP reload, closes in either direction, is
+//! closed by the tunnel idle limit, and on SIGTERM is kept until the drain deadline and closed
+//! last. A request asking for an upgrade that the upstream declines gets the upstream's normal
+//! response. Both drivers.
+
+use std::time::{Duration, Instant};
+
+use tollgate_tests::config::{mock_hello, proxy_all};
+use tollgate_tests::websocket::{connect, round_trip, EchoServer};
+use tollgate_tests::{is, Client, Gateway, Options, Upstream, DRIVERS};
+use tungstenite::Message;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Reads until the WebSocket ends (close frame or end of stream); panics on a data message.
+fn assert_ends(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(_)) | Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => {}
+            Ok(other) => panic!("expected the tunnel to end, got {other:?}"),
+            Err(_) => return,
+        }
+    }
+}
+
+#[test]
+fn websocket_echo_through_a_proxy_route_survives_a_reload() {
+    for driver in DRIVERS {
+        let ws_up = EchoServer::start();
+        let gw = Gateway::start(&proxy_all(&ws_up.url(), ""), driver);
+        let addr = gw.addr("public");
+        let mut ws = connect(addr, "chat.example", "/chat?room=1");
+        assert_eq!(round_trip(&mut ws, "hello"), "hello", "{driver:?}");
+
+        let handshakes = ws_up.handshakes();
+        let (target, headers) = &handshakes[0];
+        assert_eq!(target, "/chat?room=1");
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.to_ascii_lowercase())
+        };
+        assert_eq!(header("upgrade").as_deref(), Some("websocket"));
+        assert_eq!(header("connection").as_deref(), Some("upgrade"));
+        assert_eq!(header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+        assert!(header("sec-websocket-key").is_some());
+
+        // A reload with different routes does not cut the tunnel.
+        let extra = "[[apis.routes]]\nroute = \"GET /hello\"\nintegration = \"hello\"\n\n\
+                     [apis.integrations.hello]\ntype = \"mock\"\nbody = \"hello\"\n";
+        let mut reloaded = proxy_all(&ws_up.url(), "");
+        reloaded.push_str(extra);
+        gw.reload(&reloaded).expect("reload succeeds");
+        assert_eq!(round_trip(&mut ws, "after reload"), "after reload");
+        let big = "x".repeat(200_000);
+        assert_eq!(round_trip(&mut ws, &big), big, "{driver:?}: large message");
+
+        // The client closes: the close handshake passes through and the tunnel ends.
+        ws.close(None).expect("send close");
+        assert_ends(&mut ws);
+
+        // The server closes.
+        let mut ws = connect(addr, "chat.example", "/chat");
+        ws.send(Message::text("bye")).expect("send bye");
+        assert_ends(&mut ws);
+
+        // Plain requests still work on the same listener.
+        assert_eq!(tollgate_tests::get(addr, "/hello").text(), "hello");
+    }
+}
+
+#[test]
+fn idle_tunnel_is_closed_after_its_limit() {
+    for driver in DRIVERS {
+        let ws_up = EchoServer::start();
+        let limits = "[limits]\ntunnel_idle_timeout_ms = 300\n";
+        let gw = Gateway::start(&proxy_all(&ws_up.url(), limits), driver);
+        let mut ws = connect(gw.addr("public"), "h", "/chat");
+        assert_eq!(round_trip(&mut ws, "one"), "one");
+        let idle_from = Instant::now();
+        assert_ends(&mut ws);
+        assert!(
+            idle_from.elapsed() >= Duration::from_millis(250),
+            "{driver:?}: closed before the idle limit"
+        );
+    }
+}
+
+#[test]
+fn declined_upgrade_gets_the_upstream_response() {
+    for driver in DRIVERS {
+        let up = Upstream::echo();
+        let gw = Gateway::start(&proxy_all(&up.url(), ""), driver);
+        let mut c = Client::connect(gw.addr("public"));
+        c.send(
+            "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        );
+        let r = c.read_response();
+        assert_eq!(r.status, 200, "{driver:?}");
+        let seen = &up.requests()[0];
+        assert_eq!(seen.header("upgrade"), Some("websocket"));
+        assert_eq!(seen.header("connection"), Some("upgrade"));
+        // The connection goes on as HTTP.
+        c.send(tollgate_tests::get_request("/next"));
+        assert_eq!(c.read_response().status, 200);
+    }
+}
+
+#[test]
+fn sigterm_keeps_tunnels_until_the_deadline_then_closes_them() {
+    for driver in DRIVERS {
+        let ws_up = EchoServer::start();
+        let server = "[server]\nshutdown_timeout_ms = 1500\n";
+        let mut gw = Gateway::start_with(&proxy_all(&ws_up.url(), server), Options::new(driver));
+        let mut ws = connect(gw.addr("public"), "h", "/chat");
+        assert_eq!(round_trip(&mut ws, "before"), "before");
+        let mark = gw.mark();
+        gw.signal(libc::SIGTERM);
+        gw.wait_for_since(mark, |e| is(e, "drain started"), DEADLINE)
+            .expect("drain starts");
+        // Draining: the tunnel still carries messages.
+        assert_eq!(round_trip(&mut ws, "during drain"), "during drain");
+        gw.wait_for_since(mark, |e| is(e, "drain deadline: tunnels closed"), DEADLINE)
+            .expect("tunnels closed at the deadline");
+        assert_ends(&mut ws);
+        assert!(gw.wait_exit(DEADLINE).success(), "{driver:?}: exit 0");
+    }
+}
+
+#[test]
+fn mock_routes_ignore_upgrade_requests() {
+    for driver in DRIVERS {
+        let gw = Gateway::start(&mock_hello(""), driver);
+        let mut c = Client::connect(gw.addr("public"));
+        c.send(
+            "GET /hello HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        );
+        let r = c.read_response();
+        assert_eq!((r.status, r.text().as_str()), (200, "hello"), "{driver:?}");
+    }
+}
