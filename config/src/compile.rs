@@ -49,6 +49,12 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
         .as_ref()
         .map(|a| compile_admin(&src, a))
         .transpose()?;
+    let client_address = crate::compile_edge::client_address(&src, &file.client_address)?;
+    let access_log = file
+        .access_log
+        .as_ref()
+        .map(|a| crate::compile_edge::access_log(&src, a))
+        .transpose()?;
     Ok(Plan {
         source: path.to_path_buf(),
         settings,
@@ -60,6 +66,8 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
         upstreams: compiled.upstreams,
         default_responses: ResponseCatalogue::default(),
         admin,
+        client_address,
+        access_log,
     })
 }
 
@@ -95,12 +103,12 @@ fn compile_admin(src: &Source<'_>, a: &AdminSection) -> Result<AdminPlan, Config
     Ok(AdminPlan { addr, token })
 }
 
-fn span<T>(v: &Spanned<T>) -> Option<Range<usize>> {
+pub(crate) fn span<T>(v: &Spanned<T>) -> Option<Range<usize>> {
     Some(v.span())
 }
 
 /// A numeric setting with a default and an inclusive allowed range.
-fn ranged(
+pub(crate) fn ranged(
     src: &Source<'_>,
     value: &Option<Spanned<u64>>,
     key: &str,
@@ -350,11 +358,14 @@ fn compile_listeners(
                 "a distinct address per listener",
             ));
         }
+        let (proxy_protocol, proxy_protocol_from) = crate::compile_edge::proxy_protocol(src, i, l)?;
         out.push(ListenerPlan {
             name: name.clone(),
             addr,
             backlog: l.backlog.unwrap_or(4096),
             routes: RouteTable::default(),
+            proxy_protocol,
+            proxy_protocol_from,
         });
     }
     Ok(out)

@@ -34,6 +34,36 @@ pub struct FileConfig {
     pub domains: Vec<DomainSection>,
     /// The admin listener (health, readiness, metrics); absent = no admin listener.
     pub admin: Option<AdminSection>,
+    /// Which forwarding headers are believed, and from whom.
+    #[serde(default)]
+    pub client_address: ClientAddressSection,
+    /// The access log; absent = no access log.
+    pub access_log: Option<AccessLogSection>,
+}
+
+/// `[client_address]`: how the client's address is resolved behind proxies.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAddressSection {
+    /// CIDRs (or single addresses) of proxies whose forwarding header is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
+    /// `x-forwarded-for` (default) or `forwarded`.
+    pub header: Option<Spanned<String>>,
+}
+
+/// `[access_log]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogSection {
+    /// A file path (appended to; reopened on SIGUSR1) or `stdout`.
+    pub path: Spanned<String>,
+    /// `$context` field names to write, in order (default: all).
+    pub fields: Option<Spanned<Vec<String>>>,
+    /// A line template with `$context.NAME` placeholders, instead of `fields`.
+    pub format: Option<Spanned<String>>,
+    /// Per-worker buffer handed to the writer thread when full or every 50 ms.
+    pub buffer_bytes: Option<Spanned<u64>>,
 }
 
 /// `[admin]`.
@@ -121,6 +151,11 @@ pub struct ListenerSection {
     pub bind: Spanned<String>,
     /// Accept queue length.
     pub backlog: Option<u32>,
+    /// `off` (default), `optional` or `required`: PROXY protocol v1/v2 header before HTTP.
+    pub proxy_protocol: Option<Spanned<String>>,
+    /// CIDRs allowed to send a PROXY header (required when `proxy_protocol` is on).
+    #[serde(default)]
+    pub proxy_protocol_from: Vec<Spanned<String>>,
 }
 
 /// `[[apis]]`.

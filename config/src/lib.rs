@@ -19,8 +19,10 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 mod compile;
 mod compile_api;
+mod compile_edge;
 mod error;
 pub mod file;
 pub mod plan;

@@ -6,6 +6,9 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use ipnet::IpNet;
+
+use crate::access_log::AccessLogPlan;
 use crate::responses::ResponseCatalogue;
 use crate::router::Router;
 use crate::template::Part;
@@ -105,6 +108,39 @@ pub struct ListenerPlan {
     pub backlog: u32,
     /// Routes reachable through this listener.
     pub routes: RouteTable,
+    /// PROXY protocol expectations (fixed for a connection's life once accepted).
+    pub proxy_protocol: ProxyProtocol,
+    /// Sources allowed to send a PROXY header.
+    pub proxy_protocol_from: Vec<IpNet>,
+}
+
+/// Whether a listener expects a PROXY protocol header before HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    /// Plain HTTP.
+    Off,
+    /// Sources in `proxy_protocol_from` may send a header; other bytes are plain HTTP.
+    Optional,
+    /// Every connection must come from `proxy_protocol_from` and start with a valid header.
+    Required,
+}
+
+/// Which forwarding header names the client behind trusted proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardingHeader {
+    /// `X-Forwarded-For`.
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239), its `for=` parameters.
+    Forwarded,
+}
+
+/// How the client address is resolved per request.
+#[derive(Debug, Clone)]
+pub struct ClientAddressPlan {
+    /// Proxies whose forwarding header is believed (empty: the header is never believed).
+    pub trusted_proxies: Vec<IpNet>,
+    /// The header they set.
+    pub header: ForwardingHeader,
 }
 
 /// Host → router, with a fallback for APIs that answer on any host.
@@ -266,6 +302,10 @@ pub struct Plan {
     pub default_responses: ResponseCatalogue,
     /// The admin listener, if configured (bound at start-up; a reload does not move it).
     pub admin: Option<AdminPlan>,
+    /// Client address resolution behind trusted proxies.
+    pub client_address: ClientAddressPlan,
+    /// The access log, if configured.
+    pub access_log: Option<AccessLogPlan>,
 }
 
 impl Plan {

@@ -6,17 +6,21 @@
 //! Later phases (CORS, authorizers, usage plans, validation, cache) slot in between route
 //! match and integration in [`Conn::dispatch`].
 
-use std::net::SocketAddr;
+use std::cell::Cell;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
-use tollgate_config::plan::{IntegrationPlan, Limits};
+use tollgate_config::plan::{ForwardingHeader, IntegrationPlan, Limits, ProxyProtocol};
 use tollgate_config::responses::{ResponseCatalogue, ResponseType};
+use tracing::debug;
 
+use crate::access_log::capture::{Answered, Captured};
 use crate::body::{BodyError, BodyReader};
 use crate::buffers::IoBuf;
+use crate::client_addr::{self, ProxyHeader, ProxyParse};
 use crate::counters::bump;
 use crate::http1::{
     head_may_be_complete, parse_request, BodyFraming, HeadError, HeadLimits, Method, RequestHead,
@@ -52,6 +56,8 @@ pub struct Conn {
     slot: usize,
     served: u64,
     accepted: Instant,
+    /// A PROXY protocol header is still expected before the first request.
+    proxy: ProxyProtocol,
 }
 
 impl Drop for Conn {
@@ -111,8 +117,21 @@ impl Drop for TunnelMark {
     }
 }
 
+/// What a request's phases learned about its answer, for its access log line. Cells, so
+/// phases that see the request's facts only by shared reference can still record.
+#[derive(Default)]
+pub struct Outcome {
+    /// The integration's status, when an integration answered.
+    pub integration_status: Cell<Option<u16>>,
+    /// From the request sent upstream to the upstream's response head.
+    pub integration_latency: Cell<Option<Duration>>,
+    /// Response body bytes sent to the client.
+    pub response_length: Cell<u64>,
+    /// Message of a gateway-made error response.
+    pub error_message: Cell<Option<&'static str>>,
+}
+
 /// Per-request facts taken from the head before the body may overwrite it.
-#[derive(Clone, Copy)]
 pub struct Facts {
     /// The parsed head.
     pub head: RequestHead,
@@ -122,9 +141,21 @@ pub struct Facts {
     pub started: Instant,
     /// `date` header value for gateway-made responses.
     pub date: [u8; 29],
+    /// The client's address, resolved (see [`Facts::client_ip`]).
+    client: IpAddr,
+    /// What the phases learned.
+    pub outcome: Outcome,
 }
 
 impl Facts {
+    /// The client's address: the connection's peer, or the address a PROXY protocol header
+    /// gave, or — behind trusted proxies — the right-most untrusted hop of their forwarding
+    /// header. Everything that needs "the client" (access log, forwarding headers, rate
+    /// limits, policies) asks here.
+    pub fn client_ip(&self) -> IpAddr {
+        self.client
+    }
+
     /// A reply descriptor for gateway-made responses.
     pub fn reply<'a>(&'a self, id_header: &'a str, close: bool) -> Reply<'a> {
         Reply {
@@ -164,6 +195,79 @@ impl Conn {
             slot,
             served: 0,
             accepted: Instant::now(),
+            proxy: ProxyProtocol::Off,
+        }
+    }
+
+    /// Whether this connection must, may or must not start with a PROXY header, by its
+    /// listener's settings and its source; None when it is refused (a listener that requires
+    /// the header, and a source that may not send it).
+    fn proxy_expectation(&self) -> Option<ProxyProtocol> {
+        let wp = self.worker.plan();
+        let listener = wp
+            .plan
+            .listeners
+            .iter()
+            .find(|l| *l.name == *self.listener)?;
+        let trusted = client_addr::is_trusted(self.peer.ip(), &listener.proxy_protocol_from);
+        match listener.proxy_protocol {
+            ProxyProtocol::Off => Some(ProxyProtocol::Off),
+            ProxyProtocol::Optional if trusted => Some(ProxyProtocol::Optional),
+            ProxyProtocol::Optional => Some(ProxyProtocol::Off),
+            ProxyProtocol::Required if trusted => Some(ProxyProtocol::Required),
+            ProxyProtocol::Required => {
+                debug!(peer = %self.peer, "connection refused: source may not send a PROXY header");
+                None
+            }
+        }
+    }
+
+    /// Reads the PROXY header at the start of the connection (within the header timeout) and
+    /// takes the client's address and port from it. Returns the buffer holding the bytes that
+    /// followed it, or None when the connection must close: a required header was missing or
+    /// invalid, or the client went away.
+    async fn read_proxy_header(&mut self, mut buf: IoBuf, required: bool) -> Option<IoBuf> {
+        let timeout = self.worker.plan().plan.limits.header_read_timeout_ms;
+        let deadline = self.accepted + Duration::from_millis(timeout);
+        loop {
+            if !buf.data.is_empty() {
+                match client_addr::parse_proxy_header(&buf.data) {
+                    ProxyParse::Done { header, consumed } => {
+                        if let ProxyHeader::Proxied {
+                            source,
+                            destination,
+                        } = header
+                        {
+                            self.peer = source;
+                            self.local_port = destination.port();
+                        }
+                        buf.data.drain(..consumed);
+                        return Some(buf);
+                    }
+                    ProxyParse::Invalid(why) if required => {
+                        debug!(peer = %self.peer, why, "connection refused: invalid PROXY header");
+                        bump(&self.worker.counters.rejected_proxy_protocol);
+                        self.worker.buffers.give(buf);
+                        return None;
+                    }
+                    // Optional: not a PROXY header, so plain HTTP.
+                    ProxyParse::Invalid(_) => return Some(buf),
+                    ProxyParse::Incomplete => {}
+                }
+            }
+            match read_more(&mut self.stream, &mut buf.data, deadline).await {
+                Ok(_) => {}
+                Err(e) => {
+                    if required {
+                        bump(&self.worker.counters.rejected_proxy_protocol);
+                    }
+                    // After a timeout the cancelled read may still own the buffer.
+                    if !matches!(e, IoFail::Timeout) {
+                        self.worker.buffers.give(buf);
+                    }
+                    return None;
+                }
+            }
         }
     }
 
@@ -189,6 +293,13 @@ impl Conn {
     /// The busy state's future is large (it spans parsing, routing and the integration), so it
     /// lives in a box allocated once per busy period.
     pub async fn serve(mut self) {
+        match self.proxy_expectation() {
+            Some(expected) => self.proxy = expected,
+            None => {
+                bump(&self.worker.counters.rejected_proxy_protocol);
+                return;
+            }
+        }
         let mut wait_ms = self.worker.plan().plan.limits.header_read_timeout_ms;
         loop {
             let deadline = Instant::now() + Duration::from_millis(wait_ms);
@@ -223,6 +334,15 @@ impl Conn {
     /// went quiet (back to the idle state), false when it must close.
     async fn busy(&mut self) -> bool {
         let mut pending: Option<IoBuf> = None;
+        if self.proxy != ProxyProtocol::Off {
+            let required = self.proxy == ProxyProtocol::Required;
+            self.proxy = ProxyProtocol::Off;
+            let buf = self.worker.buffers.take();
+            match self.read_proxy_header(buf, required).await {
+                Some(rest) => pending = Some(rest),
+                None => return false,
+            }
+        }
         loop {
             let buf = pending.take().unwrap_or_else(|| self.worker.buffers.take());
             let (head, buf) = match self.read_head(buf).await {
@@ -357,7 +477,7 @@ impl Conn {
 
     /// Answers a request whose head never parsed (malformed, or too slow) from the gateway's
     /// default responses, with a fresh request id; the connection closes after it.
-    async fn answer_unparsed(&mut self, kind: ResponseType, detail: Option<&str>) {
+    async fn answer_unparsed(&mut self, kind: ResponseType, detail: Option<&'static str>) {
         let plan = self.worker.plan();
         let id = self.worker.ids.next_id();
         let mut out = self.worker.buffers.take_plain();
@@ -371,6 +491,24 @@ impl Conn {
         let catalogue = &plan.plan.default_responses;
         let status = respond::gateway(&mut out, catalogue, kind, detail, reply);
         plan.unmatched.record(status, Duration::ZERO);
+        if let Some(log) = &plan.plan.access_log {
+            let outcome = Outcome::default();
+            outcome
+                .error_message
+                .set(Some(detail.unwrap_or(kind.default_message())));
+            outcome.response_length.set(respond::body_len(&out));
+            let answered = Answered {
+                request_id: id.as_bytes(),
+                ip: self.peer.ip(),
+                started: Instant::now(),
+                status,
+                route_key: "",
+                api_id: "",
+                stage: "",
+                outcome: &outcome,
+            };
+            Captured::nothing(&self.worker).log(&self.worker, &log.format, &answered);
+        }
         let timeout = Duration::from_millis(plan.plan.limits.response_write_timeout_ms);
         let (_, out) = write_all(&mut self.stream, out, timeout).await;
         self.worker.buffers.give_plain(out);
@@ -415,26 +553,72 @@ impl Conn {
             id: self.request_id(&head, &buf, &plan.settings.request_id_header),
             started: Instant::now(),
             date: self.worker.date.get(),
+            client: self.client_ip(plan, &buf),
+            outcome: Outcome::default(),
         };
+        let captured = plan
+            .access_log
+            .as_ref()
+            .map(|_| Captured::take(&self.worker, &buf.data, &head, &buf.headers));
         let route = self.route(&wp, &facts, &mut buf);
-        let (status, after) = match route {
+        let (status, after, route) = match route {
             Ok(index) => {
                 let r = &plan.routes[index];
                 let catalogue = &plan.apis[r.api].responses;
                 let (status, after, b) = self.dispatch(&wp, index, &facts, buf, catalogue).await;
                 buf = b;
                 wp.routes[index].record(status, facts.started.elapsed());
-                (status, after)
+                (status, after, Some(r))
             }
             Err(kind) => {
                 let catalogue = &plan.default_responses;
                 let (status, after, b) = self.refuse(&wp, catalogue, kind, &facts, buf).await;
                 buf = b;
                 wp.unmatched.record(status, facts.started.elapsed());
-                (status, after)
+                (status, after, None)
             }
         };
+        if let (Some(captured), Some(log)) = (captured, &plan.access_log) {
+            let answered = Answered {
+                request_id: facts.id.as_bytes(),
+                ip: facts.client_ip(),
+                started: facts.started,
+                status,
+                // The catch-all behind an API stage is no route of the API.
+                route_key: route
+                    .filter(|r| !matches!(r.integration, IntegrationPlan::NotFound))
+                    .map_or("", |r| r.route_key.as_str()),
+                api_id: route.map_or("", |r| plan.apis[r.api].id.as_str()),
+                stage: route.map_or("", |r| r.stage.as_str()),
+                outcome: &facts.outcome,
+            };
+            captured.log(&self.worker, &log.format, &answered);
+        }
         (after, buf, status)
+    }
+
+    /// The client address of a request on this connection (see [`Facts::client_ip`]).
+    fn client_ip(&self, plan: &tollgate_config::Plan, buf: &IoBuf) -> IpAddr {
+        let peer = self.peer.ip();
+        let trust = &plan.client_address;
+        if trust.trusted_proxies.is_empty() {
+            return peer;
+        }
+        let name: &[u8] = match trust.header {
+            ForwardingHeader::XForwardedFor => b"x-forwarded-for",
+            ForwardingHeader::Forwarded => b"forwarded",
+        };
+        let kind = match trust.header {
+            ForwardingHeader::XForwardedFor => client_addr::ForwardedHeader::XForwardedFor,
+            ForwardingHeader::Forwarded => client_addr::ForwardedHeader::Forwarded,
+        };
+        let data = &buf.data;
+        let values = buf
+            .headers
+            .iter()
+            .filter(|h| h.name.get(data).eq_ignore_ascii_case(name))
+            .map(|h| h.value.get(data));
+        client_addr::client_from_header(peer, &trust.trusted_proxies, kind, values)
     }
 
     /// Route match: listener → host → path → method. Errors with the response type to send.
@@ -526,6 +710,7 @@ impl Conn {
         let mut out = self.worker.buffers.take_plain();
         let reply = facts.reply(&wp.plan.settings.request_id_header, !keep);
         respond::mock(&mut out, m, reply);
+        facts.outcome.response_length.set(respond::body_len(&out));
         if facts.head.version == Version::Http10 && keep {
             // HTTP/1.0 clients need to hear that the connection stays open.
             let at = out
@@ -638,13 +823,18 @@ impl Conn {
         wp: &WorkerPlan,
         catalogue: &ResponseCatalogue,
         kind: ResponseType,
-        detail: Option<&str>,
+        detail: Option<&'static str>,
         facts: &Facts,
         close: bool,
     ) -> u16 {
         let mut out = self.worker.buffers.take_plain();
         let reply = facts.reply(&wp.plan.settings.request_id_header, close);
         let status = respond::gateway(&mut out, catalogue, kind, detail, reply);
+        let outcome = &facts.outcome;
+        outcome
+            .error_message
+            .set(Some(detail.unwrap_or(kind.default_message())));
+        outcome.response_length.set(respond::body_len(&out));
         self.send(wp, out).await;
         status
     }

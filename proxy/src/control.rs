@@ -14,11 +14,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
 use crossbeam_channel::{select, unbounded, Receiver, Sender};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use tollgate_config::access_log::LogTarget;
 use tollgate_config::plan::DriverChoice;
 use tollgate_config::Plan;
 use tracing::{error, info, warn};
 
+use crate::access_log::{LogSender, LogWriter, WorkerLog};
 use crate::driver::{self, Driver};
 use crate::listen::bind_group;
 use crate::worker::{self, Apply, Command, Event};
@@ -51,6 +53,8 @@ struct WorkerHandle {
 
 /// The running gateway as the control thread sees it.
 pub struct Gateway {
+    /// The access log writer thread (idle while the plan has no access log).
+    log: LogWriter,
     admin: Option<Arc<crate::admin::AdminState>>,
     options: Options,
     signals: Receiver<i32>,
@@ -121,6 +125,7 @@ impl Gateway {
             };
             listeners.insert(l.name.clone(), entry);
         }
+        let (log, log_sender, log_buffer_bytes) = start_access_log(&plan)?;
         let (events_tx, events) = unbounded();
         let mut workers = Vec::with_capacity(count);
         for (id, open) in sockets.into_iter().enumerate() {
@@ -130,9 +135,11 @@ impl Gateway {
                 Arc::clone(&plan),
                 open,
                 events_tx.clone(),
+                WorkerLog::new(log_sender.clone(), log_buffer_bytes),
             )?);
         }
         let mut gateway = Gateway {
+            log,
             admin: None,
             options,
             signals,
@@ -215,6 +222,10 @@ impl Gateway {
             select! {
                 recv(signals) -> sig => match sig {
                     Ok(SIGHUP) => self.reload(),
+                    Ok(SIGUSR1) => {
+                        self.log.reopen();
+                        info!("access log reopened");
+                    }
                     Ok(_) | Err(_) => return self.drain(),
                 },
                 recv(self.events) -> ev => {
@@ -230,6 +241,7 @@ impl Gateway {
     /// SIGHUP: compile and resolve the file again; if it is valid, switch every worker.
     fn reload(&mut self) {
         info!(file = %self.options.config.display(), "reload requested");
+        let log_before = self.plan.access_log.as_ref().map(|a| a.target.clone());
         let result = load(&self.options.config).and_then(|(plan, text)| self.switch(plan, text));
         if let Some(admin) = &self.admin {
             let counter = if result.is_ok() {
@@ -238,6 +250,12 @@ impl Gateway {
                 &admin.reloads_failed
             };
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if result.is_ok() {
+            let log_now = self.plan.access_log.as_ref().map(|a| a.target.clone());
+            if let Some(target) = log_now.filter(|t| Some(t) != log_before.as_ref()) {
+                self.log.retarget(target);
+            }
         }
         match result {
             Ok(generation) => info!(generation, "reload complete"),
@@ -344,6 +362,7 @@ impl Gateway {
                 Err(_) => warn!("worker panicked"),
             }
         }
+        self.log.stop();
         info!("shutdown complete");
         Ok(())
     }
@@ -393,6 +412,7 @@ fn spawn_worker(
     plan: Arc<Plan>,
     open: Vec<(String, TcpListener)>,
     events: Sender<Event>,
+    access_log: WorkerLog,
 ) -> anyhow::Result<WorkerHandle> {
     let (commands, rx) = unbounded();
     let (wake, wake_rx) = UnixStream::pair().context("cannot create a worker wake-up socket")?;
@@ -404,7 +424,7 @@ fn spawn_worker(
     };
     let thread = std::thread::Builder::new()
         .name(format!("tollgate-w{id}"))
-        .spawn(move || worker::run(id, driver, first, rx, wake_rx, events))
+        .spawn(move || worker::run(id, driver, first, rx, wake_rx, events, access_log))
         .context("cannot start a worker thread")?;
     Ok(WorkerHandle {
         commands,
@@ -413,9 +433,22 @@ fn spawn_worker(
     })
 }
 
-/// Forwards SIGHUP, SIGTERM and SIGINT to a channel.
+/// Starts the access log writer on the plan's target (stdout, unused, when the plan has no
+/// access log, so a reload can turn it on); returns it, the workers' queue end and the
+/// per-worker buffer size.
+fn start_access_log(plan: &Plan) -> anyhow::Result<(LogWriter, LogSender, usize)> {
+    let (target, buffer_bytes) = match &plan.access_log {
+        Some(a) => (a.target.clone(), a.buffer_bytes),
+        None => (LogTarget::Stdout, 64 * 1024),
+    };
+    let (writer, sender) = LogWriter::start(target.clone())
+        .with_context(|| format!("access log: cannot open {target}"))?;
+    Ok((writer, sender, buffer_bytes))
+}
+
+/// Forwards SIGHUP, SIGTERM, SIGINT and SIGUSR1 to a channel.
 fn signal_channel() -> anyhow::Result<Receiver<i32>> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1])
         .context("cannot install signal handlers")?;
     let (tx, rx) = unbounded();
     std::thread::Builder::new()

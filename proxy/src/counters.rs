@@ -77,6 +77,9 @@ pub struct WorkerCounters {
     pub rejected_at_limit: Cell<u64>,
     /// Connections refused at once because the process was at its open-files limit.
     pub rejected_at_file_limit: Cell<u64>,
+    /// Connections refused for a missing or invalid PROXY header, or from a source that may
+    /// not send one.
+    pub rejected_proxy_protocol: Cell<u64>,
     /// Plans applied (the first counts).
     pub plans_applied: Cell<u64>,
     /// Requests whose head did not parse (400/414/431/501).

@@ -133,6 +133,7 @@ async fn exchange(
         Err(_) => return Err(Fail::Answer(ResponseType::IntegrationTimeout, None)),
     };
     let status = head.status;
+    facts.outcome.integration_status.set(Some(status));
     if status == 101 {
         return Ok((
             status,
@@ -172,6 +173,7 @@ async fn send(
         }
     };
     let retryable = matches!(upload, Upload::Complete) && facts.head.method.is_idempotent();
+    let integration_started = Instant::now();
     let timeout = Duration::from_millis(target.timeout_ms);
     let mut attempt = 0;
     let (upstream, head) = loop {
@@ -203,7 +205,11 @@ async fn send(
         let head_request = facts.head.method == Method::Head;
         let upgrade = wants_upgrade(facts);
         match read_response_head(&mut up.stream, ubuf, deadline, head_request, upgrade).await {
-            Ok(head) => break (up, head),
+            Ok(head) => {
+                let latency = integration_started.elapsed();
+                facts.outcome.integration_latency.set(Some(latency));
+                break (up, head);
+            }
             Err(IoFail::Eof | IoFail::Io(_))
                 if reused && retryable && attempt == 0 && ubuf.data.is_empty() =>
             {
@@ -517,6 +523,9 @@ async fn relay(
         ResponseFraming::None => Down::None,
         ResponseFraming::Length(n) => {
             content_length(&mut out, n);
+            if facts.head.method != Method::Head {
+                facts.outcome.response_length.set(n);
+            }
             Down::Length
         }
         _ if facts.head.version == Version::Http11 => {
@@ -563,6 +572,7 @@ async fn relay(
                 down,
                 &mut reusable,
                 timeout,
+                &facts.outcome.response_length,
             )
             .await
         }
@@ -654,8 +664,8 @@ async fn relay_length(
     true
 }
 
-/// Relays a chunked or close-delimited body, re-framed for the client. Returns false when the
-/// exchange broke off.
+/// Relays a chunked or close-delimited body, re-framed for the client, adding the body bytes to
+/// `sent`. Returns false when the exchange broke off.
 #[allow(clippy::too_many_arguments)]
 async fn relay_stream(
     conn: &mut Conn,
@@ -668,6 +678,7 @@ async fn relay_stream(
     down: Down,
     reusable: &mut bool,
     timeout: Duration,
+    sent: &std::cell::Cell<u64>,
 ) -> bool {
     let mut decoder = (framing == ResponseFraming::Chunked).then(ChunkedDecoder::new);
     if decoder.is_none() {
@@ -691,6 +702,7 @@ async fn relay_stream(
             }
         };
         if let Some(r) = data {
+            sent.set(sent.get() + r.len() as u64);
             match down {
                 Down::Chunked => push_chunk(out, &ubuf.data[r]),
                 _ => out.extend_from_slice(&ubuf.data[r]),
@@ -787,6 +799,7 @@ async fn upgrade(
         tunnel_limits,
     )
     .await;
+    facts.outcome.response_length.set(to_client);
     tracing::debug!(?end, to_client, "tunnel ended");
     After::Close
 }

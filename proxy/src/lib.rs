@@ -22,9 +22,11 @@
 //! per-worker pool and go back when a connection is idle; heads are parsed into spans; routes
 //! are a segment trie; counters are plain cells.
 
+pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod buffers;
+pub mod client_addr;
 pub mod clock;
 pub mod conn;
 pub mod control;

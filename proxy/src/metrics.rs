@@ -22,6 +22,12 @@ pub mod names {
     pub const CONNECTIONS_REJECTED: &str = "tollgate_connections_rejected_total";
     /// Open downstream connections, per worker (gauge).
     pub const CONNECTIONS_OPEN: &str = "tollgate_connections_open";
+    /// Open connections waiting for a request, per worker (gauge).
+    pub const CONNECTIONS_IDLE: &str = "tollgate_connections_idle";
+    /// Upgraded connections (tunnels) open, per worker (gauge).
+    pub const TUNNELS_OPEN: &str = "tollgate_tunnels_open";
+    /// Access log lines dropped because the writer fell behind, per worker (counter).
+    pub const ACCESS_LOG_DROPPED: &str = "tollgate_access_log_dropped_lines_total";
     /// Requests whose head did not parse, per worker (counter).
     pub const MALFORMED: &str = "tollgate_malformed_requests_total";
     /// Upstream connections opened, per upstream (counter).
@@ -91,6 +97,14 @@ pub struct Snapshot {
     pub rejected_at_file_limit: u64,
     /// Malformed request heads.
     pub malformed: u64,
+    /// Connections waiting for a request.
+    pub idle: u64,
+    /// Open tunnels.
+    pub tunnels: u64,
+    /// Refused for a missing or invalid PROXY header, or from a source not allowed to send one.
+    pub rejected_proxy_protocol: u64,
+    /// Access log lines dropped.
+    pub log_dropped: u64,
     /// Routes (and one entry for unmatched requests).
     pub routes: Vec<RouteSnapshot>,
     /// Upstream pools.
@@ -130,11 +144,16 @@ impl Snapshot {
             })
             .collect();
         let c = &worker.counters;
+        let registry = worker.registry.borrow();
         Snapshot {
             worker: worker.id,
             driver: worker.driver.name(),
             generation: wp.generation,
-            open: worker.registry.borrow().len() as u64,
+            open: registry.len() as u64,
+            idle: registry.idle_count() as u64,
+            tunnels: registry.tunnels() as u64,
+            rejected_proxy_protocol: c.rejected_proxy_protocol.get(),
+            log_dropped: worker.access_log.dropped(),
             accepted: c.accepted.get(),
             rejected_at_limit: c.rejected_at_limit.get(),
             rejected_at_file_limit: c.rejected_at_file_limit.get(),
@@ -238,9 +257,12 @@ pub fn render(snapshots: &[Snapshot], reloads_ok: u64, reloads_failed: u64) -> S
         );
         let _ = writeln!(out, "{REQUEST_DURATION}_count{{{labels}}} {cumulative}");
     }
-    let per_worker: [WorkerSeries; 6] = [
+    let per_worker: [WorkerSeries; 10] = [
         (CONNECTIONS_ACCEPTED, "counter", "", |s| s.accepted),
         (CONNECTIONS_OPEN, "gauge", "", |s| s.open),
+        (CONNECTIONS_IDLE, "gauge", "", |s| s.idle),
+        (TUNNELS_OPEN, "gauge", "", |s| s.tunnels),
+        (ACCESS_LOG_DROPPED, "counter", "", |s| s.log_dropped),
         (MALFORMED, "counter", "", |s| s.malformed),
         (PLAN_GENERATION, "gauge", "", |s| s.generation),
         (
@@ -254,6 +276,12 @@ pub fn render(snapshots: &[Snapshot], reloads_ok: u64, reloads_failed: u64) -> S
             "counter",
             "reason=\"file_limit\",",
             |s| s.rejected_at_file_limit,
+        ),
+        (
+            CONNECTIONS_REJECTED,
+            "counter",
+            "reason=\"proxy_protocol\",",
+            |s| s.rejected_proxy_protocol,
         ),
     ];
     let mut typed: Vec<&str> = Vec::new();

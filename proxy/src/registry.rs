@@ -91,6 +91,15 @@ impl Registry {
         }
     }
 
+    /// Connections waiting for a request.
+    pub fn idle_count(&self) -> usize {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|e| e.idle_until.is_some())
+            .count()
+    }
+
     /// Open tunnels.
     pub fn tunnels(&self) -> usize {
         self.slots

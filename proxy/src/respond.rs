@@ -85,6 +85,13 @@ pub fn content_length(out: &mut Vec<u8>, n: u64) {
     );
 }
 
+/// Body bytes of a response rendered into `out` (after its head's blank line).
+pub fn body_len(out: &[u8]) -> u64 {
+    out.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(0, |p| (out.len() - p - 4) as u64)
+}
+
 /// Renders a gateway response of `kind` into `out`; returns the status sent.
 /// `detail` replaces the type's default message (e.g. which header was malformed).
 pub fn gateway(

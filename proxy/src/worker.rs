@@ -23,6 +23,7 @@ use tollgate_backends::pool::HostPool;
 use tollgate_config::Plan;
 use tracing::{info, warn};
 
+use crate::access_log::WorkerLog;
 use crate::buffers::BufferPool;
 use crate::conn::Conn;
 use crate::counters::{bump, RouteCounters, WorkerCounters};
@@ -173,6 +174,8 @@ pub struct Worker {
     pub date: Cell<[u8; 29]>,
     listeners: RefCell<Vec<ListenerHandle>>,
     events: Sender<Event>,
+    /// This worker's access log buffer (used when the plan has an access log).
+    pub access_log: WorkerLog,
 }
 
 impl Worker {
@@ -263,6 +266,7 @@ pub fn run(
     commands: Receiver<Command>,
     wake: std::os::unix::net::UnixStream,
     events: Sender<Event>,
+    access_log: WorkerLog,
 ) -> std::io::Result<()> {
     let main = async move {
         let empty = Arc::clone(&first.plan);
@@ -279,6 +283,7 @@ pub fn run(
             reserve_fd: RefCell::new(std::fs::File::open("/dev/null").ok()),
             listeners: RefCell::new(Vec::new()),
             events: events.clone(),
+            access_log,
         });
         worker.apply(first);
         monoio::spawn(sweep_loop(Rc::clone(&worker)));
@@ -344,6 +349,7 @@ async fn control_loop(
             monoio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+    worker.access_log.flush();
     let plan = worker.plan();
     let connects: u64 = plan.pools.iter().map(|p| p.connected.get()).sum();
     let reuses: u64 = plan.pools.iter().map(|p| p.reused.get()).sum();
@@ -394,6 +400,7 @@ async fn sweep_loop(worker: Rc<Worker>) {
     loop {
         monoio::time::sleep(SWEEP_INTERVAL).await;
         worker.registry.borrow_mut().sweep(Instant::now());
+        worker.access_log.flush();
         worker
             .date
             .set(crate::clock::http_date(crate::clock::now()));

@@ -5,6 +5,7 @@
 //! The tests themselves live in `tests/*.rs`; each runs against both io drivers
 //! ([`gateway::DRIVERS`]). Build the binary first: `cargo build -p tollgate`.
 
+pub mod access_log;
 pub mod client;
 pub mod config;
 pub mod gateway;
