@@ -1,5 +1,5 @@
 //! The admin listener: `/healthz` (the process is up), `/readyz` (every worker answers) and
-//! `/metrics` (Prometheus text). It runs on its own thread with blocking I/O, one request per
+//! `/metrics` (Prometheus text) and `/config` (the running plan, secrets redacted). It runs on its own thread with blocking I/O, one request per
 //! connection, and reaches the workers only through their command channels, so a scrape
 //! never locks or stops a worker. When the listener is not on loopback, every request must
 //! carry `Authorization: Bearer <token>` (the config refuses a non-loopback admin without one).
@@ -8,10 +8,11 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
+use tollgate_config::Plan;
 
 use crate::metrics::{render, Snapshot};
 use crate::worker::Command;
@@ -32,6 +33,9 @@ pub struct AdminState {
     pub reloads_ok: AtomicU64,
     /// Failed reloads (written by the control thread).
     pub reloads_failed: AtomicU64,
+    /// The plan the control thread last applied, with its generation (for `/config`; only the
+    /// admin and control threads touch it, never a worker).
+    pub plan: Mutex<(Arc<Plan>, u64)>,
 }
 
 /// Serves admin requests until the process exits.
@@ -92,6 +96,17 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
                 state.reloads_failed.load(Ordering::Relaxed),
             );
             respond(&mut stream, 200, "text/plain; version=0.0.4", &body)
+        }
+        "/config" => {
+            let (plan, generation) = match state.plan.lock() {
+                Ok(current) => (Arc::clone(&current.0), current.1),
+                Err(poisoned) => {
+                    let current = poisoned.into_inner();
+                    (Arc::clone(&current.0), current.1)
+                }
+            };
+            let body = crate::admin_config::render(&plan, generation, &snapshots(state));
+            respond(&mut stream, 200, "application/json", &body)
         }
         _ => respond(
             &mut stream,

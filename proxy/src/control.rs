@@ -173,6 +173,7 @@ impl Gateway {
             token: admin.token,
             reloads_ok: Default::default(),
             reloads_failed: Default::default(),
+            plan: std::sync::Mutex::new((Arc::clone(&self.plan), self.generation)),
         });
         let shared = Arc::clone(&state);
         std::thread::Builder::new()
@@ -338,6 +339,11 @@ impl Gateway {
             send(handle, Command::Apply(Box::new(apply)));
         }
         self.listeners = kept;
+        if let Some(admin) = &self.admin {
+            if let Ok(mut current) = admin.plan.lock() {
+                *current = (Arc::clone(&plan), generation);
+            }
+        }
         self.plan = plan;
         self.text = text;
         self.wait_applied(generation)?;

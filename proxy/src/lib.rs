@@ -24,6 +24,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admin_config;
 pub mod body;
 pub mod buffers;
 pub mod client_addr;

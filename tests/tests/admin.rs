@@ -163,3 +163,60 @@ fn non_loopback_admin_requires_the_token() {
     );
     assert!(!scrape(addr, Some(token)).samples.is_empty());
 }
+
+#[test]
+fn config_endpoint_shows_the_running_plan_redacted_with_worker_generations() {
+    for driver in DRIVERS {
+        let token = "s3cret-admin-token-0123";
+        let upstream_secret = "Bearer upstream-secret-value";
+        let api = |extra_route: &str| {
+            format!(
+                "[admin]\nbind = \"0.0.0.0:0\"\ntoken = \"{token}\"\n\n\
+                 [[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\n\n\
+                 [[apis]]\nid = \"shop\"\n\n\
+                 [[apis.routes]]\nroute = \"GET /items\"\nintegration = \"items\"\n{extra_route}\n\
+                 [apis.integrations.items]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/items\"\n\
+                 request_headers = {{ set = {{ authorization = \"{upstream_secret}\" }} }}\n\n\
+                 [apis.integrations.hello]\ntype = \"mock\"\nbody = \"hi\"\n"
+            )
+        };
+        let gw = Gateway::start(&api(""), driver);
+        let addr = admin_addr(&gw);
+        let (status, _) = admin(addr, "/config", None);
+        assert_eq!(
+            status, 401,
+            "{driver:?}: read-only endpoints need the token off loopback"
+        );
+        let (status, body) = admin(addr, "/config", Some(token));
+        assert_eq!(status, 200, "{body}");
+        assert!(!body.contains(token), "admin token redacted: {body}");
+        assert!(
+            !body.contains(upstream_secret),
+            "header values redacted: {body}"
+        );
+        let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(doc["generation"], 1);
+        let workers = doc["workers"].as_array().expect("workers");
+        assert_eq!(workers.len(), 2);
+        assert!(workers.iter().all(|w| w["generation"] == 1));
+        let routes = doc["routes"].as_array().expect("routes");
+        assert_eq!(routes.len(), 1, "{routes:?}");
+        assert_eq!(routes[0]["route"], "GET /items");
+        assert_eq!(
+            routes[0]["integration"]["request_headers"]["set"]["authorization"],
+            "<redacted>"
+        );
+
+        let extra = "\n[[apis.routes]]\nroute = \"GET /hello\"\nintegration = \"hello\"\n";
+        gw.reload(&api(extra)).expect("reload");
+        let (_, body) = admin(addr, "/config", Some(token));
+        let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(doc["generation"], 2);
+        assert!(doc["workers"]
+            .as_array()
+            .expect("workers")
+            .iter()
+            .all(|w| w["generation"] == 2));
+        assert_eq!(doc["routes"].as_array().expect("routes").len(), 2);
+    }
+}
