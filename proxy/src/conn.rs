@@ -567,7 +567,12 @@ impl Conn {
                 let catalogue = &plan.apis[r.api].responses;
                 let (status, after, b) = self.dispatch(&wp, index, &facts, buf, catalogue).await;
                 buf = b;
-                wp.routes[index].record(status, facts.started.elapsed());
+                // A tunnel's latency is the time to its 101, not its whole life.
+                let elapsed = match facts.outcome.integration_latency.get() {
+                    Some(to_101) if status == 101 => to_101,
+                    _ => facts.started.elapsed(),
+                };
+                wp.routes[index].record(status, elapsed);
                 (status, after, Some(r))
             }
             Err(kind) => {

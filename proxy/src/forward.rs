@@ -68,6 +68,7 @@ pub async fn forward(
     let worker = Rc::clone(&conn.worker);
     let plan = &wp.plan;
     let mut req = worker.buffers.take_plain();
+    let upgrade = wants_upgrade(facts, &buf, target, worker.draining.get());
     UpstreamHead {
         buf: &buf.data,
         head: &facts.head,
@@ -80,11 +81,14 @@ pub async fn forward(
         local_port: conn.local_port,
         id_header: &plan.settings.request_id_header,
         request_id: facts.id.as_bytes(),
-        upgrade: wants_upgrade(facts),
+        upgrade,
     }
     .write(&mut req);
     let mut ubuf = worker.buffers.take();
-    let result = exchange(conn, wp, target, facts, &mut buf, req, &mut ubuf, catalogue).await;
+    let result = exchange(
+        conn, wp, target, facts, &mut buf, req, &mut ubuf, catalogue, upgrade,
+    )
+    .await;
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(Fail::Answer(kind, detail)) => {
@@ -97,12 +101,47 @@ pub async fn forward(
     (outcome.0, outcome.1, buf)
 }
 
-/// True when the request asks for an upgrade the gateway passes on: an HTTP/1.1 request without
-/// a body carrying `Connection: upgrade` and `Upgrade` (a WebSocket handshake).
-fn wants_upgrade(facts: &Facts) -> bool {
-    facts.head.upgrade
-        && facts.head.version == Version::Http11
-        && facts.head.framing == BodyFraming::None
+/// True when the request is a WebSocket handshake the gateway passes on: HTTP/1.1 without a
+/// body, `Connection: upgrade`, `Upgrade: websocket` (no other protocol: an `h2c` upgrade would
+/// let a client speak to the upstream past routing), `Sec-WebSocket-Key` and
+/// `Sec-WebSocket-Version`; not while draining, and not when the integration removes `upgrade`.
+fn wants_upgrade(facts: &Facts, buf: &IoBuf, target: &HttpTarget, draining: bool) -> bool {
+    if !facts.head.upgrade
+        || facts.head.version != Version::Http11
+        || facts.head.framing != BodyFraming::None
+        || draining
+        || target
+            .request_remove
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case("upgrade"))
+    {
+        return false;
+    }
+    let (mut websocket, mut key, mut version) = (false, false, false);
+    for h in &buf.headers {
+        let name = h.name.get(&buf.data);
+        let value = h.value.get(&buf.data);
+        if name.eq_ignore_ascii_case(b"upgrade") {
+            if !value.trim_ascii().eq_ignore_ascii_case(b"websocket") {
+                return false;
+            }
+            websocket = true;
+        }
+        key |= name.eq_ignore_ascii_case(b"sec-websocket-key");
+        version |= name.eq_ignore_ascii_case(b"sec-websocket-version");
+    }
+    websocket && key && version
+}
+
+/// True when a `101` response switches to WebSocket, the only upgrade passed on.
+fn switches_to_websocket(ubuf: &IoBuf) -> bool {
+    ubuf.headers.iter().any(|h| {
+        h.name.get(&ubuf.data).eq_ignore_ascii_case(b"upgrade")
+            && h.value
+                .get(&ubuf.data)
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"websocket")
+    })
 }
 
 /// The request body as far as it was read before contacting the upstream.
@@ -123,11 +162,12 @@ async fn exchange(
     req: Vec<u8>,
     ubuf: &mut IoBuf,
     catalogue: &ResponseCatalogue,
+    upgrade: bool,
 ) -> Result<(u16, After), Fail> {
     // `request_timeout_ms` bounds everything up to the upstream's response head; the body that
     // follows is bounded per read and per write instead, so long downloads are not cut off.
     let deadline = facts.started + Duration::from_millis(wp.plan.limits.request_timeout_ms);
-    let sent = send(conn, wp, target, facts, buf, req, ubuf, catalogue);
+    let sent = send(conn, wp, target, facts, buf, req, ubuf, catalogue, upgrade);
     let (upstream, head, req) = match monoio::time::timeout_at(deadline.into(), sent).await {
         Ok(sent) => sent?,
         Err(_) => return Err(Fail::Answer(ResponseType::IntegrationTimeout, None)),
@@ -137,7 +177,7 @@ async fn exchange(
     if status == 101 {
         return Ok((
             status,
-            upgrade(conn, wp, target, facts, buf, upstream, head, ubuf, req).await,
+            tunnel(conn, wp, target, facts, buf, upstream, head, ubuf, req).await,
         ));
     }
     let timeout = Duration::from_millis(target.timeout_ms);
@@ -162,6 +202,7 @@ async fn send(
     mut req: Vec<u8>,
     ubuf: &mut IoBuf,
     catalogue: &ResponseCatalogue,
+    upgrade: bool,
 ) -> Result<(Pooled, ResponseHead, Vec<u8>), Fail> {
     let plan = &wp.plan;
     let pool = &wp.pools[target.upstream];
@@ -203,7 +244,6 @@ async fn send(
         let deadline = Instant::now() + timeout;
         ubuf.data.clear();
         let head_request = facts.head.method == Method::Head;
-        let upgrade = wants_upgrade(facts);
         match read_response_head(&mut up.stream, ubuf, deadline, head_request, upgrade).await {
             Ok(head) => {
                 let latency = integration_started.elapsed();
@@ -451,7 +491,9 @@ async fn read_response_head(
             Ok(None)
         };
         match parsed {
-            Ok(Some(head)) if head.status == 101 && upgrade => return Ok(head),
+            Ok(Some(head)) if head.status == 101 && upgrade && switches_to_websocket(ubuf) => {
+                return Ok(head)
+            }
             Ok(Some(head)) if head.status == 101 => {
                 // No upgrade was asked for (its headers were not forwarded): the bytes that
                 // follow are not HTTP, so the exchange cannot continue.
@@ -746,7 +788,7 @@ async fn relay_stream(
 /// client, sends the client's bytes that followed its request head, and runs the tunnel until
 /// it ends. The connection closes afterwards; the upstream connection is never pooled again.
 #[allow(clippy::too_many_arguments)]
-async fn upgrade(
+async fn tunnel(
     conn: &mut Conn,
     wp: &WorkerPlan,
     target: &HttpTarget,
@@ -785,6 +827,14 @@ async fn upgrade(
             return After::Close;
         }
     }
+    // The request and response buffers are not needed while the tunnel runs (it borrows a
+    // buffer per read): back to the pool, so a long-lived tunnel holds none.
+    conn.worker
+        .buffers
+        .give_plain(std::mem::take(&mut buf.data));
+    conn.worker
+        .buffers
+        .give_plain(std::mem::take(&mut ubuf.data));
     let tunnel_limits = TunnelLimits {
         idle: Duration::from_millis(limits.tunnel_idle_timeout_ms),
         until: Instant::now() + Duration::from_millis(limits.tunnel_duration_max_ms),

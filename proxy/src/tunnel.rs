@@ -21,6 +21,9 @@ use monoio::net::TcpStream;
 use crate::io::{read_more, write_all, IoFail};
 use crate::worker::Worker;
 
+/// Longest wait for bytes after a readiness wake-up.
+const SPURIOUS_WAKE_READ: Duration = Duration::from_millis(100);
+
 /// The limits of one tunnel.
 #[derive(Debug, Clone, Copy)]
 pub struct TunnelLimits {
@@ -83,9 +86,9 @@ pub async fn run(
             Side::Upstream => (&mut *upstream, &mut *client),
         };
         let mut data = worker.buffers.take_plain();
-        // The socket is readable, so this read does not wait; the deadline only guards a
-        // spurious wake-up.
-        let read = read_more(from, &mut data, Instant::now() + limits.idle).await;
+        // The socket is readable, so this read does not wait; the short deadline only guards a
+        // spurious wake-up (the other direction waits meanwhile).
+        let read = read_more(from, &mut data, Instant::now() + SPURIOUS_WAKE_READ).await;
         match read {
             Ok(n) => {
                 last_activity = Instant::now();

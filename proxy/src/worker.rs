@@ -347,6 +347,8 @@ async fn control_loop(
         let grace = Instant::now() + TUNNEL_CLOSE_GRACE;
         while !worker.registry.borrow().is_empty() && Instant::now() < grace {
             monoio::time::sleep(Duration::from_millis(10)).await;
+            // A tunnel whose 101 arrived meanwhile.
+            worker.registry.borrow_mut().close_tunnels();
         }
     }
     worker.access_log.flush();

@@ -142,3 +142,48 @@ fn mock_routes_ignore_upgrade_requests() {
         assert_eq!((r.status, r.text().as_str()), (200, "hello"), "{driver:?}");
     }
 }
+
+#[test]
+fn only_websocket_upgrades_pass() {
+    for driver in DRIVERS {
+        let up = Upstream::echo();
+        let gw = Gateway::start(&proxy_all(&up.url(), ""), driver);
+        // h2c would let the client speak HTTP/2 to the upstream past routing: not passed on.
+        let r = tollgate_tests::request(
+            gw.addr("public"),
+            "GET /a HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+             Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+        );
+        assert_eq!(r.status, 200, "{driver:?}");
+        // A WebSocket upgrade without its handshake headers is not passed on either.
+        let r = tollgate_tests::request(
+            gw.addr("public"),
+            "GET /b HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        );
+        assert_eq!(r.status, 200);
+        for seen in up.requests() {
+            assert_eq!(seen.header("upgrade"), None, "{}", seen.target);
+            assert_eq!(seen.header("http2-settings"), None);
+            assert_ne!(seen.header("connection"), Some("upgrade"));
+        }
+
+        // An upstream switching to anything but WebSocket is a bad gateway.
+        let h2c = Upstream::start(tollgate_tests::Behaviour::reply(
+            tollgate_tests::Reply::Fixed {
+                status: 101,
+                headers: vec![
+                    ("Upgrade".into(), "h2c".into()),
+                    ("Connection".into(), "upgrade".into()),
+                ],
+                body: Vec::new(),
+            },
+        ));
+        let gw = Gateway::start(&proxy_all(&h2c.url(), ""), driver);
+        let r = tollgate_tests::request(
+            gw.addr("public"),
+            "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        );
+        assert_eq!(r.status, 502, "{driver:?}");
+    }
+}

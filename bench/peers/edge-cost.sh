@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# What the edge features cost per request: tollgate's CPU time (user + kernel) per proxied
+# 1 KiB request with the access log off and on (to a file), and behind HAProxy with and
+# without a PROXY protocol v2 header on its connections. Interleaved rounds, same load.
+# tollgate on CPU 1; wrk, the nginx origin and HAProxy on CPU 0.
+#   bench/peers/edge-cost.sh [ROUNDS] [SECONDS] [DRIVER]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
+rounds=${1:-3}; secs=${2:-6}; driver=${3:-uring}
+bin=${TOLLGATE_BIN:-$root/target/release/tollgate}
+dir=$(mktemp -d /tmp/tollgate-edge.XXXXXX)
+sed "s#@DIR@#$dir#g" "$here/origin.conf.in" > "$dir/origin.conf"
+# Three tollgates from the bench config: plain (8090), access log to a file (8091), PROXY
+# protocol required from loopback (8092).
+base=$(sed 's/127.0.0.1:8090/@BIND@/' "$here/tollgate.toml")
+echo "${base//@BIND@/127.0.0.1:8090}" > "$dir/plain.toml"
+{ echo "${base//@BIND@/127.0.0.1:8091}"; printf '\n[access_log]\npath = "%s/access.log"\n' "$dir"; } > "$dir/logged.toml"
+echo "${base//@BIND@/127.0.0.1:8092}" | sed 's/^backlog = 65535$/backlog = 65535\nproxy_protocol = "required"\nproxy_protocol_from = ["127.0.0.1"]/' > "$dir/proxied.toml"
+cat > "$dir/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 9500
+  pidfile $dir/haproxy.pid
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+  option http-keep-alive
+  http-reuse always
+frontend plain
+  bind 127.0.0.1:8180
+  default_backend plain
+frontend proxied
+  bind 127.0.0.1:8181
+  default_backend proxied
+backend plain
+  server t 127.0.0.1:8090 maxconn 1024
+backend proxied
+  server t 127.0.0.1:8092 maxconn 1024 send-proxy-v2
+CFG
+taskset -c 0 nginx -c "$dir/origin.conf" -p "$dir"
+pids=()
+for v in plain logged proxied; do
+  taskset -c 1 "$bin" run -c "$dir/$v.toml" --driver "$driver" 2> "$dir/$v.log" & pids+=($!)
+done
+trap 'kill "${pids[@]}" 2>/dev/null; kill "$(cat "$dir/haproxy.pid" 2>/dev/null)" 2>/dev/null; nginx -c "$dir/origin.conf" -p "$dir" -s stop' EXIT
+for v in plain logged proxied; do
+  for _ in $(seq 1 100); do grep -q ready "$dir/$v.log" && break; sleep 0.1; done
+done
+taskset -c 0 haproxy -D -f "$dir/haproxy.cfg"
+tick=$(getconf CLK_TCK)
+measure() { local name=$1 pid=$2 port=$3 a b out rps n
+  read -r -a a < "/proc/$pid/stat"
+  out=$(taskset -c 0 wrk -t1 -c64 -d"${secs}s" "http://127.0.0.1:$port/plain/1k")
+  read -r -a b < "/proc/$pid/stat"
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}'); n=$(echo "$rps*$secs" | bc)
+  printf "%-16s rps=%6.0f tollgate_cpu_us_per_req=%5.2f req_per_cpu_s=%6.0f\n" "$name" "$rps" \
+    "$(echo "(${b[13]}+${b[14]}-${a[13]}-${a[14]})*1000000/$tick/$n" | bc -l)" \
+    "$(echo "$n/((${b[13]}+${b[14]}-${a[13]}-${a[14]})/$tick)" | bc -l)"
+}
+for _ in $(seq 1 "$rounds"); do
+  measure log-off "${pids[0]}" 8090
+  measure log-on "${pids[1]}" 8091
+  measure haproxy-plain "${pids[0]}" 8180
+  measure haproxy-pp2 "${pids[2]}" 8181
+done
+echo "access log lines written: $(wc -l < "$dir/access.log")"
