@@ -242,8 +242,16 @@ impl Gateway {
     /// SIGHUP: compile and resolve the file again; if it is valid, switch every worker.
     fn reload(&mut self) {
         info!(file = %self.options.config.display(), "reload requested");
-        let log_before = self.plan.access_log.as_ref().map(|a| a.target.clone());
-        let result = load(&self.options.config).and_then(|(plan, text)| self.switch(plan, text));
+        let result = load(&self.options.config).and_then(|(plan, text)| {
+            // The writer moves to a new access log path before the workers switch, so no line
+            // of the new plan lands at the old target.
+            let before = self.plan.access_log.as_ref().map(|a| &a.target);
+            let after = plan.access_log.as_ref().map(|a| &a.target);
+            if let Some(target) = after.filter(|t| Some(*t) != before) {
+                self.log.retarget(target.clone());
+            }
+            self.switch(plan, text)
+        });
         if let Some(admin) = &self.admin {
             let counter = if result.is_ok() {
                 &admin.reloads_ok
@@ -251,12 +259,6 @@ impl Gateway {
                 &admin.reloads_failed
             };
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        if result.is_ok() {
-            let log_now = self.plan.access_log.as_ref().map(|a| a.target.clone());
-            if let Some(target) = log_now.filter(|t| Some(t) != log_before.as_ref()) {
-                self.log.retarget(target);
-            }
         }
         match result {
             Ok(generation) => info!(generation, "reload complete"),

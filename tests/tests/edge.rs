@@ -364,3 +364,39 @@ fn trusted_proxies_decide_which_forwarded_hop_is_the_client() {
         let _ = std::fs::remove_file(&path);
     }
 }
+
+#[test]
+fn a_reload_turns_the_access_log_on_and_moves_it() {
+    for driver in DRIVERS {
+        let up = Upstream::echo();
+        let gw = Gateway::start(&config(&up.url(), "", ""), driver);
+        let addr = gw.addr("public");
+        let first = temp_log_path();
+        gw.reload(&config(&up.url(), "", &access_log(&first, "")))
+            .expect("reload");
+        request(
+            addr,
+            "GET /hello HTTP/1.1\r\nHost: h\r\nX-Request-Id: a\r\n\r\n",
+        );
+        let lines = wait_lines(&first, 1, DEADLINE);
+        assert_eq!(lines[0]["requestId"], "a", "{driver:?}");
+
+        let second = temp_log_path();
+        gw.reload(&config(&up.url(), "", &access_log(&second, "")))
+            .expect("reload");
+        request(
+            addr,
+            "GET /hello HTTP/1.1\r\nHost: h\r\nX-Request-Id: b\r\n\r\n",
+        );
+        let lines = wait_lines(&second, 1, DEADLINE);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["requestId"], "b");
+        assert_eq!(
+            wait_lines(&first, 1, DEADLINE).len(),
+            1,
+            "the old file keeps only its line"
+        );
+        let _ = std::fs::remove_file(&first);
+        let _ = std::fs::remove_file(&second);
+    }
+}
