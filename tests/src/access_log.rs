@@ -1,11 +1,16 @@
-//! Reading the gateway's access log file in tests: lines appear when a worker hands its
-//! buffer to the writer thread (every 50 ms), so readers wait for a line count with a deadline.
+//! Reading the gateway's access log file in tests. Lines reach the file when the writer thread
+//! writes a worker's buffer; with [`options`] the gateway logs a debug event for every such
+//! write (`access log lines written`, with `lines` and `path`), and [`wait_lines`] waits for
+//! those events instead of polling the file.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::gateway::{is, Driver, Gateway, Options};
 
 /// A unique log file path under the temp dir (not created).
 pub fn temp_log_path() -> PathBuf {
@@ -14,24 +19,40 @@ pub fn temp_log_path() -> PathBuf {
     std::env::temp_dir().join(format!("tollgate-test-{}-{n}.log", std::process::id()))
 }
 
-/// The file's lines parsed as JSON, once it has at least `n` (panics at the deadline).
-pub fn wait_lines(path: &Path, n: usize, deadline: Duration) -> Vec<Value> {
-    let end = Instant::now() + deadline;
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        if lines.len() >= n {
-            return lines
-                .iter()
-                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-                .collect();
-        }
-        assert!(
-            Instant::now() < end,
-            "{} has {} lines, expected {n}: {text}",
-            path.display(),
-            lines.len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Start options that make the access log writer report each write.
+pub fn options(driver: Driver) -> Options {
+    Options::new(driver).log_filter("info,tollgate::access_log=debug")
+}
+
+/// Waits until the gateway (started with [`options`]) has written `n` lines in all to `path`
+/// since it started, then returns the file's lines parsed as JSON (panics at the deadline).
+pub fn wait_lines(gw: &Gateway, path: &Path, n: u64, deadline: Duration) -> Vec<Value> {
+    let shown = path.display().to_string();
+    // Each event is looked at once, in order, so a running sum is exact.
+    let written = Cell::new(0u64);
+    gw.wait_for(
+        |e| {
+            if is(e, "access log lines written") && e["path"] == shown.as_str() {
+                written.set(written.get() + e["lines"].as_u64().unwrap_or(0));
+            }
+            written.get() >= n
+        },
+        deadline,
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{} lines written to {shown}, expected {n}: {e}",
+            written.get()
+        )
+    });
+    read_lines(path)
+}
+
+/// The file's lines parsed as JSON, as they are now.
+pub fn read_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
 }

@@ -104,6 +104,8 @@ pub struct Options {
     pub test_clock: bool,
     /// Open-files limit (soft and hard) to start the process with.
     pub nofile: Option<u64>,
+    /// `RUST_LOG` of the process.
+    pub log_filter: &'static str,
 }
 
 impl Options {
@@ -114,6 +116,7 @@ impl Options {
             workers: 2,
             test_clock: false,
             nofile: None,
+            log_filter: "info",
         }
     }
 
@@ -126,6 +129,12 @@ impl Options {
     /// Enables the test clock control socket.
     pub fn test_clock(mut self) -> Options {
         self.test_clock = true;
+        self
+    }
+
+    /// Sets the process's `RUST_LOG` (e.g. to see a module's debug events).
+    pub fn log_filter(mut self, filter: &'static str) -> Options {
+        self.log_filter = filter;
         self
     }
 
@@ -176,7 +185,7 @@ impl Gateway {
             .arg("--workers")
             .arg(options.workers.to_string())
             .args(options.test_clock.then_some("--test-clock"))
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", options.log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

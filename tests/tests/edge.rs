@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use tollgate_tests::access_log::{temp_log_path, wait_lines};
+use tollgate_tests::access_log::{options, read_lines, temp_log_path, wait_lines};
 use tollgate_tests::config::listener;
 use tollgate_tests::{is, request, Client, Gateway, Upstream, DRIVERS};
 
@@ -48,7 +48,10 @@ fn access_log_has_one_line_per_request_with_every_field() {
     for driver in DRIVERS {
         let up = Upstream::echo();
         let path = temp_log_path();
-        let gw = Gateway::start(&config(&up.url(), "", &access_log(&path, "")), driver);
+        let gw = Gateway::start_with(
+            &config(&up.url(), "", &access_log(&path, "")),
+            options(driver),
+        );
         let addr = gw.addr("public");
         let before = now_ms();
         let mock = request(
@@ -69,7 +72,7 @@ fn access_log_has_one_line_per_request_with_every_field() {
         assert_eq!(malformed.status, 400);
         let after = now_ms();
 
-        let lines = wait_lines(&path, 4, DEADLINE);
+        let lines = wait_lines(&gw, &path, 4, DEADLINE);
         assert_eq!(lines.len(), 4, "{driver:?}: one line per request");
         let m = by_id(&lines, "req-mock");
         assert_eq!(m["ip"], "127.0.0.1");
@@ -132,13 +135,16 @@ fn access_log_fields_subset_and_reopen_on_sigusr1() {
         let up = Upstream::echo();
         let path = temp_log_path();
         let fields = "fields = [\"requestId\", \"status\", \"ip\"]";
-        let gw = Gateway::start(&config(&up.url(), "", &access_log(&path, fields)), driver);
+        let gw = Gateway::start_with(
+            &config(&up.url(), "", &access_log(&path, fields)),
+            options(driver),
+        );
         let addr = gw.addr("public");
         request(
             addr,
             "GET /hello HTTP/1.1\r\nHost: h\r\nX-Request-Id: one\r\n\r\n",
         );
-        let lines = wait_lines(&path, 1, DEADLINE);
+        let lines = wait_lines(&gw, &path, 1, DEADLINE);
         let keys: Vec<&str> = lines[0]
             .as_object()
             .expect("object")
@@ -160,10 +166,11 @@ fn access_log_fields_subset_and_reopen_on_sigusr1() {
             addr,
             "GET /hello HTTP/1.1\r\nHost: h\r\nX-Request-Id: two\r\n\r\n",
         );
-        let fresh = wait_lines(&path, 1, DEADLINE);
+        // Two lines in all went to this path: one before the rotation, one after.
+        let fresh = wait_lines(&gw, &path, 2, DEADLINE);
         assert_eq!(fresh.len(), 1, "{driver:?}");
         assert_eq!(fresh[0]["requestId"], "two");
-        let old = wait_lines(&rotated, 1, DEADLINE);
+        let old = read_lines(&rotated);
         assert_eq!(old.len(), 1);
         assert_eq!(old[0]["requestId"], "one");
         let _ = std::fs::remove_file(&path);
@@ -203,7 +210,10 @@ fn proxy_protocol_v1_and_v2_give_the_client_address() {
         let up = Upstream::echo();
         let path = temp_log_path();
         let pp = "proxy_protocol = \"required\"\nproxy_protocol_from = [\"127.0.0.0/8\"]\n";
-        let gw = Gateway::start(&config(&up.url(), pp, &access_log(&path, "")), driver);
+        let gw = Gateway::start_with(
+            &config(&up.url(), pp, &access_log(&path, "")),
+            options(driver),
+        );
         let addr = gw.addr("public");
 
         let mut c = Client::connect(addr);
@@ -228,7 +238,7 @@ fn proxy_protocol_v1_and_v2_give_the_client_address() {
         assert_eq!(seen[1].header("x-forwarded-for"), Some("203.0.113.9"));
         assert_eq!(seen[2].header("x-forwarded-for"), Some("2001:db8::7"));
         assert_eq!(seen[2].header("x-forwarded-port"), Some("8443"));
-        let lines = wait_lines(&path, 3, DEADLINE);
+        let lines = wait_lines(&gw, &path, 3, DEADLINE);
         assert_eq!(by_id(&lines, "v1")["ip"], "203.0.113.9");
         assert_eq!(by_id(&lines, "v1b")["ip"], "203.0.113.9");
         assert_eq!(by_id(&lines, "v2")["ip"], "2001:db8::7");
@@ -318,9 +328,9 @@ fn trusted_proxies_decide_which_forwarded_hop_is_the_client() {
         };
         let xff = "X-Forwarded-For: 198.51.100.1, 203.0.113.5\r\nX-Forwarded-For: 10.1.2.3";
         let trust = "[client_address]\ntrusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\"]\n";
-        let gw = Gateway::start(
+        let gw = Gateway::start_with(
             &config(&up.url(), "", &format!("{trust}{}", access_log(&path, ""))),
-            driver,
+            options(driver),
         );
         send(&gw, "xff", xff);
         send(
@@ -328,7 +338,7 @@ fn trusted_proxies_decide_which_forwarded_hop_is_the_client() {
             "garbage",
             "X-Forwarded-For: 198.51.100.1, not-an-ip, 10.9.9.9",
         );
-        let lines = wait_lines(&path, 2, DEADLINE);
+        let lines = wait_lines(&gw, &path, 2, DEADLINE);
         assert_eq!(by_id(&lines, "xff")["ip"], "203.0.113.5", "{driver:?}");
         assert_eq!(
             by_id(&lines, "garbage")["ip"],
@@ -340,9 +350,12 @@ fn trusted_proxies_decide_which_forwarded_hop_is_the_client() {
 
         // Without trust the header is ignored.
         let path = temp_log_path();
-        let gw = Gateway::start(&config(&up.url(), "", &access_log(&path, "")), driver);
+        let gw = Gateway::start_with(
+            &config(&up.url(), "", &access_log(&path, "")),
+            options(driver),
+        );
         send(&gw, "untrusted", xff);
-        let lines = wait_lines(&path, 1, DEADLINE);
+        let lines = wait_lines(&gw, &path, 1, DEADLINE);
         assert_eq!(by_id(&lines, "untrusted")["ip"], "127.0.0.1");
         drop(gw);
         let _ = std::fs::remove_file(&path);
@@ -350,16 +363,16 @@ fn trusted_proxies_decide_which_forwarded_hop_is_the_client() {
         // Forwarded, with a quoted IPv6 hop.
         let path = temp_log_path();
         let fwd = "[client_address]\ntrusted_proxies = [\"127.0.0.1\"]\nheader = \"forwarded\"\n";
-        let gw = Gateway::start(
+        let gw = Gateway::start_with(
             &config(&up.url(), "", &format!("{fwd}{}", access_log(&path, ""))),
-            driver,
+            options(driver),
         );
         send(
             &gw,
             "fwd",
             "Forwarded: for=192.0.2.60;proto=http, For=\"[2001:db8:cafe::17]:4711\"",
         );
-        let lines = wait_lines(&path, 1, DEADLINE);
+        let lines = wait_lines(&gw, &path, 1, DEADLINE);
         assert_eq!(by_id(&lines, "fwd")["ip"], "2001:db8:cafe::17");
         let _ = std::fs::remove_file(&path);
     }
@@ -369,7 +382,7 @@ fn trusted_proxies_decide_which_forwarded_hop_is_the_client() {
 fn a_reload_turns_the_access_log_on_and_moves_it() {
     for driver in DRIVERS {
         let up = Upstream::echo();
-        let gw = Gateway::start(&config(&up.url(), "", ""), driver);
+        let gw = Gateway::start_with(&config(&up.url(), "", ""), options(driver));
         let addr = gw.addr("public");
         let first = temp_log_path();
         gw.reload(&config(&up.url(), "", &access_log(&first, "")))
@@ -378,7 +391,7 @@ fn a_reload_turns_the_access_log_on_and_moves_it() {
             addr,
             "GET /hello HTTP/1.1\r\nHost: h\r\nX-Request-Id: a\r\n\r\n",
         );
-        let lines = wait_lines(&first, 1, DEADLINE);
+        let lines = wait_lines(&gw, &first, 1, DEADLINE);
         assert_eq!(lines[0]["requestId"], "a", "{driver:?}");
 
         let second = temp_log_path();
@@ -388,11 +401,11 @@ fn a_reload_turns_the_access_log_on_and_moves_it() {
             addr,
             "GET /hello HTTP/1.1\r\nHost: h\r\nX-Request-Id: b\r\n\r\n",
         );
-        let lines = wait_lines(&second, 1, DEADLINE);
+        let lines = wait_lines(&gw, &second, 1, DEADLINE);
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0]["requestId"], "b");
         assert_eq!(
-            wait_lines(&first, 1, DEADLINE).len(),
+            read_lines(&first).len(),
             1,
             "the old file keeps only its line"
         );
