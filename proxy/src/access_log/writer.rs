@@ -262,12 +262,10 @@ impl State {
             }
             Sink::File(file) => file.write_all(&data),
         };
-        match &result {
+        if result.is_ok() {
             // Tests wait for this event rather than poll the file.
-            Ok(()) => tracing::debug!(lines, path = %self.target, "access log lines written"),
-            Err(_) => {}
-        }
-        if let Err(e) = result {
+            tracing::debug!(lines, path = %self.target, "access log lines written");
+        } else if let Err(e) = result {
             // The whole chunk counts as lost, even if part of it reached the target.
             self.lost.fetch_add(lines, Ordering::Relaxed);
             let target = self.target.clone();
