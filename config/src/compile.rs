@@ -55,6 +55,7 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
         .as_ref()
         .map(|a| crate::compile_edge::access_log(&src, a))
         .transpose()?;
+    let usage = crate::compile_usage::usage_plans(&src, &file, &compiled.apis)?;
     Ok(Plan {
         source: path.to_path_buf(),
         settings,
@@ -68,6 +69,7 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
         admin,
         client_address,
         access_log,
+        usage,
     })
 }
 

@@ -20,6 +20,7 @@ use crate::plan::{
 use crate::responses::{ResponseCatalogue, ResponseOverride, ResponseType};
 use crate::router::{RouteError, Router};
 use crate::template::{compile_params, substitute_stage_variables};
+use crate::usage::RouteLimits;
 
 /// The `$default` stage and route key.
 pub const DEFAULT_KEY: &str = "$default";
@@ -250,11 +251,13 @@ impl Builder<'_, '_> {
             stages.push(DEFAULT_KEY.to_string());
         }
         let responses = compile_responses(src, a, api)?;
+        let client_throttle = crate::compile_usage::api_limits(src, a, api)?;
         self.out.apis.push(ApiPlan {
             id: api.id.get_ref().clone(),
             kind,
             stages: stages.clone(),
             responses,
+            client_throttle,
         });
         for (r, route) in api.routes.iter().enumerate() {
             if !api.integrations.contains_key(route.integration.get_ref()) {
@@ -365,6 +368,7 @@ impl Builder<'_, '_> {
             let section = &api.integrations[integration_id];
             let integration =
                 self.compile_integration(a, integration_id, section, stage, &vars, &params, text)?;
+            let limits = crate::compile_usage::route_limits(src, a, api, stage, r, route)?;
             self.out.routes.push(RoutePlan {
                 api: a,
                 stage: stage.to_string(),
@@ -372,6 +376,7 @@ impl Builder<'_, '_> {
                 prefix_len: prefix.len(),
                 params,
                 integration,
+                limits,
             });
         }
         if !api.routes.iter().any(|r| r.route.get_ref() == DEFAULT_KEY) {
@@ -416,6 +421,7 @@ impl Builder<'_, '_> {
                 prefix_len: prefix.len(),
                 params: vec!["proxy".to_string()],
                 integration: IntegrationPlan::NotFound,
+                limits: RouteLimits::default(),
             });
         }
     }

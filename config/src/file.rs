@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::file_usage::{
+    AccountThrottleSection, ApiKeySection, ApiKeysSection, PlanStageSection, QuotaSection,
+    StateSection, ThrottleSection, UsagePlanSection,
+};
+
 /// The whole configuration file.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +44,16 @@ pub struct FileConfig {
     pub client_address: ClientAddressSection,
     /// The access log; absent = no access log.
     pub access_log: Option<AccessLogSection>,
+    /// The state directory (quota reservations, usage, admin-made keys).
+    pub state: Option<StateSection>,
+    /// Account-level (process-wide) throttle and the rate-limit headers switch.
+    pub throttle: Option<AccountThrottleSection>,
+    /// Where keys are read from, and keys defined in the file.
+    #[serde(default)]
+    pub api_keys: ApiKeysSection,
+    /// Usage plans: throttle, quota and API stages for a set of keys.
+    #[serde(default)]
+    pub usage_plans: Vec<UsagePlanSection>,
 }
 
 /// `[client_address]`: how the client's address is resolved behind proxies.
@@ -182,6 +197,10 @@ pub struct ApiSection {
     /// Routes of every stage.
     #[serde(default)]
     pub routes: Vec<RouteSection>,
+    /// Every route needs an API key (a route may say otherwise).
+    pub api_key_required: Option<bool>,
+    /// Per client address, across the API's routes and stages.
+    pub client_throttle: Option<Spanned<ThrottleSection>>,
     /// Integrations by id.
     #[serde(default)]
     pub integrations: BTreeMap<String, Spanned<IntegrationSection>>,
@@ -197,6 +216,12 @@ pub struct StageSection {
     /// `${stageVariables.NAME}` values.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// Default throttle of each route of the stage (each route has its own bucket, as AWS's
+    /// default route throttling).
+    pub throttle: Option<Spanned<ThrottleSection>>,
+    /// Per-route throttles by route key, overriding `throttle`.
+    #[serde(default)]
+    pub route_throttle: BTreeMap<String, Spanned<ThrottleSection>>,
 }
 
 /// `[[apis.routes]]`.
@@ -207,6 +232,10 @@ pub struct RouteSection {
     pub route: Spanned<String>,
     /// Id of an integration of this API.
     pub integration: Spanned<String>,
+    /// Overrides the API's `api_key_required`.
+    pub api_key_required: Option<bool>,
+    /// Per client address, for this route.
+    pub client_throttle: Option<Spanned<ThrottleSection>>,
 }
 
 /// `[apis.integrations.ID]`. (Fields inside the variants are not `Spanned`: serde buffers

@@ -23,12 +23,16 @@ pub mod access_log;
 mod compile;
 mod compile_api;
 mod compile_edge;
+mod compile_usage;
 mod error;
 pub mod file;
+mod file_usage;
+pub mod period;
 pub mod plan;
 pub mod responses;
 pub mod router;
 pub mod template;
+pub mod usage;
 
 use std::path::Path;
 

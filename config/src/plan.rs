@@ -12,6 +12,7 @@ use crate::access_log::AccessLogPlan;
 use crate::responses::ResponseCatalogue;
 use crate::router::Router;
 use crate::template::Part;
+use crate::usage::{RouteLimits, Throttle, UsagePlans};
 
 /// Which io driver the workers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +190,8 @@ pub struct ApiPlan {
     pub stages: Vec<String>,
     /// Gateway response overrides.
     pub responses: ResponseCatalogue,
+    /// Per client address across the API's routes.
+    pub client_throttle: Option<Throttle>,
 }
 
 /// One route of one API stage, as reached through one address prefix.
@@ -207,6 +210,8 @@ pub struct RoutePlan {
     pub params: Vec<String>,
     /// What answers the route.
     pub integration: IntegrationPlan,
+    /// Key requirement and throttles.
+    pub limits: RouteLimits,
 }
 
 /// What answers a route.
@@ -306,6 +311,8 @@ pub struct Plan {
     pub client_address: ClientAddressPlan,
     /// The access log, if configured.
     pub access_log: Option<AccessLogPlan>,
+    /// API keys, usage plans, throttles and the state directory.
+    pub usage: UsagePlans,
 }
 
 impl Plan {

@@ -30,6 +30,8 @@ use crate::io::{read_more, write_all, IoFail};
 use crate::respond::{self, Reply};
 use crate::worker::{Worker, WorkerPlan};
 
+mod limit;
+
 /// Longest request id accepted from a client; longer ones are replaced by a generated id.
 const REQUEST_ID_MAX: usize = 128;
 
@@ -164,6 +166,7 @@ impl Facts {
             head_request: self.head.method == Method::Head,
             close,
             date: self.date,
+            extra: b"",
         }
     }
 }
@@ -487,6 +490,7 @@ impl Conn {
             head_request: false,
             close: true,
             date: self.worker.date.get(),
+            extra: b"",
         };
         let catalogue = &plan.plan.default_responses;
         let status = respond::gateway(&mut out, catalogue, kind, detail, reply);
@@ -682,6 +686,10 @@ impl Conn {
                 return (status, After::Close, buf);
             }
         }
+        let buf = match self.limit(wp, index, facts, buf, catalogue).await {
+            Ok(buf) => buf,
+            Err(refused) => return refused,
+        };
         match &wp.plan.routes[index].integration {
             IntegrationPlan::NotFound => {
                 let kind = ResponseType::ResourceNotFound;
@@ -744,10 +752,25 @@ impl Conn {
         catalogue: &ResponseCatalogue,
         kind: ResponseType,
         facts: &Facts,
+        buf: IoBuf,
+    ) -> (u16, After, IoBuf) {
+        self.refuse_with(wp, catalogue, kind, facts, buf, b"").await
+    }
+
+    /// [`Conn::refuse`] with more header lines.
+    async fn refuse_with(
+        &mut self,
+        wp: &WorkerPlan,
+        catalogue: &ResponseCatalogue,
+        kind: ResponseType,
+        facts: &Facts,
         mut buf: IoBuf,
+        extra: &[u8],
     ) -> (u16, After, IoBuf) {
         let close = facts.head.framing != BodyFraming::None || !facts.head.keep_alive;
-        let status = self.answer(wp, catalogue, kind, None, facts, close).await;
+        let status = self
+            .answer_with(wp, catalogue, kind, None, facts, close, extra)
+            .await;
         let head_len = facts.head.head_len.min(buf.data.len());
         buf.data.drain(..head_len);
         (
@@ -832,8 +855,25 @@ impl Conn {
         facts: &Facts,
         close: bool,
     ) -> u16 {
+        self.answer_with(wp, catalogue, kind, detail, facts, close, b"")
+            .await
+    }
+
+    /// [`Conn::answer`] with more header lines (each ending in CRLF).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn answer_with(
+        &mut self,
+        wp: &WorkerPlan,
+        catalogue: &ResponseCatalogue,
+        kind: ResponseType,
+        detail: Option<&'static str>,
+        facts: &Facts,
+        close: bool,
+        extra: &[u8],
+    ) -> u16 {
         let mut out = self.worker.buffers.take_plain();
-        let reply = facts.reply(&wp.plan.settings.request_id_header, close);
+        let mut reply = facts.reply(&wp.plan.settings.request_id_header, close);
+        reply.extra = extra;
         let status = respond::gateway(&mut out, catalogue, kind, detail, reply);
         let outcome = &facts.outcome;
         outcome

@@ -22,6 +22,8 @@ use tracing::{error, info, warn};
 
 use crate::access_log::{LogSender, LogWriter, WorkerLog};
 use crate::driver::{self, Driver};
+use crate::limits::keeper::{self, Keeper, SharedKeeper};
+use crate::limits::runtime::LimitsRuntime;
 use crate::listen::bind_group;
 use crate::worker::{self, Apply, Command, Event};
 
@@ -55,6 +57,8 @@ struct WorkerHandle {
 pub struct Gateway {
     /// The access log writer thread (idle while the plan has no access log).
     log: LogWriter,
+    /// Durable limit state (keys, quotas, usage).
+    keeper: SharedKeeper,
     admin: Option<Arc<crate::admin::AdminState>>,
     options: Options,
     signals: Receiver<i32>,
@@ -125,6 +129,9 @@ impl Gateway {
             };
             listeners.insert(l.name.clone(), entry);
         }
+        let (keeper, refills) = Keeper::open(Arc::clone(&plan), 1)?;
+        let limits = keeper::lock(&keeper).runtime();
+        keeper::spawn(Arc::clone(&keeper), refills)?;
         let (log, log_sender, log_buffer_bytes) = start_access_log(&plan)?;
         let (events_tx, events) = unbounded();
         let mut workers = Vec::with_capacity(count);
@@ -133,6 +140,7 @@ impl Gateway {
                 id,
                 driver,
                 Arc::clone(&plan),
+                Arc::clone(&limits),
                 open,
                 events_tx.clone(),
                 WorkerLog::new(log_sender.clone(), log_buffer_bytes),
@@ -140,6 +148,7 @@ impl Gateway {
         }
         let mut gateway = Gateway {
             log,
+            keeper,
             admin: None,
             options,
             signals,
@@ -328,13 +337,23 @@ impl Gateway {
                 .filter(|n| !kept.contains_key(*n))
                 .cloned(),
         );
-        self.generation += 1;
-        let generation = self.generation;
+        let generation = self.generation + 1;
         let plan = Arc::new(plan);
+        if plan.usage.state.as_ref().map(|s| &s.dir)
+            != self.plan.usage.state.as_ref().map(|s| &s.dir)
+        {
+            warn!("[state] changed: the state directory opened at start-up stays in use until a restart");
+        }
+        // Keys and plans are checked against admin-made ones before anything switches.
+        let limits = keeper::lock(&self.keeper)
+            .rebuild(Arc::clone(&plan), generation)
+            .map_err(|e| anyhow!(e))?;
+        self.generation = generation;
         for (handle, open) in self.workers.iter_mut().zip(open) {
             let apply = Apply {
                 plan: Arc::clone(&plan),
                 generation,
+                limits: Arc::clone(&limits),
                 open,
                 close: close.clone(),
             };
@@ -371,6 +390,7 @@ impl Gateway {
             }
         }
         self.log.stop();
+        keeper::lock(&self.keeper).shutdown();
         info!("shutdown complete");
         Ok(())
     }
@@ -418,6 +438,7 @@ fn spawn_worker(
     id: usize,
     driver: Driver,
     plan: Arc<Plan>,
+    limits: Arc<LimitsRuntime>,
     open: Vec<(String, TcpListener)>,
     events: Sender<Event>,
     access_log: WorkerLog,
@@ -427,6 +448,7 @@ fn spawn_worker(
     let first = Apply {
         plan,
         generation: 1,
+        limits,
         open,
         close: Vec::new(),
     };

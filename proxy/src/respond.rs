@@ -18,6 +18,8 @@ pub struct Reply<'a> {
     pub close: bool,
     /// The `date` header value (the worker's cached IMF-fixdate).
     pub date: [u8; 29],
+    /// More header lines, each ending in CRLF (`Retry-After` of a 429).
+    pub extra: &'a [u8],
 }
 
 /// Canonical reason phrase for a status.
@@ -115,6 +117,7 @@ pub fn gateway(
             header(out, n.as_bytes(), v.as_bytes());
         }
     }
+    out.extend_from_slice(reply.extra);
     if reply.close {
         header(out, b"connection", b"close");
     }
@@ -221,6 +224,7 @@ mod tests {
             head_request: false,
             close,
             date: *b"Sun, 06 Nov 1994 08:49:37 GMT",
+            extra: b"",
         }
     }
 

@@ -28,6 +28,7 @@ use crate::buffers::BufferPool;
 use crate::conn::Conn;
 use crate::counters::{bump, RouteCounters, WorkerCounters};
 use crate::driver::Driver;
+use crate::limits::runtime::LimitsRuntime;
 use crate::registry::Registry;
 use crate::request_id::RequestIds;
 use crate::sys::shutdown_read;
@@ -44,6 +45,9 @@ pub enum Command {
     Apply(Box<Apply>),
     /// Copy the worker's counters for a metrics scrape and send them back.
     Snapshot(Sender<crate::metrics::Snapshot>),
+    /// Enforce new limits (admin change of keys or plans) if they were built for the plan
+    /// generation in use; a later reload brings its own.
+    Limits(Arc<LimitsRuntime>),
     /// Stop accepting, finish in-flight requests until `deadline`, then exit.
     Drain {
         /// When to give up on in-flight requests.
@@ -58,6 +62,8 @@ pub struct Apply {
     pub plan: Arc<Plan>,
     /// Its generation (1 = the start-up plan).
     pub generation: u64,
+    /// The limits built for it.
+    pub limits: Arc<LimitsRuntime>,
     /// New listeners for this worker: name and socket.
     pub open: Vec<(String, std::net::TcpListener)>,
     /// Names of listeners to close.
@@ -94,10 +100,17 @@ pub struct WorkerPlan {
     pub routes: Vec<Rc<RouteCounters>>,
     /// Requests that matched no route.
     pub unmatched: Rc<RouteCounters>,
+    /// Keys, throttles and quotas for this plan.
+    pub limits: Arc<LimitsRuntime>,
 }
 
 impl WorkerPlan {
-    fn build(plan: Arc<Plan>, generation: u64, old: Option<&WorkerPlan>) -> Self {
+    fn build(
+        plan: Arc<Plan>,
+        generation: u64,
+        limits: Arc<LimitsRuntime>,
+        old: Option<&WorkerPlan>,
+    ) -> Self {
         let mut old_pools: HashMap<&str, &Rc<HostPool>> = HashMap::new();
         let mut old_routes: HashMap<(&str, &str, &str), &Rc<RouteCounters>> = HashMap::new();
         if let Some(old) = old {
@@ -138,6 +151,19 @@ impl WorkerPlan {
             pools,
             routes,
             unmatched,
+            limits,
+        }
+    }
+
+    /// The same plan with other limits.
+    fn with_limits(&self, limits: Arc<LimitsRuntime>) -> Self {
+        Self {
+            plan: Arc::clone(&self.plan),
+            generation: self.generation,
+            pools: self.pools.clone(),
+            routes: self.routes.clone(),
+            unmatched: Rc::clone(&self.unmatched),
+            limits,
         }
     }
 }
@@ -221,7 +247,12 @@ impl Worker {
                 }
             }
         }
-        let built = WorkerPlan::build(apply.plan, apply.generation, Some(&self.plan()));
+        let built = WorkerPlan::build(
+            apply.plan,
+            apply.generation,
+            apply.limits,
+            Some(&self.plan()),
+        );
         *self.plan.borrow_mut() = Rc::new(built);
         bump(&self.counters.plans_applied);
         info!(
@@ -233,6 +264,14 @@ impl Worker {
             worker: self.id,
             generation: apply.generation,
         });
+    }
+
+    fn set_limits(&self, limits: Arc<LimitsRuntime>) {
+        let current = self.plan();
+        if limits.generation != current.generation {
+            return;
+        }
+        *self.plan.borrow_mut() = Rc::new(current.with_limits(limits));
     }
 
     fn start_drain(&self) {
@@ -273,7 +312,12 @@ pub fn run(
         let worker = Rc::new(Worker {
             id,
             driver,
-            plan: RefCell::new(Rc::new(WorkerPlan::build(empty, 0, None))),
+            plan: RefCell::new(Rc::new(WorkerPlan::build(
+                empty,
+                0,
+                Arc::clone(&first.limits),
+                None,
+            ))),
             buffers: BufferPool::new(BUFFER_BYTES, BUFFERS_KEPT),
             registry: RefCell::new(Registry::default()),
             draining: Cell::new(false),
@@ -316,6 +360,7 @@ async fn control_loop(
                 while let Ok(cmd) = commands.try_recv() {
                     match cmd {
                         Command::Apply(apply) => worker.apply(*apply),
+                        Command::Limits(limits) => worker.set_limits(limits),
                         Command::Snapshot(reply) => {
                             let _ = reply.send(crate::metrics::Snapshot::of(worker));
                         }
