@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod gateway;
 pub mod upstream;
+pub mod usage;
 pub mod websocket;
 
 pub use client::{get, get_host, get_request, request, Client, Closed, Response};
