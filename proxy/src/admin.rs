@@ -1,8 +1,10 @@
-//! The admin listener: `/healthz` (the process is up), `/readyz` (every worker answers) and
-//! `/metrics` (Prometheus text) and `/config` (the running plan, secrets redacted). It runs on its own thread with blocking I/O, one request per
-//! connection, and reaches the workers only through their command channels, so a scrape
-//! never locks or stops a worker. When the listener is not on loopback, every request must
-//! carry `Authorization: Bearer <token>` (the config refuses a non-loopback admin without one).
+//! The admin listener: `/healthz` (the process is up), `/readyz` (every worker answers),
+//! `/metrics` (Prometheus text), `/config` (the running plan, secrets redacted), and the keys,
+//! usage plans, quotas and usage API of [`crate::limits::admin`]. It runs on its own thread
+//! with blocking I/O, one request per connection, and reaches the workers only through their
+//! command channels, so a scrape never locks or stops a worker. When the listener is not on
+//! loopback, every request must carry `Authorization: Bearer <token>` (the config refuses a
+//! non-loopback admin without one); requests that change state always need the token.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,11 +16,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use tollgate_config::Plan;
 
+use crate::limits::keeper::{self, SharedKeeper};
 use crate::metrics::{render, Snapshot};
 use crate::worker::Command;
 
 /// Longest admin request head read.
 const HEAD_MAX: usize = 8 * 1024;
+/// Longest admin request body read.
+const BODY_MAX: usize = 64 * 1024;
 /// How long a scrape waits for the workers' snapshots.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(1);
 
@@ -36,6 +41,8 @@ pub struct AdminState {
     /// The plan the control thread last applied, with its generation (for `/config`; only the
     /// admin and control threads touch it, never a worker).
     pub plan: Mutex<(Arc<Plan>, u64)>,
+    /// Keys, plans, quotas and usage.
+    pub keeper: SharedKeeper,
 }
 
 /// Serves admin requests until the process exits.
@@ -57,19 +64,60 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
         }
         head.extend_from_slice(&chunk[..n]);
     }
-    let text = String::from_utf8_lossy(&head);
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or("");
-    let path = request_line.split(' ').nth(1).unwrap_or("");
-    let path = path.split('?').next().unwrap_or(path);
-    if let Some(token) = &state.token {
-        let authorized = lines.any(|l| {
-            l.split_once(':').is_some_and(|(name, value)| {
-                name.trim().eq_ignore_ascii_case("authorization")
-                    && value.trim().strip_prefix("Bearer ") == Some(token.as_str())
-            })
-        });
-        if !authorized {
+    let head_end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(head.len(), |p| p + 4);
+    let text = String::from_utf8_lossy(&head[..head_end]).into_owned();
+    let request_line = text.split("\r\n").next().unwrap_or("");
+    let method = request_line.split(' ').next().unwrap_or("");
+    let target = request_line.split(' ').nth(1).unwrap_or("");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let header = |wanted: &str| {
+        text.split("\r\n").skip(1).find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case(wanted)
+                .then(|| value.trim())
+        })
+    };
+    let authorized = match &state.token {
+        Some(token) => {
+            header("authorization").and_then(|v| v.strip_prefix("Bearer ")) == Some(token.as_str())
+        }
+        None => false,
+    };
+    if crate::limits::admin::serves(path) {
+        if crate::limits::admin::changes_state(method) && !authorized {
+            let message = if state.token.is_none() {
+                "{\"message\":\"changes through the admin API need `[admin] token`; none is configured\"}"
+            } else {
+                "{\"message\":\"Unauthorized\"}"
+            };
+            let status = if state.token.is_none() { 403 } else { 401 };
+            return respond(&mut stream, status, "application/json", message);
+        }
+        let length: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if length > BODY_MAX {
+            return respond(
+                &mut stream,
+                413,
+                "application/json",
+                "{\"message\":\"Request Too Long\"}",
+            );
+        }
+        let mut body = head[head_end..].to_vec();
+        while body.len() < length {
+            let n = stream.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        body.truncate(length);
+        if state.token.is_some() && !authorized {
             return respond(
                 &mut stream,
                 401,
@@ -77,6 +125,30 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
                 "{\"message\":\"Unauthorized\"}",
             );
         }
+        let request = crate::limits::admin::Request {
+            method,
+            path,
+            query,
+            body: &body,
+        };
+        let answer = crate::limits::admin::handle(&mut keeper::lock(&state.keeper), &request);
+        if let Some(limits) = answer.changed {
+            apply_limits(state, &limits);
+        }
+        return respond(
+            &mut stream,
+            answer.status,
+            answer.content_type,
+            &answer.body,
+        );
+    }
+    if state.token.is_some() && !authorized {
+        return respond(
+            &mut stream,
+            401,
+            "application/json",
+            "{\"message\":\"Unauthorized\"}",
+        );
     }
     match path {
         "/healthz" => respond(&mut stream, 200, "text/plain", "ok\n"),
@@ -114,6 +186,28 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
             "application/json",
             "{\"message\":\"Not Found\"}",
         ),
+    }
+}
+
+/// Sends new limits to every worker and waits (bounded) until each uses them, so a client
+/// that got the admin API's answer sees the change on its next request.
+fn apply_limits(state: &AdminState, limits: &Arc<crate::limits::runtime::LimitsRuntime>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut sent = 0;
+    for (commands, wake) in &state.workers {
+        if commands
+            .send(Command::Limits(Arc::clone(limits), tx.clone()))
+            .is_ok()
+        {
+            let _ = (&*wake).write_all(&[1]);
+            sent += 1;
+        }
+    }
+    let deadline = Instant::now() + SNAPSHOT_WAIT;
+    for _ in 0..sent {
+        if rx.recv_deadline(deadline).is_err() {
+            break;
+        }
     }
 }
 

@@ -183,6 +183,7 @@ impl Gateway {
             reloads_ok: Default::default(),
             reloads_failed: Default::default(),
             plan: std::sync::Mutex::new((Arc::clone(&self.plan), self.generation)),
+            keeper: Arc::clone(&self.keeper),
         });
         let shared = Arc::clone(&state);
         std::thread::Builder::new()

@@ -47,7 +47,8 @@ pub enum Command {
     Snapshot(Sender<crate::metrics::Snapshot>),
     /// Enforce new limits (admin change of keys or plans) if they were built for the plan
     /// generation in use; a later reload brings its own.
-    Limits(Arc<LimitsRuntime>),
+    /// The worker answers with its id once the limits are in use (or ignored as stale).
+    Limits(Arc<LimitsRuntime>, Sender<usize>),
     /// Stop accepting, finish in-flight requests until `deadline`, then exit.
     Drain {
         /// When to give up on in-flight requests.
@@ -202,6 +203,8 @@ pub struct Worker {
     events: Sender<Event>,
     /// This worker's access log buffer (used when the plan has an access log).
     pub access_log: WorkerLog,
+    /// Limits that arrived before their plan generation (see `set_limits`).
+    early_limits: RefCell<Option<Arc<LimitsRuntime>>>,
 }
 
 impl Worker {
@@ -247,12 +250,16 @@ impl Worker {
                 }
             }
         }
-        let built = WorkerPlan::build(
-            apply.plan,
-            apply.generation,
-            apply.limits,
-            Some(&self.plan()),
-        );
+        let early = self.early_limits.borrow_mut().take();
+        let limits = match early {
+            Some(e) if e.generation == apply.generation && e.version > apply.limits.version => e,
+            Some(e) if e.generation > apply.generation => {
+                *self.early_limits.borrow_mut() = Some(e);
+                apply.limits
+            }
+            _ => apply.limits,
+        };
+        let built = WorkerPlan::build(apply.plan, apply.generation, limits, Some(&self.plan()));
         *self.plan.borrow_mut() = Rc::new(built);
         bump(&self.counters.plans_applied);
         info!(
@@ -266,12 +273,21 @@ impl Worker {
         });
     }
 
+    /// Uses `limits` if they are for the plan in use and newer than its own; keeps limits
+    /// for a plan generation that has not arrived yet (an admin change can overtake a reload
+    /// on the way here) until it does.
     fn set_limits(&self, limits: Arc<LimitsRuntime>) {
         let current = self.plan();
-        if limits.generation != current.generation {
+        if limits.generation > current.generation {
+            let mut early = self.early_limits.borrow_mut();
+            if early.as_ref().is_none_or(|e| e.version < limits.version) {
+                *early = Some(limits);
+            }
             return;
         }
-        *self.plan.borrow_mut() = Rc::new(current.with_limits(limits));
+        if limits.generation == current.generation && limits.version > current.limits.version {
+            *self.plan.borrow_mut() = Rc::new(current.with_limits(limits));
+        }
     }
 
     fn start_drain(&self) {
@@ -328,6 +344,7 @@ pub fn run(
             listeners: RefCell::new(Vec::new()),
             events: events.clone(),
             access_log,
+            early_limits: RefCell::new(None),
         });
         worker.apply(first);
         monoio::spawn(sweep_loop(Rc::clone(&worker)));
@@ -360,7 +377,10 @@ async fn control_loop(
                 while let Ok(cmd) = commands.try_recv() {
                     match cmd {
                         Command::Apply(apply) => worker.apply(*apply),
-                        Command::Limits(limits) => worker.set_limits(limits),
+                        Command::Limits(limits, done) => {
+                            worker.set_limits(limits);
+                            let _ = done.send(worker.id);
+                        }
                         Command::Snapshot(reply) => {
                             let _ = reply.send(crate::metrics::Snapshot::of(worker));
                         }

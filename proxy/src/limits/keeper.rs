@@ -67,6 +67,8 @@ pub struct Keeper {
     /// When each plan started counting (its quota offset's initial period).
     origins: HashMap<String, i64>,
     runtime: Arc<LimitsRuntime>,
+    /// Runtimes built so far (their version numbers).
+    builds: u64,
     refill_tx: Sender<Arc<QuotaCounter>>,
     last_flush: Instant,
     last_evict: Instant,
@@ -103,6 +105,7 @@ impl Keeper {
             attachments,
             origins: HashMap::new(),
             runtime: Arc::new(LimitsRuntime::open(generation, routes)),
+            builds: 0,
             refill_tx,
             last_flush: Instant::now(),
             last_evict: Instant::now(),
@@ -155,6 +158,8 @@ impl Keeper {
         };
         let mut rt = assemble(&plan, self.generation, &inputs, &mut self.counters)
             .map_err(|e| e.to_string())?;
+        self.builds += 1;
+        rt.version = self.builds;
         rt.refill = Some(self.refill_tx.clone());
         rt.low_water = self.chunk() / 2;
         let now = now_secs();

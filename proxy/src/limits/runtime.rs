@@ -145,6 +145,9 @@ pub struct PlanInfo {
 pub struct LimitsRuntime {
     /// The plan generation this was built for (route indices refer to it).
     pub generation: u64,
+    /// Build number (the keeper counts up): of two runtimes for one generation, the higher
+    /// one has the later admin changes.
+    pub version: u64,
     /// Header carrying the key, lowercase.
     pub key_header: String,
     /// Send `RateLimit` headers on 429s.
@@ -170,6 +173,7 @@ impl LimitsRuntime {
     pub fn open(generation: u64, routes: usize) -> Self {
         Self {
             generation,
+            version: 0,
             key_header: "x-api-key".to_string(),
             rate_limit_headers: true,
             account: None,
