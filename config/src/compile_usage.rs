@@ -205,7 +205,7 @@ pub(crate) fn usage_plans(
             ));
         }
         if plan.quota.is_some() && out.state.is_none() {
-            return Err(src.error(span(&section.id), format!("usage_plans[{p}].quota"), format!("usage plan {:?} has a quota but there is no `[state]` directory to keep it across restarts", plan.id), "a `[state]` section with `dir`"));
+            return Err(src.error(section.quota.as_ref().map(Spanned::span), format!("usage_plans[{p}].quota"), format!("usage plan {:?} has a quota but there is no `[state]` directory to keep it across restarts", plan.id), "a `[state]` section with `dir`"));
         }
         for (k, key) in section.keys.iter().enumerate() {
             let id = key.get_ref();
