@@ -88,15 +88,8 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
         None => false,
     };
     if crate::limits::admin::serves(path) {
-        if crate::limits::admin::changes_state(method) && !authorized {
-            let message = if state.token.is_none() {
-                "{\"message\":\"changes through the admin API need `[admin] token`; none is configured\"}"
-            } else {
-                "{\"message\":\"Unauthorized\"}"
-            };
-            let status = if state.token.is_none() { 403 } else { 401 };
-            return respond(&mut stream, status, "application/json", message);
-        }
+        // The body is read before any answer: closing with unread bytes would reset the
+        // connection before the client reads the answer.
         let length: usize = header("content-length")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
@@ -117,13 +110,14 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
             body.extend_from_slice(&chunk[..n]);
         }
         body.truncate(length);
-        if state.token.is_some() && !authorized {
-            return respond(
-                &mut stream,
-                401,
-                "application/json",
-                "{\"message\":\"Unauthorized\"}",
-            );
+        let needs_token = crate::limits::admin::changes_state(method) || state.token.is_some();
+        if needs_token && !authorized {
+            let (status, message) = if state.token.is_none() {
+                (403, "{\"message\":\"changes through the admin API need `[admin] token`; none is configured\"}")
+            } else {
+                (401, "{\"message\":\"Unauthorized\"}")
+            };
+            return respond(&mut stream, status, "application/json", message);
         }
         let request = crate::limits::admin::Request {
             method,
