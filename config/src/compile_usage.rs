@@ -16,8 +16,8 @@ use crate::file::{
 use crate::period::{Period, QuotaSpec};
 use crate::plan::ApiPlan;
 use crate::usage::{
-    parse_sha256, sha256, ApiKeyPlan, PlanStage, RouteLimits, StatePlan, Throttle, UsagePlanPlan,
-    UsagePlans,
+    parse_sha256, sha256, ApiKeyPlan, OverloadPlan, PlanStage, RouteLimits, StatePlan, Throttle,
+    UsagePlanPlan, UsagePlans,
 };
 
 /// AWS's account-level default is 10,000 rps with a burst of 5,000; tollgate has no account
@@ -188,7 +188,24 @@ pub(crate) fn usage_plans(
             }
         };
     }
+    out.metrics_per_key = file.api_keys.metrics_per_key.unwrap_or(false);
     out.state = file.state.as_ref().map(|s| state(src, s)).transpose()?;
+    if let Some(o) = &file.overload {
+        let max = *o.in_flight_max.get_ref();
+        if max == 0 || max > u64::from(u32::MAX) {
+            return Err(src.error(
+                span(&o.in_flight_max),
+                "overload.in_flight_max",
+                format!("{max} is out of range"),
+                "from 1 to 4294967295 requests in flight per worker",
+            ));
+        }
+        out.overload = Some(OverloadPlan {
+            in_flight_max: max as u32,
+            anonymous_tier: ranged(src, &o.anonymous_tier, "overload.anonymous_tier", 9, 0..9)?
+                as u8,
+        });
+    }
     out.keys = keys(src, &file.api_keys.keys)?;
     let known_keys: HashSet<&str> = out.keys.iter().map(|k| k.id.as_str()).collect();
     let mut seen_plans = HashSet::new();

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use crate::file_usage::{
-    AccountThrottleSection, ApiKeySection, ApiKeysSection, PlanStageSection, QuotaSection,
-    StateSection, ThrottleSection, UsagePlanSection,
+    AccountThrottleSection, ApiKeySection, ApiKeysSection, OverloadSection, PlanStageSection,
+    QuotaSection, StateSection, ThrottleSection, UsagePlanSection,
 };
 
 /// The whole configuration file.
@@ -51,6 +51,8 @@ pub struct FileConfig {
     /// Where keys are read from, and keys defined in the file.
     #[serde(default)]
     pub api_keys: ApiKeysSection,
+    /// Priority shedding under overload.
+    pub overload: Option<OverloadSection>,
     /// Usage plans: throttle, quota and API stages for a set of keys.
     #[serde(default)]
     pub usage_plans: Vec<UsagePlanSection>,

@@ -41,12 +41,24 @@ pub struct AccountThrottleSection {
     pub rate_limit_headers: Option<bool>,
 }
 
+/// `[overload]`: priority shedding when a worker is saturated.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverloadSection {
+    /// Requests in flight per worker at which tier 0 is shed too.
+    pub in_flight_max: Spanned<u64>,
+    /// Tier of requests that carry no key of a plan (default 9, shed first).
+    pub anonymous_tier: Option<Spanned<u64>>,
+}
+
 /// `[api_keys]`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeysSection {
     /// Request header carrying the key (default `x-api-key`).
     pub header: Option<Spanned<String>>,
+    /// Export request counts per key on `/metrics` (default false: one series per plan).
+    pub metrics_per_key: Option<bool>,
     /// Keys defined in the file.
     #[serde(default)]
     pub keys: Vec<Spanned<ApiKeySection>>,

@@ -91,6 +91,27 @@ pub struct RouteLimits {
     pub client_throttle: Option<Throttle>,
 }
 
+/// Tiers: 0 is served longest, 9 is shed first.
+pub const TIERS: u8 = 10;
+
+/// Priority shedding: tier `t` may start a request while the worker has fewer than
+/// `in_flight_max × (10 − t) / 10` (at least 1) requests in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverloadPlan {
+    /// Requests in flight per worker at which even tier 0 is shed.
+    pub in_flight_max: u32,
+    /// Tier of requests without a plan's key.
+    pub anonymous_tier: u8,
+}
+
+impl OverloadPlan {
+    /// In-flight requests (on the worker, before this one) at which `tier` is shed.
+    pub fn ceiling(&self, tier: u8) -> u32 {
+        let share = u64::from(TIERS.saturating_sub(tier.min(TIERS - 1)));
+        ((u64::from(self.in_flight_max) * share).div_ceil(u64::from(TIERS))).max(1) as u32
+    }
+}
+
 /// Keys, plans and process-wide throttle settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsagePlans {
@@ -106,6 +127,10 @@ pub struct UsagePlans {
     pub plans: Vec<UsagePlanPlan>,
     /// The state directory, when configured (required for quotas and admin-made keys).
     pub state: Option<StatePlan>,
+    /// Priority shedding, when configured.
+    pub overload: Option<OverloadPlan>,
+    /// Per-key series on `/metrics`.
+    pub metrics_per_key: bool,
 }
 
 impl Default for UsagePlans {
@@ -117,6 +142,8 @@ impl Default for UsagePlans {
             keys: vec![],
             plans: vec![],
             state: None,
+            overload: None,
+            metrics_per_key: false,
         }
     }
 }
@@ -155,6 +182,22 @@ pub fn sha256(value: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tier_ceilings_shed_low_tiers_first() {
+        let o = OverloadPlan {
+            in_flight_max: 10,
+            anonymous_tier: 9,
+        };
+        let ceilings: Vec<u32> = (0..10).map(|t| o.ceiling(t)).collect();
+        assert_eq!(ceilings, [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
+        let tiny = OverloadPlan {
+            in_flight_max: 1,
+            anonymous_tier: 9,
+        };
+        assert_eq!(tiny.ceiling(9), 1);
+        assert_eq!(tiny.ceiling(200), 1);
+    }
 
     #[test]
     fn hex_round_trips_and_rejects_bad_digits() {

@@ -156,11 +156,17 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
             }
         }
         "/metrics" => {
-            let body = render(
+            let mut body = render(
                 &snapshots(state),
                 state.reloads_ok.load(Ordering::Relaxed),
                 state.reloads_failed.load(Ordering::Relaxed),
             );
+            let mut k = keeper::lock(&state.keeper);
+            k.flush_usage(keeper::now_secs());
+            let plans: Vec<String> = k.plan.usage.plans.iter().map(|p| p.id.clone()).collect();
+            let per_key = k.plan.usage.metrics_per_key;
+            crate::metrics::render_plans(&mut body, &k.totals, &plans, per_key);
+            drop(k);
             respond(&mut stream, 200, "text/plain; version=0.0.4", &body)
         }
         "/config" => {

@@ -60,6 +60,26 @@ pub struct Conn {
     accepted: Instant,
     /// A PROXY protocol header is still expected before the first request.
     proxy: ProxyProtocol,
+    /// This connection's request counts in the worker's in-flight requests.
+    in_flight: Option<InFlight>,
+}
+
+/// One request in [`Worker::in_flight`] until dropped.
+pub struct InFlight(Rc<Worker>);
+
+impl InFlight {
+    fn enter(worker: &Rc<Worker>) -> Self {
+        worker.in_flight.set(worker.in_flight.get() + 1);
+        InFlight(Rc::clone(worker))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .set(self.0.in_flight.get().saturating_sub(1));
+    }
 }
 
 impl Drop for Conn {
@@ -199,6 +219,7 @@ impl Conn {
             served: 0,
             accepted: Instant::now(),
             proxy: ProxyProtocol::Off,
+            in_flight: None,
         }
     }
 
@@ -272,6 +293,11 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// A tunnel is no request in flight (it may last hours): it stops counting for shedding.
+    pub fn leave_in_flight(&mut self) {
+        self.in_flight = None;
     }
 
     /// Registers the connection as a tunnel to `upstream` until the mark drops (before the
@@ -560,6 +586,9 @@ impl Conn {
             client: self.client_ip(plan, &buf),
             outcome: Outcome::default(),
         };
+        if plan.usage.overload.is_some() {
+            self.in_flight = Some(InFlight::enter(&self.worker));
+        }
         let captured = plan
             .access_log
             .as_ref()
@@ -603,6 +632,7 @@ impl Conn {
             };
             captured.log(&self.worker, &log.format, &answered);
         }
+        self.in_flight = None;
         (after, buf, status)
     }
 

@@ -84,6 +84,8 @@ pub struct WorkerCounters {
     pub plans_applied: Cell<u64>,
     /// Requests whose head did not parse (400/414/431/501).
     pub malformed: Cell<u64>,
+    /// Requests shed under overload, by priority tier.
+    pub shed_by_tier: [Cell<u64>; 10],
 }
 
 /// Adds one to a counter cell.

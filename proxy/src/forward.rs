@@ -841,6 +841,7 @@ async fn tunnel(
         write_timeout,
     };
     let worker = Rc::clone(&conn.worker);
+    conn.leave_in_flight();
     let _marked = conn.mark_tunnel(upstream.stream.as_raw_fd());
     let (end, to_client) = crate::tunnel::run(
         &worker,

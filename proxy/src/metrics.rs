@@ -44,6 +44,12 @@ pub mod names {
     pub const RELOADS: &str = "tollgate_reloads_total";
     /// 1 per worker, labelled with its io driver (gauge).
     pub const WORKER_INFO: &str = "tollgate_worker_info";
+    /// Requests shed under overload, by priority tier (counter).
+    pub const REQUESTS_SHED: &str = "tollgate_requests_shed_total";
+    /// Requests of keys in a usage plan, by plan and result (counter).
+    pub const PLAN_REQUESTS: &str = "tollgate_usage_plan_requests_total";
+    /// The same per key, when `[api_keys] metrics_per_key` is on (counter).
+    pub const KEY_REQUESTS: &str = "tollgate_api_key_requests_total";
 }
 
 /// One route's counters.
@@ -105,6 +111,8 @@ pub struct Snapshot {
     pub rejected_proxy_protocol: u64,
     /// Access log lines dropped.
     pub log_dropped: u64,
+    /// Requests shed under overload, by tier.
+    pub shed: [u64; 10],
     /// Routes (and one entry for unmatched requests).
     pub routes: Vec<RouteSnapshot>,
     /// Upstream pools.
@@ -154,6 +162,7 @@ impl Snapshot {
             tunnels: registry.tunnels() as u64,
             rejected_proxy_protocol: c.rejected_proxy_protocol.get(),
             log_dropped: worker.access_log.dropped(),
+            shed: std::array::from_fn(|i| c.shed_by_tier[i].get()),
             accepted: c.accepted.get(),
             rejected_at_limit: c.rejected_at_limit.get(),
             rejected_at_file_limit: c.rejected_at_file_limit.get(),
@@ -327,8 +336,69 @@ pub fn render(snapshots: &[Snapshot], reloads_ok: u64, reloads_failed: u64) -> S
             let _ = writeln!(out, "{name}{{upstream=\"{}\"}} {total}", escape(u));
         }
     }
+    let _ = writeln!(out, "# TYPE {REQUESTS_SHED} counter");
+    for tier in 0..10 {
+        let total: u64 = snapshots.iter().map(|s| s.shed[tier]).sum();
+        let _ = writeln!(out, "{REQUESTS_SHED}{{tier=\"{tier}\"}} {total}");
+    }
     let _ = writeln!(out, "# TYPE {RELOADS} counter");
     let _ = writeln!(out, "{RELOADS}{{result=\"ok\"}} {reloads_ok}");
     let _ = writeln!(out, "{RELOADS}{{result=\"failed\"}} {reloads_failed}");
     out
+}
+
+/// Appends usage-plan series: requests per plan (and per key when `per_key`) by result, from
+/// the keeper's totals since start (subjects `plan/PLAN/key/KEY`).
+pub fn render_plans(
+    out: &mut String,
+    totals: &std::collections::HashMap<String, crate::state::UsageCounts>,
+    plans: &[String],
+    per_key: bool,
+) {
+    use names::{KEY_REQUESTS, PLAN_REQUESTS};
+    let results = |c: &crate::state::UsageCounts| {
+        [
+            ("served", c.served),
+            ("throttled", c.throttled),
+            ("quota_rejected", c.quota_rejected),
+        ]
+    };
+    let _ = writeln!(out, "# TYPE {PLAN_REQUESTS} counter");
+    for plan in plans {
+        let prefix = format!("plan/{plan}/key/");
+        let mut sum = crate::state::UsageCounts::default();
+        for (_, c) in totals.iter().filter(|(s, _)| s.starts_with(&prefix)) {
+            sum = sum.saturating_add(*c);
+        }
+        for (result, n) in results(&sum) {
+            let _ = writeln!(
+                out,
+                "{PLAN_REQUESTS}{{plan=\"{}\",result=\"{result}\"}} {n}",
+                escape(plan)
+            );
+        }
+    }
+    if !per_key {
+        return;
+    }
+    let _ = writeln!(out, "# TYPE {KEY_REQUESTS} counter");
+    let mut subjects: Vec<(&String, &crate::state::UsageCounts)> = totals
+        .iter()
+        .filter(|(s, _)| s.starts_with("plan/"))
+        .collect();
+    subjects.sort_by(|a, b| a.0.cmp(b.0));
+    for (subject, c) in subjects {
+        let mut parts = subject.splitn(4, '/').skip(1);
+        let (Some(plan), Some(_), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        for (result, n) in results(c) {
+            let _ = writeln!(
+                out,
+                "{KEY_REQUESTS}{{plan=\"{}\",key=\"{}\",result=\"{result}\"}} {n}",
+                escape(plan),
+                escape(key)
+            );
+        }
+    }
 }

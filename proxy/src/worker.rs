@@ -191,6 +191,8 @@ pub struct Worker {
     pub registry: RefCell<Registry>,
     /// Set by a drain: finish the current request, then close.
     pub draining: Cell<bool>,
+    /// Requests being handled (counted only when `[overload]` is configured).
+    pub in_flight: Cell<u32>,
     /// Connection and reload counters.
     pub counters: WorkerCounters,
     /// Request id generator.
@@ -337,6 +339,7 @@ pub fn run(
             buffers: BufferPool::new(BUFFER_BYTES, BUFFERS_KEPT),
             registry: RefCell::new(Registry::default()),
             draining: Cell::new(false),
+            in_flight: Cell::new(0),
             counters: WorkerCounters::default(),
             ids: RequestIds::new(id),
             date: Cell::new(crate::clock::http_date(crate::clock::now())),

@@ -3,13 +3,13 @@
 //! throttle's burst counted exactly and refilled by moving the clock; per-client and stage
 //! throttles; quota exhaustion and reset at the UTC day boundary; quota kept across a clean
 //! restart and across SIGKILL (never over the limit, never under it by more than the
-//! documented 1.5 chunks). Both drivers.
+//! documented 1.5 chunks); lower priority tiers shed first under overload. Both drivers.
 
 use std::time::Duration;
 
 use tollgate_tests::config::listener;
 use tollgate_tests::usage::{advance_clock, clock_control, get_with_key, StateDir};
-use tollgate_tests::{Gateway, Options, Response, DRIVERS};
+use tollgate_tests::{Behaviour, Client, Gate, Gateway, Options, Response, Upstream, DRIVERS};
 
 const GOLD: &str = "gold-key-value-0123456789";
 const DISABLED: &str = "disabled-key-value-0123456789";
@@ -246,4 +246,104 @@ fn quota_after_sigkill_is_never_over_and_at_most_one_and_a_half_chunks_under() {
             "{driver:?}: under-served past the bound: {served}"
         );
     }
+}
+
+#[test]
+fn under_overload_lower_tiers_are_shed_first_and_counted() {
+    for driver in DRIVERS {
+        let state = StateDir::new();
+        let gate = Gate::new();
+        let up = Upstream::start(Behaviour::echo().gate(gate.clone()));
+        // Tier ceilings with in_flight_max = 10: gold (0) 10, bronze (5) 5, anonymous (9) 1.
+        let toml = format!(
+            "[admin]\nbind = \"127.0.0.1:0\"\n\n[overload]\nin_flight_max = 10\n\n\
+             [state]\ndir = \"{dir}\"\n\n\
+             [[api_keys.keys]]\nid = \"gold\"\nvalue = \"{GOLD}\"\n\n\
+             [[api_keys.keys]]\nid = \"bronze\"\nvalue = \"{STRANGER}\"\n\n\
+             [[usage_plans]]\nid = \"gold\"\nkeys = [\"gold\"]\n\n[[usage_plans.stages]]\napi = \"api\"\n\n\
+             [[usage_plans]]\nid = \"bronze\"\ntier = 5\nkeys = [\"bronze\"]\n\n[[usage_plans.stages]]\napi = \"api\"\n\n\
+             {listener}[[apis]]\nid = \"api\"\napi_key_required = true\n\n\
+             [[apis.routes]]\nroute = \"GET /slow\"\nintegration = \"up\"\n\n\
+             [[apis.routes]]\nroute = \"GET /anonymous\"\nintegration = \"up\"\napi_key_required = false\n\n\
+             [apis.integrations.up]\ntype = \"http\"\nurl = \"{url}\"\n",
+            dir = state.toml(),
+            listener = listener("public"),
+            url = up.url(),
+        );
+        let gw = Gateway::start_with(&toml, Options::new(driver).workers(1));
+        let addr = gw.addr("public");
+        let slow = |key: &str| {
+            let mut c = Client::connect(addr);
+            c.send(format!(
+                "GET /slow HTTP/1.1\r\nHost: test\r\nx-api-key: {key}\r\n\r\n"
+            ));
+            c
+        };
+        let mut waiting: Vec<Client> = (0..5).map(|_| slow(GOLD)).collect();
+        assert!(gate.wait_arrivals(5, Duration::from_secs(5)), "{driver:?}");
+        let shed = get_with_key(addr, "/slow", Some(STRANGER));
+        assert_eq!(
+            status_and_message(&shed),
+            (503, "Service Unavailable".to_string()),
+            "{driver:?}: bronze at its ceiling"
+        );
+        assert_eq!(shed.header("retry-after"), Some("1"));
+        assert_eq!(
+            get_with_key(addr, "/anonymous", None).status,
+            503,
+            "anonymous is shed first"
+        );
+        waiting.push(slow(GOLD));
+        assert!(
+            gate.wait_arrivals(6, Duration::from_secs(5)),
+            "{driver:?}: gold still admitted"
+        );
+        gate.open();
+        for c in &mut waiting {
+            assert_eq!(c.read_response().status, 200);
+        }
+        assert_eq!(
+            get_with_key(addr, "/slow", Some(STRANGER)).status,
+            200,
+            "{driver:?}"
+        );
+        assert_eq!(get_with_key(addr, "/anonymous", None).status, 200);
+        let metrics = admin_get(&gw, "/metrics");
+        assert!(
+            metrics.contains("tollgate_requests_shed_total{tier=\"5\"} 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("tollgate_requests_shed_total{tier=\"9\"} 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("tollgate_requests_shed_total{tier=\"0\"} 0\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(
+                "tollgate_usage_plan_requests_total{plan=\"gold\",result=\"served\"} 6\n"
+            ),
+            "{metrics}"
+        );
+        assert!(
+            !metrics.contains("tollgate_api_key_requests_total"),
+            "per-key series are off by default"
+        );
+    }
+}
+
+/// `GET path` on the admin listener; returns the body.
+fn admin_get(gw: &Gateway, path: &str) -> String {
+    let event = gw
+        .wait_for(
+            |e| tollgate_tests::is(e, "admin listening"),
+            Duration::from_secs(5),
+        )
+        .expect("admin listening");
+    let addr: std::net::SocketAddr = event["addr"].as_str().expect("addr").parse().expect("addr");
+    let r = tollgate_tests::request(addr, format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n"));
+    assert_eq!(r.status, 200);
+    r.text()
 }

@@ -30,7 +30,7 @@ impl Conn {
     ) -> Result<IoBuf, (u16, After, IoBuf)> {
         let rt = &wp.limits;
         let open = rt.routes.get(index).is_none_or(|r| r.is_open());
-        if open && rt.account.is_none() {
+        if open && rt.account.is_none() && rt.overload.is_none() {
             return Ok(buf);
         }
         let route = &wp.plan.routes[index];
@@ -51,6 +51,8 @@ impl Conn {
             key,
             client: facts.client_ip(),
             now_ns: now_ns(),
+            // The count includes this request.
+            in_flight: self.worker.in_flight.get().saturating_sub(1),
         };
         let refusal = match phase::check(rt, &asked) {
             Verdict::Pass => return Ok(buf),
@@ -66,6 +68,7 @@ impl Conn {
                             break Refusal {
                                 kind: ResponseType::ServiceUnavailable,
                                 policy: None,
+                                shed_tier: None,
                             }
                         }
                         _ => {}
@@ -73,6 +76,9 @@ impl Conn {
                 }
             }
         };
+        if let Some(tier) = refusal.shed_tier {
+            crate::counters::bump(&self.worker.counters.shed_by_tier[usize::from(tier.min(9))]);
+        }
         let mut extra = [0u8; 256];
         let extra = render_extra(&refusal, rt.rate_limit_headers, &mut extra);
         Err(self

@@ -113,6 +113,7 @@ pub fn assemble(
     let mut rt = LimitsRuntime::open(generation, 0);
     rt.key_header = usage.key_header.clone();
     rt.rate_limit_headers = usage.rate_limit_headers;
+    rt.overload = usage.overload;
     rt.clients = Arc::clone(&counters.clients);
     rt.account = usage
         .account

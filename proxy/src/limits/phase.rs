@@ -39,6 +39,8 @@ pub struct Refusal {
     pub kind: ResponseType,
     /// The limit that refused, for `Retry-After` and `RateLimit` headers (None for key errors).
     pub policy: Option<PolicyNote>,
+    /// Shed under overload: the request's priority tier.
+    pub shed_tier: Option<u8>,
 }
 
 /// The phase's verdict.
@@ -80,6 +82,8 @@ pub struct Asked<'a> {
     pub client: IpAddr,
     /// Gateway clock, nanoseconds since the epoch.
     pub now_ns: u64,
+    /// Requests in flight on this worker before this one (for priority shedding).
+    pub in_flight: u32,
 }
 
 /// One bucket that let the request through, to give back if a later one refuses.
@@ -110,7 +114,7 @@ pub fn check(rt: &LimitsRuntime, asked: &Asked<'_>) -> Verdict {
     let Some(limiter) = rt.routes.get(asked.route) else {
         return Verdict::Pass;
     };
-    if limiter.is_open() && rt.account.is_none() {
+    if limiter.is_open() && rt.account.is_none() && rt.overload.is_none() {
         return Verdict::Pass;
     }
     let grant = if limiter.key_required {
@@ -120,12 +124,23 @@ pub fn check(rt: &LimitsRuntime, asked: &Asked<'_>) -> Verdict {
                 return Verdict::Refuse(Refusal {
                     kind: ResponseType::InvalidApiKey,
                     policy: None,
+                    shed_tier: None,
                 })
             }
         }
     } else {
         None
     };
+    if let Some(overload) = &rt.overload {
+        let tier = grant.map_or(overload.anonymous_tier, |g| rt.plans[g.plan].tier);
+        if asked.in_flight >= overload.ceiling(tier) {
+            return Verdict::Refuse(Refusal {
+                kind: ResponseType::ServiceUnavailable,
+                policy: None,
+                shed_tier: Some(tier),
+            });
+        }
+    }
     let route_meter = limiter.meter.as_deref();
     let key_meter = grant.map(|g| &*g.meter);
     let count = |what: Metered| {
@@ -193,6 +208,7 @@ pub fn check(rt: &LimitsRuntime, asked: &Asked<'_>) -> Verdict {
         return Verdict::Refuse(Refusal {
             kind: ResponseType::Throttled,
             policy: Some(note),
+            shed_tier: None,
         });
     }
     let Some((g, counter)) = grant.and_then(|g| g.quota.as_ref().map(|q| (g, q))) else {
@@ -233,6 +249,7 @@ fn spend(rt: &LimitsRuntime, counter: &Arc<QuotaCounter>, now_ns: u64) -> Option
             let next = period.next_start(snapshot.period_start);
             Some(Verdict::Refuse(Refusal {
                 kind: ResponseType::QuotaExceeded,
+                shed_tier: None,
                 policy: Some(PolicyNote {
                     name: "quota",
                     quota: snapshot.allowance,

@@ -166,6 +166,8 @@ pub struct LimitsRuntime {
     pub refill: Option<Sender<Arc<QuotaCounter>>>,
     /// Reservation left at which a counter asks for more.
     pub low_water: u64,
+    /// Priority shedding.
+    pub overload: Option<tollgate_config::usage::OverloadPlan>,
 }
 
 impl LimitsRuntime {
@@ -183,6 +185,7 @@ impl LimitsRuntime {
             clients: Arc::new(ClientBuckets::default()),
             refill: None,
             low_water: 0,
+            overload: None,
         }
     }
 
