@@ -235,6 +235,15 @@ fn keys_plans_quotas_and_usage_through_the_admin_api() {
         );
         let row = lines.next().expect("one row");
         assert!(row.starts_with(&format!("acme,{day},6,0,1,")), "{row}");
+        let target = format!("/usage/routes?startDate={day}&endDate={day}");
+        let (status, body) = call(admin, "GET", &target, None, true);
+        assert_eq!(status, 200, "{body}");
+        let route = &json(&body)["items"]["api/$default/GET /hello"][0];
+        assert_eq!(
+            (route["served"].as_u64(), route["quotaRejected"].as_u64()),
+            (Some(6), Some(1)),
+            "{body}"
+        );
         let (status, body) = call(
             admin,
             "GET",

@@ -10,6 +10,8 @@
 //!   `{"reset": true}` (the current period only).
 //! - `GET /usageplans/{plan}/usage?startDate=YYYY-MM-DD&endDate=YYYY-MM-DD[&keyId=][&format=csv]`
 //!   in the shape of API Gateway's GetUsage.
+//! - `GET /usage/routes?startDate=…&endDate=…[&format=csv]`: per route (`API/STAGE/ROUTE KEY`)
+//!   per day: served, throttled, quota-rejected (routes with a key requirement or a throttle).
 
 use std::sync::Arc;
 
@@ -62,7 +64,10 @@ fn error(status: u16, message: impl Into<String>) -> Answer {
 
 /// True for paths this module serves.
 pub fn serves(path: &str) -> bool {
-    path == "/apikeys" || path.starts_with("/apikeys/") || path.starts_with("/usageplans/")
+    path == "/apikeys"
+        || path.starts_with("/apikeys/")
+        || path.starts_with("/usageplans/")
+        || path == "/usage/routes"
 }
 
 /// True for methods that change state (they always need the admin token).
@@ -86,6 +91,7 @@ pub fn handle(keeper: &mut Keeper, req: &Request<'_>) -> Answer {
             change_quota(keeper, plan, key, req.body)
         }
         ("GET", ["usageplans", plan, "usage"]) => usage(keeper, plan, req.query),
+        ("GET", ["usage", "routes"]) => route_usage(keeper, req.query),
         (_, ["apikeys", ..]) | (_, ["usageplans", ..]) => Err(error(
             405,
             format!("{} is not allowed on {}", req.method, req.path),
@@ -512,30 +518,13 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 
 fn usage(keeper: &mut Keeper, plan_id: &str, query: &str) -> Result<Answer> {
     plan_exists(keeper, plan_id)?;
-    let Some(store) = &keeper.store else {
+    if keeper.store.is_none() {
         return Err(error(
             409,
             "usage is kept in the `[state]` directory; none is configured",
         ));
-    };
-    let _ = store;
-    let day = |name: &str| -> Result<i64> {
-        let text = query_param(query, name)
-            .ok_or_else(|| error(400, format!("`{name}` is required (YYYY-MM-DD)")))?;
-        parse_day(text).ok_or_else(|| {
-            error(
-                400,
-                format!("`{name}` = {text:?} is not a date; expected YYYY-MM-DD"),
-            )
-        })
-    };
-    let (start, end) = (day("startDate")?, day("endDate")?);
-    if end < start || end - start > 366 {
-        return Err(error(
-            400,
-            "`endDate` must be on or after `startDate`, at most 366 days later",
-        ));
     }
+    let (start, end) = date_range(query)?;
     keeper.flush_usage(now_secs());
     let only = query_param(query, "keyId");
     let prefix = format!("plan/{plan_id}/key/");
@@ -615,5 +604,80 @@ fn usage(keeper: &mut Keeper, plan_id: &str, query: &str) -> Result<Answer> {
             "endDate": format_day(end),
             "items": items,
         }),
+    ))
+}
+
+/// `startDate` and `endDate` of a usage query, as day numbers.
+fn date_range(query: &str) -> Result<(i64, i64)> {
+    let day = |name: &str| -> Result<i64> {
+        let text = query_param(query, name)
+            .ok_or_else(|| error(400, format!("`{name}` is required (YYYY-MM-DD)")))?;
+        parse_day(text).ok_or_else(|| {
+            error(
+                400,
+                format!("`{name}` = {text:?} is not a date; expected YYYY-MM-DD"),
+            )
+        })
+    };
+    let (start, end) = (day("startDate")?, day("endDate")?);
+    if end < start || end - start > 366 {
+        return Err(error(
+            400,
+            "`endDate` must be on or after `startDate`, at most 366 days later",
+        ));
+    }
+    Ok((start, end))
+}
+
+fn route_usage(keeper: &mut Keeper, query: &str) -> Result<Answer> {
+    if keeper.store.is_none() {
+        return Err(error(
+            409,
+            "usage is kept in the `[state]` directory; none is configured",
+        ));
+    }
+    let (start, end) = date_range(query)?;
+    keeper.flush_usage(now_secs());
+    let store = keeper
+        .store
+        .as_ref()
+        .ok_or_else(|| error(409, "no state directory"))?;
+    let rows = store
+        .usage_by_prefix("route/", start, end)
+        .map_err(|e| error(500, e.to_string()))?;
+    let mut items = serde_json::Map::new();
+    let mut lines = String::from("route,date,served,throttled,quotaRejected\n");
+    for (subject, days) in rows {
+        let route = &subject["route/".len()..];
+        let mut per_day = Vec::new();
+        for (d, c) in days {
+            per_day.push(json!({
+                "date": format_day(d),
+                "served": c.served,
+                "throttled": c.throttled,
+                "quotaRejected": c.quota_rejected,
+            }));
+            // Route keys hold spaces and slashes but no quotes or commas: quoted for CSV.
+            lines.push_str(&format!(
+                "\"{route}\",{},{},{},{}\n",
+                format_day(d),
+                c.served,
+                c.throttled,
+                c.quota_rejected
+            ));
+        }
+        items.insert(route.to_string(), Value::Array(per_day));
+    }
+    if query_param(query, "format") == Some("csv") {
+        return Ok(Answer {
+            status: 200,
+            content_type: "text/csv",
+            body: lines,
+            changed: None,
+        });
+    }
+    Ok(answer(
+        200,
+        json!({ "startDate": format_day(start), "endDate": format_day(end), "items": items }),
     ))
 }
