@@ -286,9 +286,24 @@ impl Keeper {
     /// Periodic work: refills, usage, eviction.
     pub fn tick(&mut self) {
         let now = now_secs();
-        let counters: Vec<Arc<QuotaCounter>> = self.counters.quotas.values().cloned().collect();
-        if let Err(e) = self.refill(&counters, now) {
-            warn!(error = %e, "cannot reserve quota");
+        let low_water = self.chunk() / 2;
+        // Only counters that need the keeper (most ticks: none, and nothing is allocated).
+        let due: Vec<Arc<QuotaCounter>> = self
+            .counters
+            .quotas
+            .values()
+            .filter(|q| {
+                let s = q.snapshot();
+                s.period_start != q.spec.period.start(now)
+                    || (s.reserved < s.allowance
+                        && s.reserved - s.used.min(s.reserved) <= low_water)
+            })
+            .cloned()
+            .collect();
+        if !due.is_empty() {
+            if let Err(e) = self.refill(&due, now) {
+                warn!(error = %e, "cannot reserve quota");
+            }
         }
         let flush = self
             .plan
