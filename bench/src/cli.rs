@@ -11,6 +11,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use crate::connect::MAX_BIND_COUNT;
+use crate::requests::{self, HeaderListArg};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tollgate-bench",
@@ -111,6 +114,14 @@ pub struct LoadArgs {
     /// Extra request header, `name: value`; repeatable.
     #[arg(long = "header", short = 'H')]
     pub headers: Vec<String>,
+    /// `NAME:FILE`: FILE has one value per line (blank lines ignored); connection i sends
+    /// `NAME: values[i % n]` on every request (e.g. one API key per connection).
+    #[arg(long, value_name = "NAME:FILE", value_parser = requests::parse_header_list_arg)]
+    pub header_list: Option<HeaderListArg>,
+    /// Connection i binds source address 127.0.0.(2 + i % N) before connecting, so limits per
+    /// client address see N clients (IPv4 loopback targets only).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_BIND_COUNT)))]
+    pub bind_count: Option<u8>,
     /// Request body size in bytes (sent with content-length).
     #[arg(long, default_value_t = 0)]
     pub body_bytes: usize,
@@ -282,6 +293,36 @@ mod tests {
         assert_eq!((t.addr.port(), t.path.as_str()), (9000, "/?x"));
         assert_eq!(Target::parse("http://[::1]/")?.addr.port(), 80);
         assert!(Target::parse("https://127.0.0.1/").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn load_header_list_and_bind_count() -> Result<()> {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["b", "load", "--url", "http://127.0.0.1:1/"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(|cli| match cli.command {
+                Command::Load(args) => Some(args),
+                _ => None,
+            })
+        };
+        let args = parse(&["--header-list", "x-api-key:keys.txt", "--bind-count", "50"])?
+            .context("not load")?;
+        let list = args.header_list.context("no header list")?;
+        assert_eq!(
+            (list.name.as_str(), list.file.to_str()),
+            ("x-api-key", Some("keys.txt"))
+        );
+        assert_eq!(args.bind_count, Some(50));
+        let args = parse(&[])?.context("not load")?;
+        assert_eq!((args.header_list, args.bind_count), (None, None));
+        for bad in [
+            &["--bind-count", "0"][..],
+            &["--bind-count", "254"],
+            &["--header-list", "keys.txt"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
         Ok(())
     }
 

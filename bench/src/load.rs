@@ -3,6 +3,9 @@
 //! Each worker thread runs its own monoio runtime and a share of the connections (connection
 //! `c` lives on thread `c % threads`). Each connection is one task with its own reused buffers,
 //! pre-formatted request bytes and [`Stats`], so the hot loop neither allocates nor shares.
+//! Connection `c` sends `requests[c % len]` (one request per `--header-list` value, see
+//! `requests.rs`) and, with `--bind-count N`, connects from `127.0.0.(2 + c % N)`
+//! (`connect.rs`).
 //!
 //! Closed loop: send, wait for the full response, repeat; latency runs from the actual send.
 //! Open loop (`--rate`): every connection has a fixed schedule of intended send times
@@ -14,7 +17,7 @@
 //! Only responses that complete inside the measured window (after the warm-up, before the end)
 //! are counted; errors are counted when they happen inside the window.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
+use crate::connect;
 use crate::http::{Message, Parser};
 use crate::recv::RecvBuf;
 use crate::runtime;
@@ -42,8 +46,10 @@ const TIMER_TICK: Duration = Duration::from_millis(1);
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub addr: SocketAddr,
-    /// The complete request, formatted once.
-    pub request: Vec<u8>,
+    /// The complete requests, formatted once; connection `c` sends `requests[c % len]`.
+    pub requests: Vec<Vec<u8>>,
+    /// Bind connection `c` to `127.0.0.(2 + c % n)` before connecting (loopback targets only).
+    pub bind_count: Option<u8>,
     /// `HEAD` responses carry no body whatever their headers say.
     pub head_request: bool,
     pub connections: usize,
@@ -77,6 +83,12 @@ pub fn run(plan: Plan) -> Result<Stats> {
     }
     if plan.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         bail!("--rate must be a positive number");
+    }
+    if plan.requests.is_empty() {
+        bail!("no request to send");
+    }
+    if plan.bind_count.is_some() {
+        connect::check_bind_target(plan.addr)?;
     }
     let threads = plan.threads.clamp(1, plan.connections);
     let plan = Arc::new(Plan { threads, ..plan });
@@ -126,10 +138,13 @@ async fn thread_main(plan: Arc<Plan>, thread: usize, clock: Clock) -> Stats {
 /// One connection's request loop; returns its stats when the window ends.
 async fn connection(plan: Arc<Plan>, index: usize, clock: Clock) -> Stats {
     let mut stats = Stats::new();
+    let request = index % plan.requests.len();
     let mut conn = Conn {
         stream: None,
         recv: RecvBuf::with_capacity(RECV_CAPACITY),
-        send: plan.request.clone(),
+        send: plan.requests[request].clone(),
+        request,
+        source: plan.bind_count.map(|n| connect::source_addr(index, n)),
     };
     // Per-connection interval; connections are offset by a fraction of it so the total
     // request stream is evenly spaced rather than arriving in bursts of `connections`.
@@ -222,6 +237,10 @@ struct Conn {
     recv: RecvBuf,
     /// The request bytes, lent to each write and returned.
     send: Vec<u8>,
+    /// Index of this connection's request in [`Plan::requests`].
+    request: usize,
+    /// Source address to bind before connecting (`--bind-count`).
+    source: Option<IpAddr>,
 }
 
 impl Conn {
@@ -234,15 +253,16 @@ impl Conn {
     /// A write future dropped by a timeout takes the request buffer with it; rebuild it
     /// (allocation only on this error path).
     fn repair(&mut self, plan: &Plan) {
-        if self.send.len() != plan.request.len() {
-            self.send = plan.request.clone();
+        let request = &plan.requests[self.request];
+        if self.send.len() != request.len() {
+            self.send = request.clone();
         }
     }
 
     /// Sends one request (connecting first if needed) and reads its full response.
     async fn exchange(&mut self, plan: &Plan) -> Result<Message, ErrorKind> {
         if self.stream.is_none() {
-            let stream = TcpStream::connect_addr(plan.addr)
+            let stream = connect::connect(plan.addr, self.source)
                 .await
                 .map_err(|_| ErrorKind::Connect)?;
             let _ = stream.set_nodelay(true);

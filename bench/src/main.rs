@@ -3,7 +3,9 @@
 //! * `origin` serves a fixed HTTP/1.1 response (thread-per-core, `SO_REUSEPORT`), to stand in
 //!   for the upstream behind tollgate.
 //! * `load` drives closed-loop or open-loop (`--rate`, coordinated-omission corrected) load
-//!   and reports throughput, errors by kind and latency percentiles, as a table or JSON.
+//!   and reports throughput, errors by kind, counts per status and latency percentiles, as a
+//!   table or JSON. Connections can carry a header value each from a list (`--header-list`,
+//!   e.g. API keys) and bind one of N loopback source addresses (`--bind-count`).
 //! * `hold` holds idle keep-alive connections (in `hold-child` holder processes) and measures
 //!   the gateway's PSS per connection at several counts.
 //!
@@ -14,6 +16,7 @@ mod cli;
 mod compare;
 mod compare_procs;
 mod compare_report;
+mod connect;
 mod hold;
 mod hold_child;
 mod hold_report;
@@ -22,6 +25,7 @@ mod load;
 mod origin;
 mod recv;
 mod report;
+mod requests;
 mod runtime;
 mod stats;
 
@@ -56,17 +60,27 @@ fn run_load(args: &LoadArgs) -> Result<()> {
         .threads
         .unwrap_or_else(cli::default_threads)
         .clamp(1, args.connections.max(1));
-    let request = http::build_request(
-        &args.method,
-        &target.path,
-        &target.host,
-        &args.headers,
-        args.body_bytes,
-        args.new_connection_per_request,
-    );
+    let values = match &args.header_list {
+        Some(list) => Some(requests::read_values(&list.file)?),
+        None => None,
+    };
+    let spec = requests::RequestSpec {
+        method: &args.method,
+        path: &target.path,
+        host: &target.host,
+        headers: &args.headers,
+        body_bytes: args.body_bytes,
+        close: args.new_connection_per_request,
+    };
+    let list = args
+        .header_list
+        .as_ref()
+        .zip(values.as_deref())
+        .map(|(l, v)| (l.name.as_str(), v));
     let plan = load::Plan {
         addr: target.addr,
-        request,
+        requests: requests::build_requests(&spec, list),
+        bind_count: args.bind_count,
         head_request: args.method.eq_ignore_ascii_case("HEAD"),
         connections: args.connections,
         threads,

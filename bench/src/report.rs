@@ -1,9 +1,13 @@
 //! Turning merged [`Stats`] into the human table or the one-line JSON object.
 //!
 //! The JSON field names are a stable interface for scripts (docs/BENCHMARKS.md tooling):
-//! `requests`, `duration_s`, `rps`, `bytes_per_s`, `errors{...}`, `latency_us{...}`. New fields
-//! may be added; existing ones are not renamed.
+//! `requests`, `duration_s`, `rps`, `bytes_per_s`, `errors{...}`, `status{...}`,
+//! `latency_us{...}`. New fields may be added; existing ones are not renamed.
+//!
+//! `status` maps each status code seen (as a string: JSON keys are) to its response count,
+//! e.g. `{"200": 9000, "429": 1000}`; the table prints the same as one `status` line.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -33,6 +37,8 @@ pub struct Summary {
     pub rps: f64,
     pub bytes_per_s: f64,
     pub errors: Errors,
+    /// Responses per status code, ascending by code.
+    pub status: BTreeMap<u16, u64>,
     pub latency_us: Latency,
 }
 
@@ -58,6 +64,7 @@ impl Summary {
             rps: stats.requests as f64 / secs,
             bytes_per_s: stats.bytes as f64 / secs,
             errors: stats.errors,
+            status: status_map(stats),
             latency_us: Latency {
                 p50: q(0.5),
                 p90: q(0.9),
@@ -75,6 +82,16 @@ impl Summary {
     pub fn to_table(&self) -> String {
         let l = &self.latency_us;
         let e = &self.errors;
+        let status = if self.status.is_empty() {
+            "none".to_string()
+        } else {
+            let parts: Vec<String> = self
+                .status
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            parts.join(", ")
+        };
         let rate = self
             .target_rps
             .map_or(String::new(), |r| format!(", target {r:.0} req/s"));
@@ -84,6 +101,7 @@ impl Summary {
              requests/s    {:>12.1}\n\
              bytes/s       {:>12}\n\
              latency (µs)  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n\
+             status        {status}\n\
              errors        {} (connect {}, timeout {}, io {}, 4xx {}, 5xx {}, other {})",
             self.mode,
             self.connections,
@@ -106,6 +124,11 @@ impl Summary {
             e.status_other,
         )
     }
+}
+
+/// Status counts in numeric order (serde_json writes the integer keys as strings).
+fn status_map(stats: &Stats) -> BTreeMap<u16, u64> {
+    stats.statuses.iter().copied().collect()
 }
 
 fn human_bytes(b: f64) -> String {
@@ -138,8 +161,38 @@ mod tests {
         for k in ["p50", "p90", "p99", "p999", "max"] {
             assert!(v["latency_us"][k].is_u64(), "{k}");
         }
+        assert_eq!(v["status"], serde_json::json!({"200": 1}));
         assert!(s.to_table().contains("requests/s"));
         assert_eq!(human_bytes(2048.0), "2.0 KiB");
+        Ok(())
+    }
+
+    #[test]
+    fn too_many_requests_is_its_own_status() -> anyhow::Result<()> {
+        let mut stats = Stats::new();
+        for status in [200, 429, 429, 404, 503, 200, 429] {
+            stats.response(status, 10, 10);
+        }
+        let s = Summary::new(&stats, Duration::from_secs(1), 1, 1, None);
+        let v: serde_json::Value = serde_json::from_str(&s.to_json())?;
+        assert_eq!(
+            v["status"],
+            serde_json::json!({"200": 2, "404": 1, "429": 3, "503": 1})
+        );
+        assert_eq!(
+            (
+                v["errors"]["status_4xx"].as_u64(),
+                v["errors"]["status_5xx"].as_u64()
+            ),
+            (Some(4), Some(1))
+        );
+        let table = s.to_table();
+        assert!(
+            table.contains("\nstatus        200 2, 404 1, 429 3, 503 1\n"),
+            "{table}"
+        );
+        let empty = Summary::new(&Stats::new(), Duration::from_secs(1), 1, 1, None);
+        assert!(empty.to_table().contains("\nstatus        none\n"));
         Ok(())
     }
 }

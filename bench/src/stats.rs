@@ -2,6 +2,9 @@
 //!
 //! Each connection task owns its own [`Stats`] (no shared cells on the hot path); tasks are
 //! merged per thread and threads are merged on the main thread when the run ends.
+//!
+//! Besides the status classes under [`Errors`], every status code is counted on its own
+//! ([`Stats::statuses`]), so a 429 from a rate limiter is told apart from other 4xx.
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -59,6 +62,9 @@ pub struct Stats {
     /// Head plus body bytes of those responses.
     pub bytes: u64,
     pub errors: Errors,
+    /// Responses per status code, in first-seen order. A run sees a handful of codes, so a
+    /// linear scan (usually hitting the first entry) beats hashing on the hot path.
+    pub statuses: Vec<(u16, u64)>,
     /// Latency in µs, from send (closed loop) or intended send (open loop) to full response.
     pub latency: Histogram<u64>,
 }
@@ -78,6 +84,7 @@ impl Stats {
             requests: 0,
             bytes: 0,
             errors: Errors::default(),
+            statuses: Vec::new(),
             latency,
         }
     }
@@ -87,11 +94,28 @@ impl Stats {
         self.requests += 1;
         self.bytes += bytes;
         self.latency.saturating_record(latency_us.max(1));
+        self.count_status(status, 1);
         match status {
             200..=399 => {}
             400..=499 => self.errors.status_4xx += 1,
             500..=599 => self.errors.status_5xx += 1,
             _ => self.errors.status_other += 1,
+        }
+    }
+
+    /// Responses with `status`, 0 if none was seen.
+    #[cfg(test)]
+    pub fn status_count(&self, status: u16) -> u64 {
+        self.statuses
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    fn count_status(&mut self, status: u16, n: u64) {
+        match self.statuses.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, count)) => *count += n,
+            None => self.statuses.push((status, n)),
         }
     }
 
@@ -107,6 +131,9 @@ impl Stats {
         self.requests += other.requests;
         self.bytes += other.bytes;
         self.errors.merge(&other.errors);
+        for &(status, n) in &other.statuses {
+            self.count_status(status, n);
+        }
         // Same bounds on both sides, so adding cannot fail; saturate rather than panic anyway.
         if self.latency.add(&other.latency).is_err() {
             for v in other.latency.iter_recorded() {
@@ -129,11 +156,21 @@ mod tests {
         let mut b = Stats::new();
         b.response(503, 10, 1_000);
         b.response(101, 10, 0);
+        b.response(200, 10, 5);
         b.error(ErrorKind::Connect);
         b.error(ErrorKind::Timeout);
         b.error(ErrorKind::Io);
         a.merge(&b);
-        assert_eq!((a.requests, a.bytes), (4, 130));
+        assert_eq!((a.requests, a.bytes), (5, 140));
+        assert_eq!(
+            (
+                a.status_count(200),
+                a.status_count(404),
+                a.status_count(429)
+            ),
+            (2, 1, 0)
+        );
+        assert_eq!(a.statuses.len(), 4, "{:?}", a.statuses);
         let e = a.errors;
         assert_eq!(
             (
@@ -147,7 +184,7 @@ mod tests {
             (1, 1, 1, 1, 1, 1)
         );
         assert_eq!(e.total(), 6);
-        assert_eq!(a.latency.len(), 4);
+        assert_eq!(a.latency.len(), 5);
         assert!(a.latency.max() >= 1_000);
     }
 }
