@@ -28,6 +28,17 @@ const THROTTLE_EXPECTED: &str =
 /// AWS requires API key values of at least 20 characters.
 const KEY_VALUE_LEN_MIN: usize = 20;
 
+/// Longest key value (the limit phase refuses longer header values before hashing them).
+pub const KEY_VALUE_LEN_MAX: usize = crate::usage::KEY_VALUE_LEN_MAX;
+
+/// Ids of keys and plans: they appear in admin API paths and usage subjects.
+fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
 /// Quotas are counted in 32 bits per period.
 const QUOTA_LIMIT_MAX: u64 = u32::MAX as u64;
 
@@ -226,6 +237,14 @@ pub(crate) fn usage_plans(
         }
         for (k, key) in section.keys.iter().enumerate() {
             let id = key.get_ref();
+            if section.keys[..k].iter().any(|other| other.get_ref() == id) {
+                return Err(src.error(
+                    span(key),
+                    format!("usage_plans[{p}].keys[{k}]"),
+                    format!("key {id:?} is listed twice"),
+                    "each key once per plan",
+                ));
+            }
             if !known_keys.contains(id.as_str()) {
                 return Err(src.error(
                     span(key),
@@ -294,7 +313,7 @@ fn keys(
         let key = entry.get_ref();
         let id = key.id.get_ref();
         let at = format!("api_keys.keys[{k}]");
-        if !is_token(id) || id.len() > 128 {
+        if !is_id(id) {
             return Err(src.error(
                 span(&key.id),
                 format!("{at}.id"),
@@ -313,8 +332,11 @@ fn keys(
         let hash = match (&key.value, &key.value_sha256) {
             (Some(v), None) => {
                 let text = v.get_ref();
-                if text.len() < KEY_VALUE_LEN_MIN || text.bytes().any(|b| !b.is_ascii_graphic()) {
-                    return Err(src.error(span(v), format!("{at}.value"), format!("the value of key {id:?} is shorter than {KEY_VALUE_LEN_MIN} characters or has spaces or control characters"), format!("at least {KEY_VALUE_LEN_MIN} visible ASCII characters, as API Gateway requires")));
+                if text.len() < KEY_VALUE_LEN_MIN
+                    || text.len() > KEY_VALUE_LEN_MAX
+                    || text.bytes().any(|b| !b.is_ascii_graphic())
+                {
+                    return Err(src.error(span(v), format!("{at}.value"), format!("the value of key {id:?} is shorter than {KEY_VALUE_LEN_MIN} or longer than {KEY_VALUE_LEN_MAX} characters, or has spaces or control characters"), format!("{KEY_VALUE_LEN_MIN} to {KEY_VALUE_LEN_MAX} visible ASCII characters (API Gateway requires at least {KEY_VALUE_LEN_MIN})")));
                 }
                 sha256(text.as_bytes())
             }
@@ -364,7 +386,7 @@ fn usage_plan(
 ) -> Result<UsagePlanPlan, ConfigError> {
     let id = section.id.get_ref();
     let at = format!("usage_plans[{p}]");
-    if !is_token(id) || id.len() > 128 {
+    if !is_id(id) {
         return Err(src.error(
             span(&section.id),
             format!("{at}.id"),

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 
 use crate::period::QuotaSpec;
 
+/// Longest API key value accepted (config and admin API).
+pub const KEY_VALUE_LEN_MAX: usize = 256;
+
 /// A token bucket's rate and burst (AWS's `ThrottleSettings`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Throttle {

@@ -94,12 +94,23 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         if length > BODY_MAX {
-            return respond(
+            respond(
                 &mut stream,
                 413,
                 "application/json",
                 "{\"message\":\"Request Too Long\"}",
-            );
+            )?;
+            // Read what the client still sends (bounded by the read timeout), so closing
+            // does not reset the connection before it reads the answer.
+            stream.shutdown(std::net::Shutdown::Write)?;
+            let mut discarded = 0;
+            while discarded < 16 * BODY_MAX {
+                match stream.read(&mut chunk) {
+                    Ok(n) if n > 0 => discarded += n,
+                    _ => break,
+                }
+            }
+            return Ok(());
         }
         let mut body = head[head_end..].to_vec();
         while body.len() < length {
@@ -161,12 +172,12 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
                 state.reloads_ok.load(Ordering::Relaxed),
                 state.reloads_failed.load(Ordering::Relaxed),
             );
-            let mut k = keeper::lock(&state.keeper);
-            k.flush_usage(keeper::now_secs());
+            let k = keeper::lock(&state.keeper);
+            let totals = k.usage_totals();
             let plans: Vec<String> = k.plan.usage.plans.iter().map(|p| p.id.clone()).collect();
             let per_key = k.plan.usage.metrics_per_key;
-            crate::metrics::render_plans(&mut body, &k.totals, &plans, per_key);
             drop(k);
+            crate::metrics::render_plans(&mut body, &totals, &plans, per_key);
             respond(&mut stream, 200, "text/plain; version=0.0.4", &body)
         }
         "/config" => {

@@ -124,6 +124,12 @@ fn keys_plans_quotas_and_usage_through_the_admin_api() {
         assert_eq!(value.len(), 40);
         let (status, body) = call(admin, "POST", "/apikeys", Some("{\"id\":\"acme\"}"), true);
         assert_eq!(status, 409, "duplicate id: {body}");
+        // The value of a file key is refused, and leaves nothing behind.
+        let same = format!("{{\"id\":\"copy\",\"value\":\"{GOLD}\"}}");
+        let (status, body) = call(admin, "POST", "/apikeys", Some(&same), true);
+        assert_eq!(status, 409, "duplicate value: {body}");
+        let (status, _) = call(admin, "GET", "/apikeys/copy", None, true);
+        assert_eq!(status, 404, "a refused key is not kept");
         let (status, body) = call(
             admin,
             "POST",
@@ -269,5 +275,22 @@ fn keys_plans_quotas_and_usage_through_the_admin_api() {
         assert_eq!(status, 200);
         assert_eq!(get_with_key(public, "/hello", Some(&value)).status, 403);
         assert_eq!(get_with_key(public, "/hello", Some(GOLD)).status, 200);
+        // A key made again with the same id starts with a fresh quota.
+        let (status, body) = call(admin, "POST", "/apikeys", Some("{\"id\":\"acme\"}"), true);
+        assert_eq!(status, 201, "{body}");
+        let again = json(&body)["value"].as_str().expect("value").to_string();
+        let (status, _) = call(
+            admin,
+            "POST",
+            "/usageplans/gold/keys",
+            Some("{\"keyId\":\"acme\"}"),
+            true,
+        );
+        assert_eq!(status, 201);
+        assert_eq!(get_with_key(public, "/hello", Some(&again)).status, 200);
+        let (_, body) = call(admin, "GET", "/usageplans/gold/keys/acme/quota", None, true);
+        assert_eq!(json(&body)["used"].as_u64(), Some(1), "{driver:?}: {body}");
+        // A reload still works after all these changes.
+        assert!(gw.reload(&toml).is_ok(), "{driver:?}");
     }
 }

@@ -118,6 +118,11 @@ fn plan_throttle_allows_the_burst_then_one_request_per_interval() {
         assert_eq!(refused.map(|r| r.status), Some(429));
         // Requests without a valid key never reach the bucket.
         assert_eq!(get_with_key(gw.addr("public"), "/hello", None).status, 403);
+        // A reload that changes the rate starts a full bucket at the new rate.
+        let faster = config(&state, "", "throttle = { rate_per_s = 0.02, burst = 3 }");
+        assert_eq!(gw.reload(&faster), Ok(2), "{driver:?}");
+        let (served, _) = serve_until_refused(&gw, GOLD, 10);
+        assert_eq!(served, 3, "{driver:?}: a new rate, a full bucket");
     }
 }
 
@@ -346,4 +351,63 @@ fn admin_get(gw: &Gateway, path: &str) -> String {
     let r = tollgate_tests::request(addr, format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n"));
     assert_eq!(r.status, 200);
     r.text()
+}
+
+#[test]
+fn a_reload_that_lowers_a_quota_applies_at_once() {
+    for driver in DRIVERS {
+        let state = StateDir::new();
+        let before = config(
+            &state,
+            "",
+            "throttle = { rate_per_s = 0.01, burst = 5 }\nquota = { limit = 10, period = \"MONTH\" }",
+        );
+        let gw = Gateway::start(&before, driver);
+        for _ in 0..3 {
+            assert_eq!(
+                get_with_key(gw.addr("public"), "/hello", Some(GOLD)).status,
+                200
+            );
+        }
+        // Quota 10 → 4 with 3 spent: at most 1 more (what was reserved may count as spent),
+        // never more.
+        let after = config(
+            &state,
+            "",
+            "throttle = { rate_per_s = 0.02, burst = 5 }\nquota = { limit = 4, period = \"MONTH\" }",
+        );
+        assert_eq!(gw.reload(&after), Ok(2), "{driver:?}");
+        let (served, refused) = serve_until_refused(&gw, GOLD, 10);
+        assert!(served <= 1, "{driver:?}: over the lowered quota: {served}");
+        let refused = refused.expect("refusal");
+        assert_eq!(
+            status_and_message(&refused),
+            (429, "Limit Exceeded".to_string())
+        );
+    }
+}
+
+#[test]
+fn a_state_directory_cannot_be_added_by_a_reload() {
+    for driver in DRIVERS {
+        let state = StateDir::new();
+        let with_state = config(&state, "", "quota = { limit = 10, period = \"MONTH\" }");
+        let without = with_state
+            .replace(
+                &format!("[state]\ndir = \"{}\"\nquota_chunk = 4\n", state.toml()),
+                "",
+            )
+            .replace("quota = { limit = 10, period = \"MONTH\" }", "");
+        assert!(!without.contains("[state]"));
+        let gw = Gateway::start(&without, driver);
+        let err = gw.reload(&with_state).expect_err("refused");
+        assert!(
+            err.contains("can only be added by a restart"),
+            "{driver:?}: {err}"
+        );
+        assert_eq!(
+            get_with_key(gw.addr("public"), "/hello", Some(GOLD)).status,
+            200
+        );
+    }
 }

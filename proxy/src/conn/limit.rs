@@ -47,7 +47,6 @@ impl Conn {
             route: index,
             api: route.api,
             stage: &route.stage,
-            route_key: &route.route_key,
             key,
             client: facts.client_ip(),
             now_ns: now_ns(),

@@ -17,9 +17,10 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tollgate_config::period::{day_number, format_day, parse_day};
-use tollgate_config::usage::{hex, sha256};
+use tollgate_config::usage::{hex, sha256, KEY_VALUE_LEN_MAX};
 
 use super::keeper::{now_secs, wall_ms, Keeper};
+use super::quota::ALLOWANCE_MAX;
 use super::runtime::LimitsRuntime;
 use crate::state::{QuotaRecord, StoredKey};
 
@@ -242,16 +243,16 @@ fn create_key(keeper: &mut Keeper, body: &[u8]) -> Result<Answer> {
     };
     let value = match v.get("value") {
         Some(Value::String(s))
-            if s.len() >= 20 && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()) =>
+            if s.len() >= 20
+                && s.len() <= KEY_VALUE_LEN_MAX
+                && s.bytes().all(|b| b.is_ascii_graphic()) =>
         {
             s.clone()
         }
-        Some(_) => {
-            return Err(error(
-                400,
-                "`value` must be 20 to 128 visible ASCII characters, as API Gateway requires",
-            ))
-        }
+        Some(_) => return Err(error(
+            400,
+            "`value` must be 20 to 256 visible ASCII characters (API Gateway requires at least 20)",
+        )),
         None => random_text(40)?,
     };
     let enabled = match v.get("enabled") {
@@ -264,17 +265,43 @@ fn create_key(keeper: &mut Keeper, body: &[u8]) -> Result<Answer> {
     if taken {
         return Err(error(409, format!("an API key with id {id:?} exists")));
     }
+    let hash = sha256(value.as_bytes());
+    let same_value = keeper
+        .plan
+        .usage
+        .keys
+        .iter()
+        .any(|k| k.value_sha256 == hash)
+        || keeper
+            .admin_keys
+            .iter()
+            .any(|k| k.value_sha256 == hex(&hash));
+    if same_value {
+        return Err(error(409, "another API key has this value"));
+    }
+    let created_ms = wall_ms();
     let key = StoredKey {
         id: id.clone(),
         name: name.clone(),
-        value_sha256: hex(&sha256(value.as_bytes())),
+        value_sha256: hex(&hash),
         enabled,
-        created_ms: wall_ms(),
+        created_ms,
     };
     persist_key(keeper, key)?;
-    let mut body = key_json(keeper, &id, &name, enabled, Some(wall_ms()), "admin");
+    let mut body = key_json(keeper, &id, &name, enabled, Some(created_ms), "admin");
     body["value"] = Value::String(value);
-    changed(keeper, answer(201, body))
+    match changed(keeper, answer(201, body)) {
+        Ok(a) => Ok(a),
+        Err(e) => {
+            // Not usable after all: undone, on disk and in memory.
+            if let Some(store) = &keeper.store {
+                let _ = store.delete_key(&id);
+            }
+            keeper.admin_keys.retain(|k| k.id != id);
+            let _ = keeper.reassemble();
+            Err(e)
+        }
+    }
 }
 
 /// Writes a key and keeps the keeper's list in step (undone if the runtime rejects it).
@@ -336,6 +363,7 @@ fn delete_key(keeper: &mut Keeper, id: &str) -> Result<Answer> {
         .map_err(|e| error(500, e.to_string()))?;
     keeper.admin_keys.retain(|k| k.id != id);
     keeper.attachments.retain(|(_, k)| k != id);
+    keeper.forget_key(id);
     changed(keeper, answer(200, json!({ "id": id, "deleted": true })))
 }
 
@@ -481,6 +509,16 @@ fn change_quota(keeper: &mut Keeper, plan: &str, key: &str, body: &[u8]) -> Resu
                     "`extend` must be a non-zero integer (negative shrinks)",
                 ));
             };
+            let allowance = s.allowance.saturating_add_signed(n);
+            if s.allowance
+                .checked_add_signed(n)
+                .is_none_or(|a| a > ALLOWANCE_MAX)
+            {
+                return Err(error(
+                    400,
+                    format!("the period would allow {allowance} requests; at most {ALLOWANCE_MAX} and at least 0"),
+                ));
+            }
             let record = QuotaRecord {
                 period_start: s.period_start,
                 reserved: s.reserved,
@@ -489,7 +527,7 @@ fn change_quota(keeper: &mut Keeper, plan: &str, key: &str, body: &[u8]) -> Resu
             store
                 .set_quota(key, plan, record)
                 .map_err(|e| error(500, e.to_string()))?;
-            q.set_allowance(s.allowance.saturating_add_signed(n));
+            q.set_allowance(allowance);
         }
         (None, Some(Value::Bool(true))) => {
             let record = QuotaRecord {
@@ -504,9 +542,10 @@ fn change_quota(keeper: &mut Keeper, plan: &str, key: &str, body: &[u8]) -> Resu
         }
         _ => return Err(error(400, "expected {\"extend\": N} or {\"reset\": true}")),
     }
-    keeper
-        .refill(&[Arc::clone(&q)], now_secs())
-        .map_err(|e| error(500, e.to_string()))?;
+    // The change is durable and applied: a failed top-up is retried by the keeper's tick.
+    if let Err(e) = keeper.refill(&[Arc::clone(&q)], now_secs()) {
+        tracing::warn!(error = %e, "cannot reserve quota after an admin change");
+    }
     quota(keeper, plan, key)
 }
 
@@ -554,8 +593,12 @@ fn usage(keeper: &mut Keeper, plan_id: &str, query: &str) -> Result<Answer> {
         // Remaining after each day, from what was served since its quota period began.
         let mut period = i64::MIN;
         let mut spent = 0u64;
+        // History from the start of the quota period that holds `start`, not all time.
+        let from = plan
+            .quota
+            .map_or(start, |spec| day_number(spec.period.start(start * 86_400)));
         let history = store
-            .usage(&subject, i64::MIN / 2, end)
+            .usage(&subject, from, end)
             .map_err(|e| error(500, e.to_string()))?;
         for d in start..=end {
             let counts = days

@@ -84,9 +84,18 @@ pub struct Inputs<'a> {
     pub attachments: &'a [(String, String)],
 }
 
-fn bucket(counters: &mut Counters, id: String, t: &Throttle) -> Option<Bucket> {
+/// The bucket `id` at rate `t`. The rate is part of the id: a reload that changes a
+/// throttle starts its buckets full (a bucket's state is a time computed with the old rate).
+fn bucket(
+    counters: &mut Counters,
+    used: &mut Vec<String>,
+    id: String,
+    t: &Throttle,
+) -> Option<Bucket> {
     let rate = Rate::new(t.rate_per_s, t.burst)?;
-    let gcra = Arc::clone(counters.buckets.entry(id).or_default());
+    let id = format!("{id}@{}x{}", rate.emission_ns(), rate.burst());
+    let gcra = Arc::clone(counters.buckets.entry(id.clone()).or_default());
+    used.push(id);
     Some(Bucket { rate, gcra })
 }
 
@@ -110,6 +119,8 @@ pub fn assemble(
     counters: &mut Counters,
 ) -> Result<LimitsRuntime, Conflict> {
     let usage = &plan.usage;
+    // Bucket ids this runtime uses; the others are dropped from `counters` at the end.
+    let used = &mut Vec::new();
     let mut rt = LimitsRuntime::open(generation, 0);
     rt.key_header = usage.key_header.clone();
     rt.rate_limit_headers = usage.rate_limit_headers;
@@ -117,7 +128,7 @@ pub fn assemble(
     rt.clients = Arc::clone(&counters.clients);
     rt.account = usage
         .account
-        .and_then(|t| bucket(counters, "account".to_string(), &t));
+        .and_then(|t| bucket(counters, used, "account".to_string(), &t));
     rt.routes = plan
         .routes
         .iter()
@@ -129,7 +140,7 @@ pub fn assemble(
                 bucket: r
                     .limits
                     .throttle
-                    .and_then(|t| bucket(counters, format!("route:{name}"), &t)),
+                    .and_then(|t| bucket(counters, used, format!("route:{name}"), &t)),
                 client: r
                     .limits
                     .client_throttle
@@ -182,9 +193,11 @@ pub fn assemble(
             let Some(entry) = rt.keys.get_mut(hash) else {
                 continue;
             };
-            grant(plan, p, up, entry, counters)?;
+            grant(plan, p, up, entry, counters, used)?;
         }
     }
+    let used: std::collections::HashSet<&String> = used.iter().collect();
+    counters.buckets.retain(|id, _| used.contains(id));
     Ok(rt)
 }
 
@@ -195,6 +208,7 @@ fn grant(
     up: &UsagePlanPlan,
     entry: &mut KeyEntry,
     counters: &mut Counters,
+    used: &mut Vec<String>,
 ) -> Result<(), Conflict> {
     let key_id = entry.id.to_string();
     if entry.grants.iter().any(|g| g.plan == p) {
@@ -203,16 +217,23 @@ fn grant(
     let subject = format!("plan:{}/key:{key_id}", up.id);
     let plan_bucket = up
         .throttle
-        .and_then(|t| bucket(counters, subject.clone(), &t));
+        .and_then(|t| bucket(counters, used, subject.clone(), &t));
     let quota = up.quota.map(|spec| {
         let id = (key_id.clone(), up.id.clone());
-        Arc::clone(counters.quotas.entry(id).or_insert_with(|| {
-            Arc::new(QuotaCounter::new(
-                Arc::clone(&entry.id),
-                Arc::from(up.id.as_str()),
-                spec,
-            ))
-        }))
+        match counters.quotas.get(&id) {
+            Some(q) if q.spec == spec => Arc::clone(q),
+            // New, or the quota changed by a reload: a new counter, which the keeper starts
+            // from the durable record (what was reserved counts as spent).
+            _ => {
+                let q = Arc::new(QuotaCounter::new(
+                    Arc::clone(&entry.id),
+                    Arc::from(up.id.as_str()),
+                    spec,
+                ));
+                counters.quotas.insert(id, Arc::clone(&q));
+                q
+            }
+        }
     });
     let usage_meter = meter(counters, format!("plan/{}/key/{key_id}", up.id));
     for s in &up.stages {
@@ -230,14 +251,20 @@ fn grant(
             });
         }
         let api = &plan.apis[s.api].id;
-        let routes = s
-            .routes
-            .iter()
-            .filter_map(|(route_key, t)| {
-                let id = format!("{subject}/route:{api}/{}/{route_key}", s.stage);
-                Some((route_key.clone(), bucket(counters, id, t)?))
-            })
-            .collect();
+        // By route index (every instance of the route key in the stage), so the phase
+        // compares numbers, not strings.
+        let mut routes = Vec::new();
+        for (route_key, t) in &s.routes {
+            let id = format!("{subject}/route:{api}/{}/{route_key}", s.stage);
+            let Some(b) = bucket(counters, used, id, t) else {
+                continue;
+            };
+            for (r, route) in plan.routes.iter().enumerate() {
+                if route.api == s.api && route.stage == s.stage && route.route_key == *route_key {
+                    routes.push((r, b.clone()));
+                }
+            }
+        }
         entry.grants.push(Grant {
             api: s.api,
             stage: s.stage.clone(),

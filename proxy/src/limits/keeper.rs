@@ -136,6 +136,9 @@ impl Keeper {
         plan: Arc<Plan>,
         generation: u64,
     ) -> Result<Arc<LimitsRuntime>, String> {
+        if plan.usage.state.is_some() && self.store.is_none() {
+            return Err("a `[state]` directory can only be added by a restart (none was configured at start-up)".to_string());
+        }
         let previous = (Arc::clone(&self.plan), self.generation);
         self.plan = plan;
         self.generation = generation;
@@ -217,7 +220,12 @@ impl Keeper {
             // Cleared before looking, so a worker that asks meanwhile asks again.
             q.asked_done();
             let start = q.spec.period.start(now);
-            if q.snapshot().period_start != start {
+            let current = q.snapshot().period_start;
+            // A clock stepped back never returns a counter to an earlier period.
+            if start < current {
+                continue;
+            }
+            if current != start {
                 self.begin_period(q, start)?;
             }
             let snap = q.snapshot();
@@ -273,14 +281,48 @@ impl Keeper {
             None => None,
         };
         match record.filter(|r| r.period_start == start) {
-            Some(r) if q.snapshot().period_start == i64::MIN => {
+            // After a restart, a quota changed by a reload, or a clock step: what was
+            // reserved for the period counts as spent.
+            Some(r) => {
                 let allowance = base.saturating_add_signed(r.extra);
                 q.restore(start, allowance, r.reserved.min(allowance));
             }
-            Some(r) => q.begin_period(start, base.saturating_add_signed(r.extra)),
             None => q.begin_period(start, base),
         }
         Ok(())
+    }
+
+    /// Usage since start by subject, including counts not flushed yet (for `/metrics`,
+    /// without a disk write).
+    pub fn usage_totals(&self) -> HashMap<String, UsageCounts> {
+        let mut out = self.totals.clone();
+        for (subject, meter) in &self.counters.meters {
+            let [served, throttled, quota_rejected] = meter.peek();
+            let pending = UsageCounts {
+                served,
+                throttled,
+                quota_rejected,
+            };
+            let entry = out.entry(subject.clone()).or_default();
+            *entry = entry.saturating_add(pending);
+        }
+        out
+    }
+
+    /// Forgets a deleted key's counters (its usage is written first), so a key made later
+    /// with the same id starts afresh.
+    pub fn forget_key(&mut self, key_id: &str) {
+        self.flush_usage(now_secs());
+        self.counters.quotas.retain(|(key, _), _| key != key_id);
+        // Bucket ids: `plan:P/key:K@RATE` and `plan:P/key:K/route:…@RATE`.
+        let (alone, within) = (format!("/key:{key_id}@"), format!("/key:{key_id}/"));
+        self.counters
+            .buckets
+            .retain(|id, _| !(id.contains(&alone) || id.contains(&within)));
+        let suffix = format!("/key/{key_id}");
+        self.counters
+            .meters
+            .retain(|subject, _| !subject.ends_with(&suffix));
     }
 
     /// Periodic work: refills, usage, eviction.
@@ -349,7 +391,19 @@ impl Keeper {
         }
         if let (Some(store), false) = (&self.store, batch.is_empty()) {
             if let Err(e) = store.add_usage(&batch) {
-                warn!(error = %e, lines = batch.len(), "cannot write usage");
+                warn!(error = %e, lines = batch.len(), "cannot write usage; kept for the next flush");
+                // The counts go back, so the next flush writes them.
+                for d in &batch {
+                    let c = d.counts;
+                    if let Some(meter) = self.counters.meters.get(&d.subject) {
+                        meter.give_back(c.served, c.throttled, c.quota_rejected);
+                    }
+                    if let Some(total) = self.totals.get_mut(&d.subject) {
+                        total.served -= c.served;
+                        total.throttled -= c.throttled;
+                        total.quota_rejected -= c.quota_rejected;
+                    }
+                }
             }
         }
     }
@@ -389,21 +443,27 @@ impl Keeper {
 pub fn spawn(keeper: SharedKeeper, requests: Receiver<Arc<QuotaCounter>>) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("tollgate-keeper".to_string())
-        .spawn(move || loop {
-            let first = match requests.recv_timeout(TICK) {
-                Ok(q) => Some(q),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
-            };
-            let mut k = lock(&keeper);
-            if let Some(first) = first {
-                let mut asked = vec![first];
-                asked.extend(requests.try_iter());
-                if let Err(e) = k.refill(&asked, now_secs()) {
-                    warn!(error = %e, "cannot reserve quota");
+        .spawn(move || {
+            let mut last_tick = Instant::now();
+            loop {
+                let first = match requests.recv_timeout(TICK) {
+                    Ok(q) => Some(q),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                };
+                let mut k = lock(&keeper);
+                if let Some(first) = first {
+                    let mut asked = vec![first];
+                    asked.extend(requests.try_iter());
+                    if let Err(e) = k.refill(&asked, now_secs()) {
+                        warn!(error = %e, "cannot reserve quota");
+                    }
+                }
+                if last_tick.elapsed() >= TICK {
+                    last_tick = Instant::now();
+                    k.tick();
                 }
             }
-            k.tick();
         })
         .context("cannot start the keeper thread")?;
     Ok(())

@@ -3,8 +3,9 @@
 //! and no lock on the way through (the only shared writes are the buckets' and counters'
 //! atomics).
 //!
-//! Order, as API Gateway: the key (missing, unknown, disabled or not granted this API stage →
-//! `INVALID_API_KEY` 403), then every throttle — per client address (API, then route), the
+//! Order: per client address (API, then route; tollgate's own level, first so a flood of bad
+//! keys is throttled before it costs a hash), then as API Gateway: the key (missing, unknown,
+//! disabled or not granted this API stage → `INVALID_API_KEY` 403), priority shedding, the
 //! account, the route, the key's plan, the key's plan route — and the quota last, so a
 //! throttled request never spends quota. The most restrictive bucket decides; buckets that
 //! allowed a request a later one refused get it back.
@@ -74,9 +75,8 @@ pub struct Asked<'a> {
     pub api: usize,
     /// Stage name.
     pub stage: &'a str,
-    /// Route key (`GET /pets/{id}`).
-    pub route_key: &'a str,
-    /// The key header's value, if sent.
+    /// The key header's value, if sent (an authorizer phase will hand over its
+    /// `usageIdentifierKey` here instead).
     pub key: Option<&'a [u8]>,
     /// The resolved client address.
     pub client: IpAddr,
@@ -109,7 +109,31 @@ fn throttle_note(name: &'static str, rate: &Rate, retry_in_ns: u64) -> PolicyNot
     }
 }
 
+/// Gives back what `taken` holds (a later limit refused the request).
+fn give_back(rt: &LimitsRuntime, asked: &Asked<'_>, taken: &[Option<Taken<'_>>]) {
+    for t in taken.iter().flatten() {
+        match t {
+            Taken::Shared(b) => b.gcra.refund(&b.rate, asked.now_ns),
+            Taken::Client(s) => rt
+                .clients
+                .refund(s.scope, asked.client, &s.rate, asked.now_ns),
+        }
+    }
+}
+
+fn throttled(note: PolicyNote) -> Verdict {
+    Verdict::Refuse(Refusal {
+        kind: ResponseType::Throttled,
+        policy: Some(note),
+        shed_tier: None,
+    })
+}
+
 /// Runs the phase for one request.
+///
+/// Per-client throttles run first (they are tollgate's own, and they keep a flood of bad keys
+/// from costing a hash each), then the key, priority shedding, the shared buckets (account,
+/// route, the key's plan, the key's plan route) and the quota.
 pub fn check(rt: &LimitsRuntime, asked: &Asked<'_>) -> Verdict {
     let Some(limiter) = rt.routes.get(asked.route) else {
         return Verdict::Pass;
@@ -117,9 +141,29 @@ pub fn check(rt: &LimitsRuntime, asked: &Asked<'_>) -> Verdict {
     if limiter.is_open() && rt.account.is_none() && rt.overload.is_none() {
         return Verdict::Pass;
     }
+    let route_meter = limiter.meter.as_deref();
+    let mut taken: [Option<Taken<'_>>; 6] = [None; 6];
+    let mut n = 0;
+    for scope in [limiter.api_client, limiter.client].into_iter().flatten() {
+        match rt
+            .clients
+            .acquire(scope.scope, asked.client, &scope.rate, asked.now_ns)
+        {
+            Decision::Allowed { .. } => {
+                taken[n] = Some(Taken::Client(scope));
+                n += 1;
+            }
+            Decision::Limited { retry_in_ns } => {
+                give_back(rt, asked, &taken[..n]);
+                route_meter.inspect(|m| m.count(Metered::Throttled));
+                return throttled(throttle_note("client", &scope.rate, retry_in_ns));
+            }
+        }
+    }
     let grant = if limiter.key_required {
         match find_grant(rt, asked) {
             Some(g) => Some(g),
+            // The client buckets keep what a bad key took: probing keys costs the prober.
             None => {
                 return Verdict::Refuse(Refusal {
                     kind: ResponseType::InvalidApiKey,
@@ -134,6 +178,7 @@ pub fn check(rt: &LimitsRuntime, asked: &Asked<'_>) -> Verdict {
     if let Some(overload) = &rt.overload {
         let tier = grant.map_or(overload.anonymous_tier, |g| rt.plans[g.plan].tier);
         if asked.in_flight >= overload.ceiling(tier) {
+            give_back(rt, asked, &taken[..n]);
             return Verdict::Refuse(Refusal {
                 kind: ResponseType::ServiceUnavailable,
                 policy: None,
@@ -141,15 +186,12 @@ pub fn check(rt: &LimitsRuntime, asked: &Asked<'_>) -> Verdict {
             });
         }
     }
-    let route_meter = limiter.meter.as_deref();
     let key_meter = grant.map(|g| &*g.meter);
     let count = |what: Metered| {
         route_meter.inspect(|m| m.count(what));
         key_meter.inspect(|m| m.count(what));
     };
-    let mut taken: [Option<Taken<'_>>; 6] = [None; 6];
-    let mut n = 0;
-    let shared_buckets: [(Option<&Bucket>, &'static str); 4] = [
+    let shared: [(Option<&Bucket>, &'static str); 4] = [
         (rt.account.as_ref(), "account"),
         (limiter.bucket.as_ref(), "route"),
         (grant.and_then(|g| g.bucket.as_ref()), "plan"),
@@ -157,59 +199,25 @@ pub fn check(rt: &LimitsRuntime, asked: &Asked<'_>) -> Verdict {
             grant.and_then(|g| {
                 g.routes
                     .iter()
-                    .find(|(k, _)| k == asked.route_key)
+                    .find(|(r, _)| *r == asked.route)
                     .map(|(_, b)| b)
             }),
             "plan-route",
         ),
     ];
-    let clients = [limiter.api_client, limiter.client];
-    let mut refused = None;
-    for scope in clients.into_iter().flatten() {
-        match rt
-            .clients
-            .acquire(scope.scope, asked.client, &scope.rate, asked.now_ns)
-        {
+    for (bucket, name) in shared {
+        let Some(bucket) = bucket else { continue };
+        match bucket.gcra.acquire(&bucket.rate, asked.now_ns) {
             Decision::Allowed { .. } => {
-                taken[n] = Some(Taken::Client(scope));
+                taken[n] = Some(Taken::Shared(bucket));
                 n += 1;
             }
             Decision::Limited { retry_in_ns } => {
-                refused = Some(throttle_note("client", &scope.rate, retry_in_ns));
-                break;
+                give_back(rt, asked, &taken[..n]);
+                count(Metered::Throttled);
+                return throttled(throttle_note(name, &bucket.rate, retry_in_ns));
             }
         }
-    }
-    if refused.is_none() {
-        for (bucket, name) in shared_buckets {
-            let Some(bucket) = bucket else { continue };
-            match bucket.gcra.acquire(&bucket.rate, asked.now_ns) {
-                Decision::Allowed { .. } => {
-                    taken[n] = Some(Taken::Shared(bucket));
-                    n += 1;
-                }
-                Decision::Limited { retry_in_ns } => {
-                    refused = Some(throttle_note(name, &bucket.rate, retry_in_ns));
-                    break;
-                }
-            }
-        }
-    }
-    if let Some(note) = refused {
-        for t in taken.iter().take(n).flatten() {
-            match t {
-                Taken::Shared(b) => b.gcra.refund(&b.rate, asked.now_ns),
-                Taken::Client(s) => rt
-                    .clients
-                    .refund(s.scope, asked.client, &s.rate, asked.now_ns),
-            }
-        }
-        count(Metered::Throttled);
-        return Verdict::Refuse(Refusal {
-            kind: ResponseType::Throttled,
-            policy: Some(note),
-            shed_tier: None,
-        });
     }
     let Some((g, counter)) = grant.and_then(|g| g.quota.as_ref().map(|q| (g, q))) else {
         count(Metered::Served);
@@ -285,7 +293,10 @@ fn period_seconds(period: Period, start: i64) -> u64 {
 
 /// The key's grant for the route's API stage, when the key is valid and enabled.
 fn find_grant<'r>(rt: &'r LimitsRuntime, asked: &Asked<'_>) -> Option<&'r Grant> {
-    let value = asked.key?;
+    // No key is longer: a long header value is refused without hashing it.
+    let value = asked
+        .key
+        .filter(|v| v.len() <= tollgate_config::usage::KEY_VALUE_LEN_MAX)?;
     let entry = rt.keys.get(&tollgate_config::usage::sha256(value))?;
     if !entry.enabled {
         return None;

@@ -50,8 +50,12 @@ pub enum Spend {
     Pending,
 }
 
+/// The most a period can allow: reservation and use are counted in 32 bits each.
+pub const ALLOWANCE_MAX: u64 = u32::MAX as u64;
+
 fn pack(reserved: u64, used: u64) -> u64 {
-    (reserved << 32) | (used & 0xffff_ffff)
+    debug_assert!(reserved <= ALLOWANCE_MAX && used <= ALLOWANCE_MAX);
+    (reserved.min(ALLOWANCE_MAX) << 32) | used.min(ALLOWANCE_MAX)
 }
 
 fn unpack(v: u64) -> (u64, u64) {
@@ -86,7 +90,8 @@ impl QuotaCounter {
         let mut v = self.state.load(Ordering::Acquire);
         loop {
             let (reserved, used) = unpack(v);
-            if used >= reserved {
+            // An admin may lower the allowance below what is reserved: the lower one holds.
+            if used >= reserved.min(allowance) {
                 return if reserved >= allowance {
                     Spend::Exceeded
                 } else {
@@ -137,13 +142,15 @@ impl QuotaCounter {
     /// The state is emptied first, so no worker spends from the old reservation meanwhile.
     pub fn begin_period(&self, start: i64, allowance: u64) {
         self.state.store(0, Ordering::Release);
-        self.allowance.store(allowance, Ordering::Release);
+        self.allowance
+            .store(allowance.min(ALLOWANCE_MAX), Ordering::Release);
         self.period_start.store(start, Ordering::Release);
     }
 
     /// Keeper only: sets the allowance of the current period (an admin extension).
     pub fn set_allowance(&self, allowance: u64) {
-        self.allowance.store(allowance, Ordering::Release);
+        self.allowance
+            .store(allowance.min(ALLOWANCE_MAX), Ordering::Release);
     }
 
     /// Keeper only: restores a period after a restart: `spent` requests are counted as used
@@ -239,6 +246,18 @@ mod tests {
         // A stale raise (the keeper read another reservation) changes nothing.
         assert!(!q.raise_reserved(3, 9));
         assert_eq!(q.snapshot().used, 5);
+    }
+
+    #[test]
+    fn a_lowered_allowance_stops_spending_from_a_larger_reservation() {
+        let q = counter(1000);
+        assert!(q.raise_reserved(0, 950));
+        for _ in 0..850 {
+            assert!(matches!(q.spend(10, 0), Spend::Granted { .. }));
+        }
+        q.set_allowance(800);
+        assert_eq!(q.spend(10, 0), Spend::Exceeded);
+        assert_eq!(q.snapshot().used, 850);
     }
 
     #[test]

@@ -55,6 +55,23 @@ impl Meter {
         cell.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts not yet taken (for metrics between flushes).
+    pub fn peek(&self) -> [u64; 3] {
+        [
+            self.served.load(Ordering::Relaxed),
+            self.throttled.load(Ordering::Relaxed),
+            self.quota_rejected.load(Ordering::Relaxed),
+        ]
+    }
+
+    /// Puts counts back after a failed write.
+    pub fn give_back(&self, served: u64, throttled: u64, quota_rejected: u64) {
+        self.served.fetch_add(served, Ordering::Relaxed);
+        self.throttled.fetch_add(throttled, Ordering::Relaxed);
+        self.quota_rejected
+            .fetch_add(quota_rejected, Ordering::Relaxed);
+    }
+
     /// Takes the counts since the last call.
     pub fn take(&self) -> [u64; 3] {
         [
@@ -87,8 +104,8 @@ pub struct Grant {
     pub plan: usize,
     /// The plan's per-key throttle.
     pub bucket: Option<Bucket>,
-    /// Per key per route throttles, by route key.
-    pub routes: Vec<(String, Bucket)>,
+    /// Per key per route throttles, by route index.
+    pub routes: Vec<(usize, Bucket)>,
     /// The key's quota in the plan.
     pub quota: Option<Arc<QuotaCounter>>,
     /// Usage of the key in the plan.
