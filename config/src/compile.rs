@@ -56,6 +56,12 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
         .map(|a| crate::compile_edge::access_log(&src, a))
         .transpose()?;
     let usage = crate::compile_usage::usage_plans(&src, &file, &compiled.apis)?;
+    let listener_ports: Vec<u16> = listeners.iter().map(|l| l.addr.port()).collect();
+    let prefilter = file
+        .prefilter
+        .as_ref()
+        .map(|p| crate::prefilter::compile(&src, p, &listener_ports))
+        .transpose()?;
     Ok(Plan {
         source: path.to_path_buf(),
         settings,
@@ -70,6 +76,7 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
         client_address,
         access_log,
         usage,
+        prefilter,
     })
 }
 

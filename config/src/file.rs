@@ -53,6 +53,8 @@ pub struct FileConfig {
     pub api_keys: ApiKeysSection,
     /// Priority shedding under overload.
     pub overload: Option<OverloadSection>,
+    /// The kernel pre-filter and its userspace fallback.
+    pub prefilter: Option<crate::prefilter::PrefilterSection>,
     /// Usage plans: throttle, quota and API stages for a set of keys.
     #[serde(default)]
     pub usage_plans: Vec<UsagePlanSection>,

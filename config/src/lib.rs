@@ -29,6 +29,7 @@ pub mod file;
 mod file_usage;
 pub mod period;
 pub mod plan;
+pub mod prefilter;
 pub mod responses;
 pub mod router;
 pub mod template;

@@ -313,6 +313,8 @@ pub struct Plan {
     pub access_log: Option<AccessLogPlan>,
     /// API keys, usage plans, throttles and the state directory.
     pub usage: UsagePlans,
+    /// The pre-filter, when configured.
+    pub prefilter: Option<crate::prefilter::PrefilterPlan>,
 }
 
 impl Plan {

@@ -43,6 +43,8 @@ pub struct AdminState {
     pub plan: Mutex<(Arc<Plan>, u64)>,
     /// Keys, plans, quotas and usage.
     pub keeper: SharedKeeper,
+    /// The pre-filter's blocks.
+    pub prefilter: Arc<crate::prefilter::PrefilterState>,
 }
 
 /// Serves admin requests until the process exits.
@@ -87,7 +89,7 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
         }
         None => false,
     };
-    if crate::limits::admin::serves(path) {
+    if crate::limits::admin::serves(path) || crate::prefilter::admin::serves(path) {
         // The body is read before any answer: closing with unread bytes would reset the
         // connection before the client reads the answer.
         let length: usize = header("content-length")
@@ -129,6 +131,15 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
                 (401, "{\"message\":\"Unauthorized\"}")
             };
             return respond(&mut stream, status, "application/json", message);
+        }
+        if crate::prefilter::admin::serves(path) {
+            let plan = match state.plan.lock() {
+                Ok(current) => Arc::clone(&current.0),
+                Err(poisoned) => Arc::clone(&poisoned.into_inner().0),
+            };
+            let (status, answer) =
+                crate::prefilter::admin::handle(&plan, &state.prefilter, method, path, &body);
+            return respond(&mut stream, status, "application/json", &answer);
         }
         let request = crate::limits::admin::Request {
             method,
@@ -178,6 +189,9 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
             let per_key = k.plan.usage.metrics_per_key;
             drop(k);
             crate::metrics::render_plans(&mut body, &totals, &plans, per_key);
+            let blocks = state.prefilter.block_count();
+            let name = crate::metrics::names::PREFILTER_BLOCKS;
+            body.push_str(&format!("# TYPE {name} gauge\n{name} {blocks}\n"));
             respond(&mut stream, 200, "text/plain; version=0.0.4", &body)
         }
         "/config" => {

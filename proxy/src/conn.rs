@@ -151,6 +151,8 @@ pub struct Outcome {
     pub response_length: Cell<u64>,
     /// Message of a gateway-made error response.
     pub error_message: Cell<Option<&'static str>>,
+    /// Type of a gateway-made response (escalation tells throttling from quota refusals).
+    pub gateway_kind: Cell<Option<ResponseType>>,
 }
 
 /// Per-request facts taken from the head before the body may overwrite it.
@@ -329,6 +331,11 @@ impl Conn {
                 return;
             }
         }
+        // A direct client is checked before any byte is read; behind PROXY protocol, the
+        // client is known only after the header (see `busy`).
+        if self.proxy == ProxyProtocol::Off && !self.prefilter_admits() {
+            return;
+        }
         let mut wait_ms = self.worker.plan().plan.limits.header_read_timeout_ms;
         loop {
             let deadline = Instant::now() + Duration::from_millis(wait_ms);
@@ -370,6 +377,12 @@ impl Conn {
             match self.read_proxy_header(buf, required).await {
                 Some(rest) => pending = Some(rest),
                 None => return false,
+            }
+            if !self.prefilter_admits() {
+                if let Some(buf) = pending.take() {
+                    self.worker.buffers.give(buf);
+                }
+                return false;
             }
         }
         loop {
@@ -521,6 +534,19 @@ impl Conn {
         let catalogue = &plan.plan.default_responses;
         let status = respond::gateway(&mut out, catalogue, kind, detail, reply);
         plan.unmatched.record(status, Duration::ZERO);
+        // A malformed head counts for escalation (by the connection's source: no head, no
+        // forwarding header).
+        if let Some(p) = plan
+            .plan
+            .prefilter
+            .as_ref()
+            .filter(|p| !p.escalation.is_empty())
+        {
+            if let Some(offense) = crate::prefilter::offense_of(status, Some(kind)) {
+                let now = crate::prefilter::now_ms();
+                crate::prefilter::offend(p, &self.worker.prefilter, self.peer.ip(), offense, now);
+            }
+        }
         if let Some(log) = &plan.plan.access_log {
             let outcome = Outcome::default();
             outcome
@@ -593,6 +619,19 @@ impl Conn {
             .access_log
             .as_ref()
             .map(|_| Captured::take(&self.worker, &buf.data, &head, &buf.headers));
+        // A client behind trusted proxies is known only now: lists and blocks apply to it
+        // (not the connection bucket, which belongs to the proxy's connection).
+        if let Some(p) = &plan.prefilter {
+            let client = facts.client_ip();
+            if client != self.peer.ip() {
+                if let Err(why) = crate::prefilter::check_source(p, &self.worker.prefilter, client)
+                {
+                    self.count_refused(why, client);
+                    self.in_flight = None;
+                    return (After::Close, buf, 0);
+                }
+            }
+        }
         let route = self.route(&wp, &facts, &mut buf);
         let (status, after, route) = match route {
             Ok(index) => {
@@ -632,8 +671,44 @@ impl Conn {
             };
             captured.log(&self.worker, &log.format, &answered);
         }
+        if let Some(p) = plan.prefilter.as_ref().filter(|p| !p.escalation.is_empty()) {
+            let kind = facts.outcome.gateway_kind.get();
+            if let Some(offense) = crate::prefilter::offense_of(status, kind) {
+                let now = crate::prefilter::now_ms();
+                crate::prefilter::offend(
+                    p,
+                    &self.worker.prefilter,
+                    facts.client_ip(),
+                    offense,
+                    now,
+                );
+            }
+        }
         self.in_flight = None;
         (after, buf, status)
+    }
+
+    /// Runs the pre-filter's connection check on the connection's (possibly PROXY-given)
+    /// source; false when it is refused (counted; the caller closes without answering).
+    fn prefilter_admits(&self) -> bool {
+        let wp = self.worker.plan();
+        let Some(p) = &wp.plan.prefilter else {
+            return true;
+        };
+        let ip = self.peer.ip();
+        let state = &self.worker.prefilter;
+        match crate::prefilter::check_connection(p, state, ip) {
+            Ok(()) => true,
+            Err(why) => {
+                self.count_refused(why, ip);
+                false
+            }
+        }
+    }
+
+    fn count_refused(&self, why: crate::prefilter::Refused, ip: IpAddr) {
+        debug!(ip = %ip, reason = why.label(), "pre-filter refused");
+        bump(&self.worker.counters.prefilter_refused[why as usize]);
     }
 
     /// The client address of a request on this connection (see [`Facts::client_ip`]).
@@ -909,6 +984,7 @@ impl Conn {
         outcome
             .error_message
             .set(Some(detail.unwrap_or(kind.default_message())));
+        outcome.gateway_kind.set(Some(kind));
         outcome.response_length.set(respond::body_len(&out));
         self.send(wp, out).await;
         status

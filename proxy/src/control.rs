@@ -59,6 +59,10 @@ pub struct Gateway {
     log: LogWriter,
     /// Durable limit state (keys, quotas, usage).
     keeper: SharedKeeper,
+    /// Tells the pre-filter thread about new plans.
+    prefilter_tx: Sender<crate::prefilter::sweeper::Message>,
+    /// The pre-filter's shared state.
+    prefilter: Arc<crate::prefilter::PrefilterState>,
     admin: Option<Arc<crate::admin::AdminState>>,
     options: Options,
     signals: Receiver<i32>,
@@ -133,6 +137,7 @@ impl Gateway {
         let limits = keeper::lock(&keeper).runtime();
         keeper::spawn(Arc::clone(&keeper), refills)?;
         let (log, log_sender, log_buffer_bytes) = start_access_log(&plan)?;
+        let (prefilter, prefilter_tx) = start_prefilter(&plan)?;
         let (events_tx, events) = unbounded();
         let mut workers = Vec::with_capacity(count);
         for (id, open) in sockets.into_iter().enumerate() {
@@ -143,12 +148,17 @@ impl Gateway {
                 Arc::clone(&limits),
                 open,
                 events_tx.clone(),
-                WorkerLog::new(log_sender.clone(), log_buffer_bytes),
+                worker::Services {
+                    access_log: WorkerLog::new(log_sender.clone(), log_buffer_bytes),
+                    prefilter: Arc::clone(&prefilter),
+                },
             )?);
         }
         let mut gateway = Gateway {
             log,
             keeper,
+            prefilter_tx,
+            prefilter: Arc::clone(&prefilter),
             admin: None,
             options,
             signals,
@@ -184,6 +194,7 @@ impl Gateway {
             reloads_failed: Default::default(),
             plan: std::sync::Mutex::new((Arc::clone(&self.plan), self.generation)),
             keeper: Arc::clone(&self.keeper),
+            prefilter: Arc::clone(&self.prefilter),
         });
         let shared = Arc::clone(&state);
         std::thread::Builder::new()
@@ -350,6 +361,9 @@ impl Gateway {
             .rebuild(Arc::clone(&plan), generation)
             .map_err(|e| anyhow!(e))?;
         self.generation = generation;
+        let _ = self
+            .prefilter_tx
+            .send(crate::prefilter::sweeper::Message::Plan(Arc::clone(&plan)));
         for (handle, open) in self.workers.iter_mut().zip(open) {
             let apply = Apply {
                 plan: Arc::clone(&plan),
@@ -442,7 +456,7 @@ fn spawn_worker(
     limits: Arc<LimitsRuntime>,
     open: Vec<(String, TcpListener)>,
     events: Sender<Event>,
-    access_log: WorkerLog,
+    services: worker::Services,
 ) -> anyhow::Result<WorkerHandle> {
     let (commands, rx) = unbounded();
     let (wake, wake_rx) = UnixStream::pair().context("cannot create a worker wake-up socket")?;
@@ -455,13 +469,35 @@ fn spawn_worker(
     };
     let thread = std::thread::Builder::new()
         .name(format!("tollgate-w{id}"))
-        .spawn(move || worker::run(id, driver, first, rx, wake_rx, events, access_log))
+        .spawn(move || worker::run(id, driver, first, rx, wake_rx, events, services))
         .context("cannot start a worker thread")?;
     Ok(WorkerHandle {
         commands,
         wake,
         thread,
     })
+}
+
+/// Creates the pre-filter's shared state and starts its thread (always: a reload can add
+/// `[prefilter]`); returns the state and the thread's plan channel.
+fn start_prefilter(
+    plan: &Arc<Plan>,
+) -> anyhow::Result<(
+    Arc<crate::prefilter::PrefilterState>,
+    Sender<crate::prefilter::sweeper::Message>,
+)> {
+    let (added_tx, added_rx) = crossbeam_channel::bounded(4096);
+    let state = Arc::new(crate::prefilter::PrefilterState::new(Some(added_tx)));
+    let (tx, rx) = unbounded();
+    crate::prefilter::sweeper::spawn(Arc::clone(&state), added_rx, rx, Arc::clone(plan))?;
+    if plan.prefilter.is_some() {
+        info!(
+            mode = "userspace",
+            reason = "XDP is not wired yet",
+            "pre-filter active"
+        );
+    }
+    Ok((state, tx))
 }
 
 /// Starts the access log writer on the plan's target (stdout, unused, when the plan has no

@@ -86,6 +86,9 @@ pub struct WorkerCounters {
     pub malformed: Cell<u64>,
     /// Requests shed under overload, by priority tier.
     pub shed_by_tier: [Cell<u64>; 10],
+    /// Connections (or requests behind trusted proxies) refused by the userspace pre-filter:
+    /// deny list, block, connection rate.
+    pub prefilter_refused: [Cell<u64>; 3],
 }
 
 /// Adds one to a counter cell.

@@ -40,6 +40,7 @@ pub mod io;
 pub mod limits;
 pub mod listen;
 pub mod metrics;
+pub mod prefilter;
 pub mod registry;
 pub mod request_id;
 pub mod respond;

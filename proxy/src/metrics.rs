@@ -44,6 +44,11 @@ pub mod names {
     pub const RELOADS: &str = "tollgate_reloads_total";
     /// 1 per worker, labelled with its io driver (gauge).
     pub const WORKER_INFO: &str = "tollgate_worker_info";
+    /// Connections (or requests behind trusted proxies) refused by the userspace pre-filter,
+    /// by reason (counter).
+    pub const PREFILTER_REFUSED: &str = "tollgate_prefilter_refused_total";
+    /// Sources blocked now (gauge).
+    pub const PREFILTER_BLOCKS: &str = "tollgate_prefilter_blocks";
     /// Requests shed under overload, by priority tier (counter).
     pub const REQUESTS_SHED: &str = "tollgate_requests_shed_total";
     /// Requests of keys in a usage plan, by plan and result (counter).
@@ -113,6 +118,8 @@ pub struct Snapshot {
     pub log_dropped: u64,
     /// Requests shed under overload, by tier.
     pub shed: [u64; 10],
+    /// Refused by the userspace pre-filter: deny, block, connection rate.
+    pub prefilter_refused: [u64; 3],
     /// Routes (and one entry for unmatched requests).
     pub routes: Vec<RouteSnapshot>,
     /// Upstream pools.
@@ -163,6 +170,7 @@ impl Snapshot {
             rejected_proxy_protocol: c.rejected_proxy_protocol.get(),
             log_dropped: worker.access_log.dropped(),
             shed: std::array::from_fn(|i| c.shed_by_tier[i].get()),
+            prefilter_refused: std::array::from_fn(|i| c.prefilter_refused[i].get()),
             accepted: c.accepted.get(),
             rejected_at_limit: c.rejected_at_limit.get(),
             rejected_at_file_limit: c.rejected_at_file_limit.get(),
@@ -340,6 +348,11 @@ pub fn render(snapshots: &[Snapshot], reloads_ok: u64, reloads_failed: u64) -> S
     for tier in 0..10 {
         let total: u64 = snapshots.iter().map(|s| s.shed[tier]).sum();
         let _ = writeln!(out, "{REQUESTS_SHED}{{tier=\"{tier}\"}} {total}");
+    }
+    let _ = writeln!(out, "# TYPE {PREFILTER_REFUSED} counter");
+    for (i, reason) in ["deny", "block", "connection_rate"].iter().enumerate() {
+        let total: u64 = snapshots.iter().map(|s| s.prefilter_refused[i]).sum();
+        let _ = writeln!(out, "{PREFILTER_REFUSED}{{reason=\"{reason}\"}} {total}");
     }
     let _ = writeln!(out, "# TYPE {RELOADS} counter");
     let _ = writeln!(out, "{RELOADS}{{result=\"ok\"}} {reloads_ok}");

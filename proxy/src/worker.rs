@@ -205,6 +205,8 @@ pub struct Worker {
     events: Sender<Event>,
     /// This worker's access log buffer (used when the plan has an access log).
     pub access_log: WorkerLog,
+    /// The pre-filter's shared state.
+    pub prefilter: Arc<crate::prefilter::PrefilterState>,
     /// Limits that arrived before their plan generation (see `set_limits`).
     early_limits: RefCell<Option<Arc<LimitsRuntime>>>,
 }
@@ -316,6 +318,15 @@ impl Worker {
 const TUNNEL_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs worker `id` on the calling thread until it has drained.
+/// Process-wide services a worker is handed at start.
+#[derive(Debug)]
+pub struct Services {
+    /// This worker's access log buffer.
+    pub access_log: WorkerLog,
+    /// The pre-filter's shared state (blocks, per-source buckets, escalation counters).
+    pub prefilter: Arc<crate::prefilter::PrefilterState>,
+}
+
 pub fn run(
     id: usize,
     driver: Driver,
@@ -323,8 +334,12 @@ pub fn run(
     commands: Receiver<Command>,
     wake: std::os::unix::net::UnixStream,
     events: Sender<Event>,
-    access_log: WorkerLog,
+    services: Services,
 ) -> std::io::Result<()> {
+    let Services {
+        access_log,
+        prefilter,
+    } = services;
     let main = async move {
         let empty = Arc::clone(&first.plan);
         let worker = Rc::new(Worker {
@@ -347,6 +362,7 @@ pub fn run(
             listeners: RefCell::new(Vec::new()),
             events: events.clone(),
             access_log,
+            prefilter,
             early_limits: RefCell::new(None),
         });
         worker.apply(first);

@@ -92,6 +92,30 @@ impl Client {
         })
     }
 
+    /// Connects to `addr` from the local address `source` (e.g. `127.0.0.3`), so the gateway
+    /// sees another client.
+    pub fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> Client {
+        let connect = || -> std::io::Result<Client> {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                None,
+            )?;
+            socket.bind(&SocketAddr::new(source, 0).into())?;
+            socket.connect_timeout(&addr.into(), Duration::from_secs(5))?;
+            let stream: TcpStream = socket.into();
+            stream.set_nodelay(true)?;
+            stream.set_read_timeout(Some(READ_TIMEOUT))?;
+            stream.set_write_timeout(Some(READ_TIMEOUT))?;
+            Ok(Client {
+                stream,
+                buf: Vec::new(),
+                eof: false,
+            })
+        };
+        connect().unwrap_or_else(|e| panic!("connect {addr} from {source}: {e}"))
+    }
+
     /// The underlying stream.
     pub fn stream(&self) -> &TcpStream {
         &self.stream

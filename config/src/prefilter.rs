@@ -1,0 +1,303 @@
+//! `[prefilter]`: the kernel pre-filter and its userspace fallback — allow and deny lists,
+//! per-source connection (and, with XDP, packet) rates, and escalation from L7 refusals to a
+//! timed block. The section as written, its compiled form, and the compile step.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::compile::{ranged, span};
+use crate::compile_edge::cidrs;
+use crate::error::{ConfigError, Source};
+use crate::plan::IpNet;
+use crate::usage::Throttle;
+
+/// `[prefilter]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefilterSection {
+    /// `auto` (XDP where possible, else userspace), `native`, `generic`, `userspace`.
+    pub mode: Option<Spanned<String>>,
+    /// Interfaces to attach the XDP program to (none: userspace only).
+    #[serde(default)]
+    pub interfaces: Vec<Spanned<String>>,
+    /// Ports the pre-filter guards (default: every listener's port).
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// Sources never refused or blocked.
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    /// Sources always refused.
+    #[serde(default)]
+    pub deny: Vec<Spanned<String>>,
+    /// New connections per second per source.
+    pub connection_rate_per_s: Option<Spanned<f64>>,
+    /// Connection burst per source.
+    pub connection_burst: Option<Spanned<u64>>,
+    /// Packets per second per source (XDP only).
+    pub packet_rate_per_s: Option<Spanned<f64>>,
+    /// Packet burst per source (XDP only).
+    pub packet_burst: Option<Spanned<u64>>,
+    /// Escalation rules.
+    #[serde(default)]
+    pub escalation: Vec<EscalationSection>,
+}
+
+/// `[[prefilter.escalation]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationSection {
+    /// Response classes that count: `throttled`, `quota`, `auth`, `malformed`, `not_found`.
+    pub responses: Spanned<Vec<String>>,
+    /// Refusals within the window that block the source.
+    pub count: Spanned<u64>,
+    /// Window length.
+    pub window_ms: Spanned<u64>,
+    /// How long the block lasts.
+    pub block_ms: Spanned<u64>,
+}
+
+/// Where the pre-filter runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefilterMode {
+    /// XDP native, else generic, else userspace (the log says which and why).
+    Auto,
+    /// XDP native mode only (else userspace, loudly).
+    Native,
+    /// XDP generic (SKB) mode only (else userspace, loudly).
+    Generic,
+    /// No XDP: the same rules at accept time.
+    Userspace,
+}
+
+/// A class of L7 refusal that escalation counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offense {
+    /// 429 `THROTTLED`.
+    Throttled,
+    /// 429 `QUOTA_EXCEEDED`.
+    Quota,
+    /// 401 and 403.
+    Auth,
+    /// 400 (malformed requests).
+    Malformed,
+    /// 404.
+    NotFound,
+}
+
+impl Offense {
+    /// Every class with its config name.
+    pub const ALL: [(Offense, &'static str); 5] = [
+        (Offense::Throttled, "throttled"),
+        (Offense::Quota, "quota"),
+        (Offense::Auth, "auth"),
+        (Offense::Malformed, "malformed"),
+        (Offense::NotFound, "not_found"),
+    ];
+
+    /// Bit of this class in [`EscalationRule::classes`].
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    /// The config name.
+    pub fn name(self) -> &'static str {
+        Offense::ALL
+            .iter()
+            .find(|(o, _)| *o == self)
+            .map_or("", |(_, n)| n)
+    }
+}
+
+/// One escalation rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EscalationRule {
+    /// Bits of [`Offense`] classes that count.
+    pub classes: u8,
+    /// Offenses within a window that block.
+    pub count: u32,
+    /// Window length.
+    pub window_ms: u64,
+    /// Block length.
+    pub block_ms: u64,
+}
+
+/// The compiled `[prefilter]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrefilterPlan {
+    /// Where it runs.
+    pub mode: PrefilterMode,
+    /// XDP interfaces.
+    pub interfaces: Vec<String>,
+    /// Guarded ports (filled with the listeners' ports when not given).
+    pub ports: Vec<u16>,
+    /// Never refused or blocked.
+    pub allow: Vec<IpNet>,
+    /// Always refused.
+    pub deny: Vec<IpNet>,
+    /// Per-source new-connection bucket.
+    pub connection: Option<Throttle>,
+    /// Per-source packet bucket (XDP only).
+    pub packet: Option<Throttle>,
+    /// Escalation rules.
+    pub escalation: Vec<EscalationRule>,
+}
+
+fn rate(
+    src: &Source<'_>,
+    key: &str,
+    rate: &Option<Spanned<f64>>,
+    burst: &Option<Spanned<u64>>,
+) -> Result<Option<Throttle>, ConfigError> {
+    match (rate, burst) {
+        (None, None) => Ok(None),
+        (Some(r), Some(b)) => {
+            let (r_value, b_value) = (*r.get_ref(), *b.get_ref());
+            if !r_value.is_finite()
+                || r_value <= 0.0
+                || b_value == 0
+                || b_value > u64::from(u32::MAX)
+            {
+                return Err(src.error(
+                    span(r),
+                    format!("prefilter.{key}_rate_per_s"),
+                    format!("rate {r_value} with burst {b_value} is not usable"),
+                    "a rate > 0 and a burst from 1 to 4294967295",
+                ));
+            }
+            Ok(Some(Throttle {
+                rate_per_s: r_value,
+                burst: b_value as u32,
+            }))
+        }
+        (Some(r), None) => Err(src.error(
+            span(r),
+            format!("prefilter.{key}_burst"),
+            "a rate without a burst",
+            format!("`{key}_burst` as well"),
+        )),
+        (None, Some(b)) => Err(src.error(
+            span(b),
+            format!("prefilter.{key}_rate_per_s"),
+            "a burst without a rate",
+            format!("`{key}_rate_per_s` as well"),
+        )),
+    }
+}
+
+/// Compiles `[prefilter]`; `listener_ports` are the default guarded ports.
+pub(crate) fn compile(
+    src: &Source<'_>,
+    p: &PrefilterSection,
+    listener_ports: &[u16],
+) -> Result<PrefilterPlan, ConfigError> {
+    let mode = match p.mode.as_ref().map(|m| m.get_ref().as_str()) {
+        None | Some("auto") => PrefilterMode::Auto,
+        Some("native") => PrefilterMode::Native,
+        Some("generic") => PrefilterMode::Generic,
+        Some("userspace") => PrefilterMode::Userspace,
+        Some(other) => {
+            return Err(src.error(
+                p.mode.as_ref().map(Spanned::span),
+                "prefilter.mode",
+                format!("unknown mode {other:?}"),
+                "\"auto\", \"native\", \"generic\" or \"userspace\"",
+            ))
+        }
+    };
+    let mut interfaces = Vec::new();
+    for (i, name) in p.interfaces.iter().enumerate() {
+        let n = name.get_ref();
+        if n.is_empty() || n.len() > 15 || n.bytes().any(|b| b == b'/' || b.is_ascii_whitespace()) {
+            return Err(src.error(
+                span(name),
+                format!("prefilter.interfaces[{i}]"),
+                format!("{n:?} is not an interface name"),
+                "a Linux interface name such as \"eth0\" (1 to 15 characters)",
+            ));
+        }
+        interfaces.push(n.clone());
+    }
+    let mut ports = if p.ports.is_empty() {
+        listener_ports.to_vec()
+    } else {
+        p.ports.clone()
+    };
+    ports.sort_unstable();
+    ports.dedup();
+    let mut escalation = Vec::new();
+    for (i, e) in p.escalation.iter().enumerate() {
+        let at = format!("prefilter.escalation[{i}]");
+        let mut classes = 0u8;
+        for name in e.responses.get_ref() {
+            let Some((o, _)) = Offense::ALL.iter().find(|(_, n)| n == name) else {
+                return Err(src.error(
+                    span(&e.responses),
+                    format!("{at}.responses"),
+                    format!("unknown response class {name:?}"),
+                    "\"throttled\", \"quota\", \"auth\", \"malformed\" or \"not_found\"",
+                ));
+            };
+            classes |= o.bit();
+        }
+        if classes == 0 {
+            return Err(src.error(
+                span(&e.responses),
+                format!("{at}.responses"),
+                "no response class",
+                "at least one class",
+            ));
+        }
+        let some = |v: &Spanned<u64>| Some(Spanned::new(v.span(), *v.get_ref()));
+        escalation.push(EscalationRule {
+            classes,
+            count: ranged(
+                src,
+                &some(&e.count),
+                &format!("{at}.count"),
+                1,
+                1..1_000_000,
+            )? as u32,
+            window_ms: ranged(
+                src,
+                &some(&e.window_ms),
+                &format!("{at}.window_ms"),
+                1,
+                1..86_400_000,
+            )?,
+            block_ms: ranged(
+                src,
+                &some(&e.block_ms),
+                &format!("{at}.block_ms"),
+                1,
+                1..31_536_000_000,
+            )?,
+        });
+    }
+    Ok(PrefilterPlan {
+        mode,
+        interfaces,
+        ports,
+        allow: cidrs(src, "prefilter.allow", &p.allow)?,
+        deny: cidrs(src, "prefilter.deny", &p.deny)?,
+        connection: rate(
+            src,
+            "connection",
+            &p.connection_rate_per_s,
+            &p.connection_burst,
+        )?,
+        packet: rate(src, "packet", &p.packet_rate_per_s, &p.packet_burst)?,
+        escalation,
+    })
+}
+
+impl PrefilterPlan {
+    /// True when `ip` is in the allow list.
+    pub fn allowed(&self, ip: std::net::IpAddr) -> bool {
+        self.allow.iter().any(|n| n.contains(&ip))
+    }
+
+    /// True when `ip` is in the deny list (and not allowed).
+    pub fn denied(&self, ip: std::net::IpAddr) -> bool {
+        !self.allowed(ip) && self.deny.iter().any(|n| n.contains(&ip))
+    }
+}

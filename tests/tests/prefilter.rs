@@ -1,0 +1,224 @@
+//! The pre-filter's userspace enforcement end to end on loopback (127.0.0.x sources): deny
+//! and allow lists at accept time, per-source connection rate, escalation from repeated 404s
+//! and 429s to a timed block and back after expiry (moved with the test clock), the real
+//! client behind PROXY protocol and behind trusted `X-Forwarded-For`, and the admin API.
+//! Both drivers. (The XDP program has its own tests in `ebpf/tests`.)
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tollgate_tests::config::mock_hello;
+use tollgate_tests::usage::{advance_clock, clock_control};
+use tollgate_tests::{get_request, is, Client, Gateway, Options, DRIVERS};
+
+const DEADLINE: Duration = Duration::from_secs(5);
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("ip")
+}
+
+/// A GET from `source`; Some(status) when answered, None when closed without an answer.
+fn try_get(addr: SocketAddr, source: &str, path: &str) -> Option<u16> {
+    let mut c = Client::connect_from(addr, ip(source));
+    if c.try_send(get_request(path)).is_err() {
+        return None;
+    }
+    c.try_read_response().ok().map(|r| r.status)
+}
+
+#[test]
+fn deny_and_allow_lists_refuse_at_accept_time_before_any_byte_is_read() {
+    for driver in DRIVERS {
+        let toml = mock_hello(
+            "[prefilter]\nmode = \"userspace\"\ndeny = [\"127.0.0.0/29\"]\nallow = [\"127.0.0.2\"]\n",
+        );
+        let gw = Gateway::start(&toml, driver);
+        let addr = gw.addr("public");
+        let mut denied = Client::connect_from(addr, ip("127.0.0.3"));
+        // Closed without reading the request: nothing comes back.
+        assert!(denied.assert_closed(DEADLINE).is_empty(), "{driver:?}");
+        assert_eq!(
+            try_get(addr, "127.0.0.2", "/hello"),
+            Some(200),
+            "allow beats deny"
+        );
+        assert_eq!(
+            try_get(addr, "127.0.0.9", "/hello"),
+            Some(200),
+            "outside the list"
+        );
+    }
+}
+
+#[test]
+fn per_source_connection_rate_refuses_the_connection_past_the_burst() {
+    for driver in DRIVERS {
+        let toml = mock_hello(
+            "[prefilter]\nmode = \"userspace\"\nconnection_rate_per_s = 0.01\nconnection_burst = 2\n",
+        );
+        let gw = Gateway::start(&toml, driver);
+        let addr = gw.addr("public");
+        assert_eq!(try_get(addr, "127.0.0.5", "/hello"), Some(200));
+        assert_eq!(try_get(addr, "127.0.0.5", "/hello"), Some(200));
+        assert_eq!(
+            try_get(addr, "127.0.0.5", "/hello"),
+            None,
+            "{driver:?}: third connection"
+        );
+        assert_eq!(
+            try_get(addr, "127.0.0.6", "/hello"),
+            Some(200),
+            "another source"
+        );
+    }
+}
+
+#[test]
+fn repeated_404s_block_the_source_until_the_block_expires() {
+    for driver in DRIVERS {
+        let toml = mock_hello(
+            "[prefilter]\nmode = \"userspace\"\nallow = [\"127.0.0.8\"]\n\n\
+             [[prefilter.escalation]]\nresponses = [\"not_found\"]\ncount = 3\nwindow_ms = 60000\nblock_ms = 600000\n",
+        );
+        let gw = Gateway::start_with(&toml, Options::new(driver).test_clock());
+        let clock = clock_control(&gw);
+        let addr = gw.addr("public");
+        // Keep-alive: all three 404s on one connection.
+        let mut c = Client::connect_from(addr, ip("127.0.0.7"));
+        for _ in 0..3 {
+            c.send(get_request("/nope"));
+            assert_eq!(c.read_response().status, 404);
+        }
+        let blocked = gw
+            .wait_for(
+                |e| is(e, "source blocked") && e["ip"] == "127.0.0.7",
+                DEADLINE,
+            )
+            .expect("source blocked event");
+        assert_eq!(blocked["reason"], "not_found");
+        assert_eq!(
+            try_get(addr, "127.0.0.7", "/hello"),
+            None,
+            "{driver:?}: blocked"
+        );
+        assert_eq!(
+            try_get(addr, "127.0.0.9", "/hello"),
+            Some(200),
+            "others are served"
+        );
+        // The allow-listed source is never blocked.
+        for _ in 0..5 {
+            assert_eq!(try_get(addr, "127.0.0.8", "/nope"), Some(404));
+        }
+        assert_eq!(try_get(addr, "127.0.0.8", "/hello"), Some(200));
+        // Expiry by the gateway's clock.
+        let mark = gw.mark();
+        advance_clock(clock, 600_000);
+        gw.wait_for_since(
+            mark,
+            |e| is(e, "block expired") && e["ip"] == "127.0.0.7",
+            DEADLINE,
+        )
+        .expect("block expired event");
+        assert_eq!(
+            try_get(addr, "127.0.0.7", "/hello"),
+            Some(200),
+            "{driver:?}: served again"
+        );
+    }
+}
+
+#[test]
+fn the_real_client_is_checked_behind_proxy_protocol_and_trusted_forwarders() {
+    for driver in DRIVERS {
+        let toml = "[prefilter]\nmode = \"userspace\"\ndeny = [\"198.51.100.7\"]\n\n\
+             [client_address]\ntrusted_proxies = [\"127.0.0.0/8\"]\n\n\
+             [[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\n\n\
+             [[listeners]]\nname = \"proxied\"\nbind = \"127.0.0.1:0\"\nproxy_protocol = \"required\"\nproxy_protocol_from = [\"127.0.0.0/8\"]\n\n\
+             [[apis]]\nid = \"api\"\n\n[[apis.routes]]\nroute = \"GET /hello\"\nintegration = \"hello\"\n\n\
+             [apis.integrations.hello]\ntype = \"mock\"\nbody = \"hello\"\n";
+        let gw = Gateway::start(toml, driver);
+        let proxied = gw.addr("proxied");
+        for (client, served) in [("198.51.100.7", false), ("198.51.100.8", true)] {
+            let mut c = Client::connect(proxied);
+            c.send(format!("PROXY TCP4 {client} 127.0.0.1 40000 443\r\n"));
+            // The gateway may close right after the header: the request may not get through.
+            let _ = c.try_send(get_request("/hello"));
+            let answered = c.try_read_response().ok().map(|r| r.status);
+            assert_eq!(
+                answered,
+                served.then_some(200),
+                "{driver:?}: PROXY from {client}"
+            );
+        }
+        let public = gw.addr("public");
+        for (client, served) in [("198.51.100.7", false), ("198.51.100.8", true)] {
+            let mut c = Client::connect(public);
+            c.send(format!(
+                "GET /hello HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: {client}\r\n\r\n"
+            ));
+            let answered = c.try_read_response().ok().map(|r| r.status);
+            assert_eq!(answered, served.then_some(200), "{driver:?}: XFF {client}");
+        }
+    }
+}
+
+#[test]
+fn blocks_are_listed_added_and_lifted_through_the_admin_api_and_counted() {
+    for driver in DRIVERS {
+        let toml = mock_hello(
+            "[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"admin-token-0123456789\"\n\n\
+             [prefilter]\nmode = \"userspace\"\ndeny = [\"127.0.0.11\"]\n",
+        );
+        let gw = Gateway::start(&toml, driver);
+        let event = gw
+            .wait_for(|e| is(e, "admin listening"), DEADLINE)
+            .expect("admin");
+        let admin: SocketAddr = event["addr"].as_str().expect("addr").parse().expect("addr");
+        let call = |method: &str, path: &str, body: &str| {
+            let raw = format!(
+                "{method} {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer admin-token-0123456789\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let r = tollgate_tests::request(admin, raw);
+            (r.status, r.text())
+        };
+        let addr = gw.addr("public");
+        assert_eq!(
+            call(
+                "POST",
+                "/prefilter/blocks",
+                "{\"ip\":\"127.0.0.12\",\"block_ms\":60000}"
+            )
+            .0,
+            201
+        );
+        assert_eq!(
+            try_get(addr, "127.0.0.12", "/hello"),
+            None,
+            "{driver:?}: blocked by admin"
+        );
+        let (status, listing) = call("GET", "/prefilter", "");
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&listing).expect("json");
+        assert_eq!(v["deny"][0], "127.0.0.11/32");
+        assert_eq!(v["blocks"][0]["ip"], "127.0.0.12");
+        assert_eq!(v["blocks"][0]["reason"], "admin");
+        assert_eq!(call("DELETE", "/prefilter/blocks/127.0.0.12", "").0, 200);
+        assert_eq!(try_get(addr, "127.0.0.12", "/hello"), Some(200));
+        assert_eq!(try_get(addr, "127.0.0.11", "/hello"), None);
+        let (_, metrics) = call("GET", "/metrics", "");
+        assert!(
+            metrics.contains("tollgate_prefilter_refused_total{reason=\"deny\"} 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("tollgate_prefilter_refused_total{reason=\"block\"} 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("tollgate_prefilter_blocks 0\n"),
+            "{metrics}"
+        );
+    }
+}
