@@ -56,6 +56,9 @@ pub struct EscalationSection {
     pub block_ms: Spanned<u64>,
 }
 
+/// Escalation rules per gateway (each source keeps one counter per rule).
+pub const ESCALATION_RULES_MAX: usize = 4;
+
 /// Where the pre-filter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrefilterMode {
@@ -224,6 +227,14 @@ pub(crate) fn compile(
     };
     ports.sort_unstable();
     ports.dedup();
+    if p.escalation.len() > ESCALATION_RULES_MAX {
+        return Err(src.error(
+            None,
+            "prefilter.escalation",
+            format!("{} escalation rules", p.escalation.len()),
+            format!("at most {ESCALATION_RULES_MAX}"),
+        ));
+    }
     let mut escalation = Vec::new();
     for (i, e) in p.escalation.iter().enumerate() {
         let at = format!("prefilter.escalation[{i}]");

@@ -11,7 +11,7 @@ use crate::limits::clients::{scope_of, ClientBuckets};
 use crate::limits::gcra::{Decision, Rate};
 
 /// Escalation rules counted per source at most.
-pub const RULES_MAX: usize = 4;
+pub const RULES_MAX: usize = tollgate_config::prefilter::ESCALATION_RULES_MAX;
 
 /// Why a source is blocked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
