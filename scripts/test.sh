@@ -5,15 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests need, installed when missing: clang and libbpf-dev build the XDP
-# pre-filter (ebpf/build.rs; without them the crate builds without its program).
-packages=(clang libbpf-dev)
-need=()
-for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}"
-fi
+./scripts/install-deps.sh
 
 # As root the eBPF program tests (ebpf/tests/) can load and run the XDP program: make them
 # fail instead of skipping if they cannot.

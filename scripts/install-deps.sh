@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the tests need, when missing (needs root or
+# sudo): clang and libbpf-dev build the XDP pre-filter (ebpf/build.rs; without them the crate
+# builds without its program and the gateway runs the userspace fallback).
+set -euo pipefail
+packages=(clang libbpf-dev)
+need=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}"
+fi
