@@ -56,11 +56,10 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
         .map(|a| crate::compile_edge::access_log(&src, a))
         .transpose()?;
     let usage = crate::compile_usage::usage_plans(&src, &file, &compiled.apis)?;
-    let listener_ports: Vec<u16> = listeners.iter().map(|l| l.addr.port()).collect();
     let prefilter = file
         .prefilter
         .as_ref()
-        .map(|p| crate::prefilter::compile(&src, p, &listener_ports))
+        .map(|p| crate::prefilter::compile(&src, p))
         .transpose()?;
     Ok(Plan {
         source: path.to_path_buf(),

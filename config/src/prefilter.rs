@@ -131,7 +131,7 @@ pub struct PrefilterPlan {
     pub mode: PrefilterMode,
     /// XDP interfaces.
     pub interfaces: Vec<String>,
-    /// Guarded ports (filled with the listeners' ports when not given).
+    /// Guarded ports; empty: every listener's port (see [`PrefilterPlan::guarded_ports`]).
     pub ports: Vec<u16>,
     /// Never refused or blocked.
     pub allow: Vec<IpNet>,
@@ -187,11 +187,10 @@ fn rate(
     }
 }
 
-/// Compiles `[prefilter]`; `listener_ports` are the default guarded ports.
+/// Compiles `[prefilter]`.
 pub(crate) fn compile(
     src: &Source<'_>,
     p: &PrefilterSection,
-    listener_ports: &[u16],
 ) -> Result<PrefilterPlan, ConfigError> {
     let mode = match p.mode.as_ref().map(|m| m.get_ref().as_str()) {
         None | Some("auto") => PrefilterMode::Auto,
@@ -220,11 +219,8 @@ pub(crate) fn compile(
         }
         interfaces.push(n.clone());
     }
-    let mut ports = if p.ports.is_empty() {
-        listener_ports.to_vec()
-    } else {
-        p.ports.clone()
-    };
+    // Empty: the listeners' ports, as bound (a port 0 in the file is chosen at bind time).
+    let mut ports = p.ports.clone();
     ports.sort_unstable();
     ports.dedup();
     if p.escalation.len() > ESCALATION_RULES_MAX {
@@ -302,6 +298,18 @@ pub(crate) fn compile(
 }
 
 impl PrefilterPlan {
+    /// The ports to guard: the configured ones, or the listeners' bound ports.
+    pub fn guarded_ports(&self, bound: &[u16]) -> Vec<u16> {
+        let mut ports = if self.ports.is_empty() {
+            bound.to_vec()
+        } else {
+            self.ports.clone()
+        };
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
     /// True when `ip` is in the allow list.
     pub fn allowed(&self, ip: std::net::IpAddr) -> bool {
         self.allow.iter().any(|n| n.contains(&ip))

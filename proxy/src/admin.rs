@@ -192,6 +192,10 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
             let blocks = state.prefilter.block_count();
             let name = crate::metrics::names::PREFILTER_BLOCKS;
             body.push_str(&format!("# TYPE {name} gauge\n{name} {blocks}\n"));
+            let stats = state.prefilter.kernel.lock().ok().and_then(|v| v.stats);
+            if let Some(s) = stats {
+                crate::metrics::render_xdp(&mut body, &s);
+            }
             respond(&mut stream, 200, "text/plain; version=0.0.4", &body)
         }
         "/config" => {

@@ -137,7 +137,8 @@ impl Gateway {
         let limits = keeper::lock(&keeper).runtime();
         keeper::spawn(Arc::clone(&keeper), refills)?;
         let (log, log_sender, log_buffer_bytes) = start_access_log(&plan)?;
-        let (prefilter, prefilter_tx) = start_prefilter(&plan)?;
+        let bound: Vec<u16> = listeners.values().map(|b| b.bound.port()).collect();
+        let (prefilter, prefilter_tx) = start_prefilter(&plan, bound)?;
         let (events_tx, events) = unbounded();
         let mut workers = Vec::with_capacity(count);
         for (id, open) in sockets.into_iter().enumerate() {
@@ -363,7 +364,10 @@ impl Gateway {
         self.generation = generation;
         let _ = self
             .prefilter_tx
-            .send(crate::prefilter::sweeper::Message::Plan(Arc::clone(&plan)));
+            .send(crate::prefilter::sweeper::Message::Plan(
+                Arc::clone(&plan),
+                kept.values().map(|b| b.bound.port()).collect(),
+            ));
         for (handle, open) in self.workers.iter_mut().zip(open) {
             let apply = Apply {
                 plan: Arc::clone(&plan),
@@ -482,6 +486,7 @@ fn spawn_worker(
 /// `[prefilter]`); returns the state and the thread's plan channel.
 fn start_prefilter(
     plan: &Arc<Plan>,
+    bound: Vec<u16>,
 ) -> anyhow::Result<(
     Arc<crate::prefilter::PrefilterState>,
     Sender<crate::prefilter::sweeper::Message>,
@@ -489,14 +494,7 @@ fn start_prefilter(
     let (added_tx, added_rx) = crossbeam_channel::bounded(4096);
     let state = Arc::new(crate::prefilter::PrefilterState::new(Some(added_tx)));
     let (tx, rx) = unbounded();
-    crate::prefilter::sweeper::spawn(Arc::clone(&state), added_rx, rx, Arc::clone(plan))?;
-    if plan.prefilter.is_some() {
-        info!(
-            mode = "userspace",
-            reason = "XDP is not wired yet",
-            "pre-filter active"
-        );
-    }
+    crate::prefilter::sweeper::spawn(Arc::clone(&state), added_rx, rx, Arc::clone(plan), bound)?;
     Ok((state, tx))
 }
 

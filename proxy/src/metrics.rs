@@ -47,6 +47,8 @@ pub mod names {
     /// Connections (or requests behind trusted proxies) refused by the userspace pre-filter,
     /// by reason (counter).
     pub const PREFILTER_REFUSED: &str = "tollgate_prefilter_refused_total";
+    /// Packets seen by the XDP program by verdict and reason (counter).
+    pub const PREFILTER_XDP_PACKETS: &str = "tollgate_prefilter_xdp_packets_total";
     /// Sources blocked now (gauge).
     pub const PREFILTER_BLOCKS: &str = "tollgate_prefilter_blocks";
     /// Requests shed under overload, by priority tier (counter).
@@ -413,5 +415,27 @@ pub fn render_plans(
                 escape(key)
             );
         }
+    }
+}
+
+/// Appends the XDP program's counters.
+pub fn render_xdp(out: &mut String, s: &tollgate_ebpf::PrefilterStats) {
+    use names::PREFILTER_XDP_PACKETS;
+    let _ = writeln!(out, "# TYPE {PREFILTER_XDP_PACKETS} counter");
+    let rows = [
+        ("pass", "none", s.pass),
+        ("pass", "unparsed", s.pass_unparsed),
+        ("pass", "other_port", s.pass_other_port),
+        ("pass", "allow", s.pass_allow),
+        ("drop", "deny", s.drop_deny),
+        ("drop", "block", s.drop_block),
+        ("drop", "syn_rate", s.drop_syn_rate),
+        ("drop", "packet_rate", s.drop_pkt_rate),
+    ];
+    for (verdict, reason, n) in rows {
+        let _ = writeln!(
+            out,
+            "{PREFILTER_XDP_PACKETS}{{verdict=\"{verdict}\",reason=\"{reason}\"}} {n}"
+        );
     }
 }

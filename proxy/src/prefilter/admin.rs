@@ -51,9 +51,24 @@ fn describe(plan: &Plan, state: &PrefilterState) -> Value {
     let now = now_ms();
     let mut blocks: Vec<(IpAddr, Block)> = state.blocks();
     blocks.sort_by_key(|(ip, _)| *ip);
+    let kernel = state
+        .kernel
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_else(|p| p.into_inner().clone());
+    let xdp = kernel.unavailable.is_none();
     json!({
         "enabled": true,
-        "mode": "userspace",
+        "mode": if xdp { "xdp" } else { "userspace" },
+        "xdpUnavailable": kernel.unavailable,
+        "interfaces": kernel.interfaces.iter().map(|i| json!({
+            "iface": i.iface, "mode": i.mode, "reason": i.reason,
+        })).collect::<Vec<_>>(),
+        "xdpStats": kernel.stats.map(|s| json!({
+            "pass": s.pass, "passUnparsed": s.pass_unparsed, "passOtherPort": s.pass_other_port,
+            "passAllow": s.pass_allow, "dropDeny": s.drop_deny, "dropBlock": s.drop_block,
+            "dropSynRate": s.drop_syn_rate, "dropPacketRate": s.drop_pkt_rate,
+        })),
         "ports": p.ports,
         "allow": p.allow.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
         "deny": p.deny.iter().map(|n| n.to_string()).collect::<Vec<_>>(),

@@ -56,6 +56,9 @@ pub struct PrefilterState {
     connection_scope: u64,
     /// New blocks for the sweeper (kernel map, log); bounded, never waited on.
     added: Option<Sender<(IpAddr, Block)>>,
+    /// What the XDP side is doing (written by the pre-filter thread, read by the admin
+    /// thread; never by a worker).
+    pub kernel: std::sync::Mutex<super::kernel::KernelView>,
 }
 
 impl PrefilterState {
@@ -67,6 +70,7 @@ impl PrefilterState {
             connections: ClientBuckets::default(),
             connection_scope: scope_of("prefilter:connections"),
             added,
+            kernel: std::sync::Mutex::new(super::kernel::KernelView::default()),
         }
     }
 

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod blocks;
+pub mod kernel;
 pub mod sweeper;
 
 use std::net::IpAddr;

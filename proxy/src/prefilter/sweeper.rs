@@ -1,6 +1,7 @@
-//! The pre-filter's housekeeping thread: logs and applies new blocks (to the kernel map when
-//! XDP is attached), deletes expired blocks by the gateway's clock, and evicts idle per-source
-//! state. It never sits on a request's path.
+//! The pre-filter's thread: loads and attaches the XDP program (when configured), logs new
+//! blocks, deletes expired ones by the gateway's clock, keeps the kernel's maps in step with
+//! the plan and the userspace blocks, reads the program's counters, and evicts idle
+//! per-source state. It never sits on a request's path.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -22,8 +23,8 @@ const EVICT_EVERY: u32 = 50;
 /// What the sweeper is told.
 #[derive(Debug)]
 pub enum Message {
-    /// A new plan (after a reload).
-    Plan(Arc<Plan>),
+    /// A new plan (after a reload) and the listeners' bound ports.
+    Plan(Arc<Plan>, Vec<u16>),
 }
 
 /// Starts the sweeper for `state`; `added` carries new blocks, `messages` plan changes.
@@ -32,11 +33,18 @@ pub fn spawn(
     added: Receiver<(IpAddr, Block)>,
     messages: Receiver<Message>,
     mut plan: Arc<Plan>,
+    ports: Vec<u16>,
 ) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("tollgate-prefilter".to_string())
         .spawn(move || {
             let mut ticks = 0u32;
+            let mut kernel = plan.prefilter.as_ref().and_then(|p| {
+                let mut view = super::kernel::KernelView::default();
+                let k = super::kernel::start(p, &ports, &mut view);
+                set_view(&state, view);
+                k
+            });
             loop {
                 match added.recv_timeout(TICK) {
                     Ok((ip, block)) => log_block(ip, &block),
@@ -46,12 +54,22 @@ pub fn spawn(
                 for (ip, block) in added.try_iter() {
                     log_block(ip, &block);
                 }
-                while let Ok(Message::Plan(p)) = messages.try_recv() {
+                while let Ok(Message::Plan(p, ports)) = messages.try_recv() {
                     plan = p;
+                    if let (Some(k), Some(p)) = (kernel.as_mut(), plan.prefilter.as_ref()) {
+                        k.reload(p, &ports);
+                    }
                 }
                 let now = now_ms();
                 for (ip, block) in state.expire(now) {
                     info!(ip = %ip, reason = block.reason.label(), "block expired");
+                }
+                if let Some(k) = kernel.as_mut() {
+                    k.sync_blocks(&state);
+                    let stats = k.stats();
+                    if let Ok(mut view) = state.kernel.lock() {
+                        view.stats = stats;
+                    }
                 }
                 ticks += 1;
                 if ticks.is_multiple_of(EVICT_EVERY) {
@@ -61,6 +79,13 @@ pub fn spawn(
         })
         .context("cannot start the pre-filter thread")?;
     Ok(())
+}
+
+fn set_view(state: &PrefilterState, view: super::kernel::KernelView) {
+    match state.kernel.lock() {
+        Ok(mut current) => *current = view,
+        Err(poisoned) => *poisoned.into_inner() = view,
+    }
 }
 
 fn log_block(ip: IpAddr, block: &Block) {
