@@ -72,6 +72,9 @@ CFG
 busy_jiffies() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
 proc_jiffies() { awk '{print $14+$15}' "/proc/$1/stat"; }
 proc_user() { awk '{print $14}' "/proc/$1/stat"; }
+# The kernel's own accounting of the XDP program (run count and time), on while this runs.
+xdp_runs() { curl -s "http://127.0.0.1:$admin_port/prefilter" |
+  python3 -c 'import json,sys; r=json.load(sys.stdin).get("xdpRuns") or {}; print(r.get("count",0), r.get("timeNs",0))'; }
 refused_count() { local mode=$1
   if [[ $mode == auto ]]; then
     curl -s "http://127.0.0.1:$admin_port/prefilter" | python3 -c 'import json,sys; print(json.load(sys.stdin)["xdpStats"]["dropDeny"])'
@@ -86,6 +89,9 @@ flood_start() { ip netns exec "$ns" taskset -c 0 "$bench" load --url "http://10.
   > "$dir/flood.out" 2>&1 & flood=$!; }
 
 tick=$(getconf CLK_TCK)
+stats_before=$(sysctl -n kernel.bpf_stats_enabled)
+sysctl -qw kernel.bpf_stats_enabled=1
+trap 'sysctl -qw kernel.bpf_stats_enabled="$stats_before"; cleanup' EXIT
 for round in $(seq 1 "$rounds"); do
   for mode in auto userspace; do
     port=$(free_port); start_gateway "$mode" "$port"; pids=("$gw")
@@ -98,8 +104,11 @@ for round in $(seq 1 "$rounds"); do
     flood_start "$port"; pids+=("$flood")
     sleep 1   # the sender ramps up before the window opens
     b0=$(busy_jiffies); f0=$(proc_jiffies "$flood"); u0=$(proc_user "$flood"); r0=$(refused_count "$mode")
+    read -r n0 t0 < <(xdp_runs)
     sleep "$((secs - 1))"
     b1=$(busy_jiffies); f1=$(proc_jiffies "$flood"); u1=$(proc_user "$flood"); r1=$(refused_count "$mode")
+    read -r n1 t1 < <(xdp_runs)
+    xdp_ns=$(python3 -c "print(f'{($t1-$t0)/max($n1-$n0,1):.0f}' if $n1 > $n0 else '-')")
     wait "$flood" || true
     refused=$((r1 - r0)); window=$((secs - 1))
     cost=$(python3 -c "print(f'{(($b1-$b0)-($f1-$f0))/$tick*1e6/max($refused,1):.2f}')")
@@ -111,8 +120,8 @@ for round in $(seq 1 "$rounds"); do
     sleep 1
     under=$(legit "$port")
     wait "$flood" || true
-    printf "round %d %-9s %-11s refused=%7d (%5.0f/s) us_per_refused: machine-sender=%6s machine-sender_user=%6s legit_rps alone=%7d under_flood=%7d ratio=%.3f\n" \
-      "$round" "$mode" "$att" "$refused" "$(python3 -c "print($refused/$window)")" "$cost" "$cost_k" "$base" "$under" \
+    printf "round %d %-9s %-11s refused=%7d (%5.0f/s) us_per_refused: machine-sender=%6s machine-sender_user=%6s xdp_ns_per_packet=%4s legit_rps alone=%7d under_flood=%7d ratio=%.3f\n" \
+      "$round" "$mode" "$att" "$refused" "$(python3 -c "print($refused/$window)")" "$cost" "$cost_k" "$xdp_ns" "$base" "$under" \
       "$(python3 -c "print($under/$base)")"
     kill "$gw" 2> /dev/null; wait "$gw" 2> /dev/null || true; pids=()
   done

@@ -210,6 +210,15 @@ impl Prefilter {
         })
     }
 
+    /// How often the program ran and for how long in all, as the kernel counts them — only
+    /// while `kernel.bpf_stats_enabled = 1` (off by default: the accounting itself costs a
+    /// little per packet). None when the kernel cannot say.
+    pub fn run_stats(&self) -> Option<(u64, std::time::Duration)> {
+        let program: &Xdp = self.ebpf.program(PROGRAM)?.try_into().ok()?;
+        let info = program.info().ok()?;
+        Some((info.run_count(), info.run_time()))
+    }
+
     /// Runs the program once on `packet` (an Ethernet frame, at least 14 bytes) with
     /// `BPF_PROG_TEST_RUN` and returns its XDP verdict ([`XDP_PASS`], [`XDP_DROP`]). The
     /// run uses the live maps: it counts in `stats` and takes tokens like a real packet.

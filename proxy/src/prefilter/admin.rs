@@ -64,6 +64,7 @@ fn describe(plan: &Plan, state: &PrefilterState) -> Value {
         "interfaces": kernel.interfaces.iter().map(|i| json!({
             "iface": i.iface, "mode": i.mode, "reason": i.reason,
         })).collect::<Vec<_>>(),
+        "xdpRuns": kernel.runs.map(|(n, ns)| json!({ "count": n, "timeNs": ns })),
         "xdpStats": kernel.stats.map(|s| json!({
             "pass": s.pass, "passUnparsed": s.pass_unparsed, "passOtherPort": s.pass_other_port,
             "passAllow": s.pass_allow, "dropDeny": s.drop_deny, "dropBlock": s.drop_block,

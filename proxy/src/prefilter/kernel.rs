@@ -32,6 +32,9 @@ pub struct KernelView {
     pub unavailable: Option<String>,
     /// The program's counters, read by the pre-filter thread.
     pub stats: Option<PrefilterStats>,
+    /// Runs and total run time of the program (kernel accounting; only moves while
+    /// `kernel.bpf_stats_enabled = 1`).
+    pub runs: Option<(u64, u64)>,
 }
 
 /// The loaded program and its attachments.
@@ -210,5 +213,12 @@ impl Kernel {
     /// The program's counters.
     pub fn stats(&self) -> Option<PrefilterStats> {
         self.prefilter.maps().stats.read().ok()
+    }
+
+    /// Runs and run time in nanoseconds (see [`KernelView::runs`]).
+    pub fn runs(&self) -> Option<(u64, u64)> {
+        self.prefilter
+            .run_stats()
+            .map(|(n, t)| (n, t.as_nanos() as u64))
     }
 }

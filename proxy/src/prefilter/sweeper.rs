@@ -66,9 +66,10 @@ pub fn spawn(
                 }
                 if let Some(k) = kernel.as_mut() {
                     k.sync_blocks(&state);
-                    let stats = k.stats();
+                    let (stats, runs) = (k.stats(), k.runs());
                     if let Ok(mut view) = state.kernel.lock() {
                         view.stats = stats;
+                        view.runs = runs;
                     }
                 }
                 ticks += 1;
