@@ -612,9 +612,6 @@ impl Conn {
             client: self.client_ip(plan, &buf),
             outcome: Outcome::default(),
         };
-        if plan.usage.overload.is_some() {
-            self.in_flight = Some(InFlight::enter(&self.worker));
-        }
         let captured = plan
             .access_log
             .as_ref()
@@ -795,6 +792,11 @@ impl Conn {
             Ok(buf) => buf,
             Err(refused) => return refused,
         };
+        // Only admitted requests count in flight: refusals are quick and must not crowd out
+        // the tiers that are still served.
+        if wp.plan.usage.overload.is_some() {
+            self.in_flight = Some(InFlight::enter(&self.worker));
+        }
         match &wp.plan.routes[index].integration {
             IntegrationPlan::NotFound => {
                 let kind = ResponseType::ResourceNotFound;

@@ -50,8 +50,8 @@ impl Conn {
             key,
             client: facts.client_ip(),
             now_ns: now_ns(),
-            // The count includes this request.
-            in_flight: self.worker.in_flight.get().saturating_sub(1),
+            // Admitted requests only; this one is not counted yet.
+            in_flight: self.worker.in_flight.get(),
         };
         let refusal = match phase::check(rt, &asked) {
             Verdict::Pass => return Ok(buf),
