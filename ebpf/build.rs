@@ -47,10 +47,17 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed={}", clang_path.display());
 
     let output = out_dir.join(OBJECT);
+    // Debian keeps `asm/types.h` under the target's multiarch directory.
+    let (arch_define, multiarch) = match std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
+        Ok("aarch64") => ("arm64", "aarch64-linux-gnu"),
+        Ok("riscv64") => ("riscv", "riscv64-linux-gnu"),
+        _ => ("x86", "x86_64-linux-gnu"),
+    };
     let status = Command::new(&clang_path)
         .current_dir(&crate_dir)
-        .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86"])
-        .arg("-I/usr/include/x86_64-linux-gnu")
+        .args(["-g", "-O2", "-target", "bpf"])
+        .arg(format!("-D__TARGET_ARCH_{arch_define}"))
+        .arg(format!("-I/usr/include/{multiarch}"))
         .args(["-Wall", "-Werror"])
         .arg(format!("-fdebug-prefix-map={}=.", crate_dir.display()))
         .args(["-c", SOURCE, "-o"])

@@ -56,11 +56,19 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
         .map(|a| crate::compile_edge::access_log(&src, a))
         .transpose()?;
     let usage = crate::compile_usage::usage_plans(&src, &file, &compiled.apis)?;
-    let prefilter = file
+    let mut prefilter = file
         .prefilter
         .as_ref()
         .map(|p| crate::prefilter::compile(&src, p))
         .transpose()?;
+    if let Some(p) = prefilter.as_mut() {
+        p.balancers = client_address.trusted_proxies.clone();
+        for l in &listeners {
+            p.balancers.extend(l.proxy_protocol_from.iter().copied());
+        }
+        p.balancers.sort_unstable();
+        p.balancers.dedup();
+    }
     Ok(Plan {
         source: path.to_path_buf(),
         settings,

@@ -137,6 +137,10 @@ pub struct PrefilterPlan {
     pub allow: Vec<IpNet>,
     /// Always refused.
     pub deny: Vec<IpNet>,
+    /// The balancers in front of the gateway (`[client_address] trusted_proxies` and every
+    /// listener's `proxy_protocol_from`): treated as allowed — never refused, rate-limited or
+    /// blocked, in userspace and in the kernel — since their address is not a client's.
+    pub balancers: Vec<IpNet>,
     /// Per-source new-connection bucket.
     pub connection: Option<Throttle>,
     /// Per-source packet bucket (XDP only).
@@ -286,6 +290,7 @@ pub(crate) fn compile(
         ports,
         allow: cidrs(src, "prefilter.allow", &p.allow)?,
         deny: cidrs(src, "prefilter.deny", &p.deny)?,
+        balancers: Vec::new(),
         connection: rate(
             src,
             "connection",
@@ -310,13 +315,25 @@ impl PrefilterPlan {
         ports
     }
 
-    /// True when `ip` is in the allow list.
+    /// True when `ip` is in the allow list or is a balancer. `ip` must be canonical (an
+    /// IPv4-mapped IPv6 address as IPv4: see `IpAddr::to_canonical`).
     pub fn allowed(&self, ip: std::net::IpAddr) -> bool {
-        self.allow.iter().any(|n| n.contains(&ip))
+        self.allow
+            .iter()
+            .chain(&self.balancers)
+            .any(|n| n.contains(&ip))
     }
 
-    /// True when `ip` is in the deny list (and not allowed).
-    pub fn denied(&self, ip: std::net::IpAddr) -> bool {
-        !self.allowed(ip) && self.deny.iter().any(|n| n.contains(&ip))
+    /// True when `ip` is in the deny list (whether or not it is also allowed).
+    pub fn in_deny_list(&self, ip: std::net::IpAddr) -> bool {
+        self.deny.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The networks the kernel must let through: the allow list and the balancers.
+    pub fn kernel_allow(&self) -> Vec<IpNet> {
+        let mut all: Vec<IpNet> = self.allow.iter().chain(&self.balancers).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        all
     }
 }

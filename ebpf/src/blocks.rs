@@ -3,8 +3,9 @@
 //! exceeds quotas).
 //!
 //! The program drops while an entry exists and never reads its expiry: checking time per
-//! packet would cost a helper call for a decision that changes once. Userspace calls
-//! `remove_expired` periodically with the current CLOCK_MONOTONIC time.
+//! packet would cost a helper call for a decision that changes once. The expiry's clock is
+//! the caller's: the gateway writes epoch nanoseconds of its own clock and deletes entries
+//! itself; `remove_expired` serves callers that keep one clock for writing and expiring.
 
 use std::net::IpAddr;
 
@@ -32,7 +33,7 @@ impl Blocks {
         Blocks { v4, v6 }
     }
 
-    /// Blocks `addr` until `expiry_ns` (CLOCK_MONOTONIC ns) for `reason` (the caller's
+    /// Blocks `addr` until `expiry_ns` (on the caller's clock) for `reason` (the caller's
     /// code, stored for listing). Blocking a blocked source replaces its entry.
     pub fn insert(
         &mut self,

@@ -616,17 +616,24 @@ impl Conn {
             .access_log
             .as_ref()
             .map(|_| Captured::take(&self.worker, &buf.data, &head, &buf.headers));
-        // A client behind trusted proxies is known only now: lists and blocks apply to it
-        // (not the connection bucket, which belongs to the proxy's connection).
+        // Every request: a client behind trusted proxies is known only now, and a direct
+        // client may have been blocked (or denied by a reload) since its connection opened.
         if let Some(p) = &plan.prefilter {
             let client = facts.client_ip();
-            if client != self.peer.ip() {
-                if let Err(why) = crate::prefilter::check_source(p, &self.worker.prefilter, client)
-                {
-                    self.count_refused(why, client);
-                    self.in_flight = None;
+            if let Err(why) = crate::prefilter::check_source(p, &self.worker.prefilter, client) {
+                self.count_refused(why, client);
+                if client == self.peer.ip() {
+                    // The connection is the client's own: closed without an answer.
                     return (After::Close, buf, 0);
                 }
+                // The connection is the balancer's, shared with other clients: an answer,
+                // and the connection stays usable (closing it would look like a failure of
+                // this gateway to the balancer).
+                let catalogue = &plan.default_responses;
+                let kind = ResponseType::AccessDenied;
+                let (status, after, b) = self.refuse(&wp, catalogue, kind, &facts, buf).await;
+                wp.unmatched.record(status, facts.started.elapsed());
+                return (after, b, status);
             }
         }
         let route = self.route(&wp, &facts, &mut buf);

@@ -317,7 +317,6 @@ impl Worker {
 /// How long a drain waits for tunnel tasks to end after closing their sockets.
 const TUNNEL_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// Runs worker `id` on the calling thread until it has drained.
 /// Process-wide services a worker is handed at start.
 #[derive(Debug)]
 pub struct Services {
@@ -327,6 +326,7 @@ pub struct Services {
     pub prefilter: Arc<crate::prefilter::PrefilterState>,
 }
 
+/// Runs worker `id` on the calling thread until it has drained.
 pub fn run(
     id: usize,
     driver: Driver,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tollgate_tests::config::mock_hello;
 use tollgate_tests::usage::{advance_clock, clock_control};
-use tollgate_tests::{get_request, is, Client, Gateway, Options, DRIVERS};
+use tollgate_tests::{get_request, is, Client, Closed, Gateway, Options, DRIVERS};
 
 const DEADLINE: Duration = Duration::from_secs(5);
 
@@ -18,12 +18,23 @@ fn ip(text: &str) -> IpAddr {
 }
 
 /// A GET from `source`; Some(status) when answered, None when closed without an answer.
+/// Panics when the gateway neither answers nor closes within the deadline (a hang is no
+/// refusal).
 fn try_get(addr: SocketAddr, source: &str, path: &str) -> Option<u16> {
     let mut c = Client::connect_from(addr, ip(source));
-    if c.try_send(get_request(path)).is_err() {
-        return None;
+    // The gateway may close before reading: the request may not get through.
+    let _ = c.try_send(format!(
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    ));
+    match c.wait_closed(DEADLINE) {
+        Closed::Yes(bytes) if bytes.is_empty() => None,
+        Closed::Yes(bytes) | Closed::No(bytes) if !bytes.is_empty() => {
+            let text = String::from_utf8_lossy(&bytes);
+            let status = text.split(' ').nth(1).and_then(|s| s.parse().ok());
+            Some(status.unwrap_or_else(|| panic!("not an HTTP answer: {text:?}")))
+        }
+        _ => panic!("{source}: no answer and no close within {DEADLINE:?}"),
     }
-    c.try_read_response().ok().map(|r| r.status)
 }
 
 #[test]
@@ -158,7 +169,12 @@ fn the_real_client_is_checked_behind_proxy_protocol_and_trusted_forwarders() {
                 "GET /hello HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: {client}\r\n\r\n"
             ));
             let answered = c.try_read_response().ok().map(|r| r.status);
-            assert_eq!(answered, served.then_some(200), "{driver:?}: XFF {client}");
+            // Behind a forwarder the connection is the balancer's: a refusal is a 403 answer.
+            assert_eq!(
+                answered,
+                Some(if served { 200 } else { 403 }),
+                "{driver:?}: XFF {client}"
+            );
         }
     }
 }
@@ -219,6 +235,61 @@ fn blocks_are_listed_added_and_lifted_through_the_admin_api_and_counted() {
         assert!(
             metrics.contains("tollgate_prefilter_blocks 0\n"),
             "{metrics}"
+        );
+    }
+}
+
+#[test]
+fn the_balancer_is_never_refused_rate_limited_or_blocked_and_its_connection_stays_usable() {
+    for driver in DRIVERS {
+        let toml = mock_hello(
+            "[client_address]\ntrusted_proxies = [\"127.0.0.0/8\"]\n\n\
+             [prefilter]\nmode = \"userspace\"\nconnection_rate_per_s = 0.01\nconnection_burst = 1\n\n\
+             [[prefilter.escalation]]\nresponses = [\"not_found\"]\ncount = 3\nwindow_ms = 60000\nblock_ms = 600000\n",
+        );
+        let gw = Gateway::start(&toml, driver);
+        let addr = gw.addr("public");
+        // The balancer's own requests (no forwarding header) never count against it, and its
+        // connections have no rate.
+        for _ in 0..5 {
+            assert_eq!(try_get(addr, "127.0.0.1", "/nope"), Some(404), "{driver:?}");
+        }
+        assert_eq!(
+            try_get(addr, "127.0.0.1", "/hello"),
+            Some(200),
+            "{driver:?}: not blocked"
+        );
+        // A client behind it is blocked; the balancer's connection answers 403 for that client
+        // and goes on serving the others.
+        let mut c = Client::connect(addr);
+        let via = |client: &str, path: &str| {
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: {client}\r\n\r\n")
+        };
+        for _ in 0..3 {
+            c.send(via("198.51.100.9", "/nope"));
+            assert_eq!(c.read_response().status, 404);
+        }
+        gw.wait_for(
+            |e| is(e, "source blocked") && e["ip"] == "198.51.100.9",
+            DEADLINE,
+        )
+        .expect("client blocked");
+        c.send(via("198.51.100.9", "/hello"));
+        let refused = c.read_response();
+        assert_eq!(refused.status, 403, "{driver:?}");
+        assert!(
+            !refused.closes(),
+            "{driver:?}: the balancer's connection stays open"
+        );
+        c.send(via("198.51.100.10", "/hello"));
+        assert_eq!(
+            c.read_response().status,
+            200,
+            "{driver:?}: other clients go on"
+        );
+        assert_eq!(
+            gw.count(|e| is(e, "source blocked") && e["ip"] == "127.0.0.1"),
+            0
         );
     }
 }

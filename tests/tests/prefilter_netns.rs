@@ -53,6 +53,7 @@ impl Netns {
             client_ip: format!("10.201.{subnet}.2"),
         };
         let peer = format!("tgp{id}");
+        // Built before the commands: a failing command drops `ns`, which removes what exists.
         run(&["ip", "netns", "add", &ns.name]);
         run(&[
             "ip",

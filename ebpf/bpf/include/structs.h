@@ -33,9 +33,9 @@ struct lpm_key_v6 {
 };
 
 /*
- * A timed block. The program drops while the entry exists and never reads expiry_ns;
- * userspace removes entries whose expiry (CLOCK_MONOTONIC ns, the clock of
- * bpf_ktime_get_ns) has passed. reason is opaque to the kernel. 16 bytes.
+ * A timed block. The program drops while the entry exists and never reads expiry_ns,
+ * whose clock is userspace's (the gateway writes epoch ns of its own clock and deletes
+ * expired entries itself). reason is opaque to the kernel. 16 bytes.
  */
 struct block_value {
 	__u64 expiry_ns;

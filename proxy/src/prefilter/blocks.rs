@@ -10,6 +10,13 @@ use tollgate_config::prefilter::{EscalationRule, Offense, PrefilterPlan};
 use crate::limits::clients::{scope_of, ClientBuckets};
 use crate::limits::gcra::{Decision, Rate};
 
+/// Blocks held at most (the kernel's block map holds as many); past it a new block is not
+/// added (and says so in the log).
+pub const BLOCKS_MAX: usize = 65_536;
+/// Sources with escalation counters at most; past it new sources are not counted until
+/// eviction makes room.
+pub const OFFENDERS_MAX: usize = 1_000_000;
+
 /// Escalation rules counted per source at most.
 pub const RULES_MAX: usize = tollgate_config::prefilter::ESCALATION_RULES_MAX;
 
@@ -70,7 +77,10 @@ impl PrefilterState {
             connections: ClientBuckets::default(),
             connection_scope: scope_of("prefilter:connections"),
             added,
-            kernel: std::sync::Mutex::new(super::kernel::KernelView::default()),
+            kernel: std::sync::Mutex::new(super::kernel::KernelView {
+                unavailable: Some("starting".to_string()),
+                ..Default::default()
+            }),
         }
     }
 
@@ -104,6 +114,10 @@ impl PrefilterState {
         let new = match map.get(&ip) {
             Some(old) if old.expiry_ms >= block.expiry_ms => return false,
             Some(_) => false,
+            None if map.len() >= BLOCKS_MAX => {
+                tracing::warn!(ip = %ip, max = BLOCKS_MAX, "block not added: the block table is full");
+                return false;
+            }
             None => true,
         };
         map.insert(ip, block);
@@ -146,7 +160,18 @@ impl PrefilterState {
         offense: Offense,
         now_ms: u64,
     ) -> Option<EscalationRule> {
+        // Only sources whose refusal some rule counts get an entry.
+        if !plan
+            .escalation
+            .iter()
+            .any(|r| r.classes & offense.bit() != 0)
+        {
+            return None;
+        }
         let map = self.offenses.pin();
+        if map.len() >= OFFENDERS_MAX && !map.contains_key(&ip) {
+            return None;
+        }
         let windows = map.get_or_insert_with(ip, Offenses::default);
         let mut reached = None;
         for (i, rule) in plan.escalation.iter().take(RULES_MAX).enumerate() {

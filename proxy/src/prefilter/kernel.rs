@@ -138,7 +138,9 @@ fn apply(
 ) -> Result<(), tollgate_ebpf::PrefilterError> {
     let maps = prefilter.maps_mut();
     maps.ports.replace_all(&plan.guarded_ports(bound))?;
-    maps.allow.replace_all(&plan.allow)?;
+    // Balancers (trusted proxies, PROXY protocol sources) pass like allowed sources: the
+    // kernel sees only their address, never the clients behind them.
+    maps.allow.replace_all(&plan.kernel_allow())?;
     maps.deny.replace_all(&plan.deny)?;
     // The kernel counts whole requests per second; fractional rates round up (at least 1).
     let whole = |r: f64| r.ceil().clamp(1.0, f64::from(u32::MAX)) as u32;

@@ -49,17 +49,18 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Checks a new connection's source: allow list, deny list, blocks, then its connection
-/// bucket (which only a connection that passed the lists spends).
+/// Checks a new connection's source: allow list (and balancers), deny list, blocks, then its
+/// connection bucket (which only a connection that passed the lists spends).
 pub fn check_connection(
     plan: &PrefilterPlan,
     state: &PrefilterState,
     ip: IpAddr,
 ) -> Result<(), Refused> {
-    check_source(plan, state, ip)?;
+    let ip = ip.to_canonical();
     if plan.allowed(ip) {
         return Ok(());
     }
+    refused_by_lists(plan, state, ip)?;
     if let Some(rate) = &state.connection_rate(plan) {
         if !state.take_connection(ip, rate) {
             return Err(Refused::ConnectionRate);
@@ -75,10 +76,20 @@ pub fn check_source(
     state: &PrefilterState,
     ip: IpAddr,
 ) -> Result<(), Refused> {
+    let ip = ip.to_canonical();
     if plan.allowed(ip) {
         return Ok(());
     }
-    if plan.denied(ip) {
+    refused_by_lists(plan, state, ip)
+}
+
+/// Deny list and blocks of a source that is not allowed.
+fn refused_by_lists(
+    plan: &PrefilterPlan,
+    state: &PrefilterState,
+    ip: IpAddr,
+) -> Result<(), Refused> {
+    if plan.in_deny_list(ip) {
         return Err(Refused::Deny);
     }
     if state.is_blocked(ip) {
@@ -112,6 +123,7 @@ pub fn offend(
     offense: Offense,
     now_ms: u64,
 ) -> Option<Block> {
+    let ip = ip.to_canonical();
     if plan.escalation.is_empty() || plan.allowed(ip) {
         return None;
     }

@@ -15,6 +15,9 @@ use tracing::info;
 use super::blocks::{Block, PrefilterState};
 use super::now_ms;
 
+/// The kernel view's reason when the plan has no `[prefilter]`.
+const NOT_CONFIGURED: &str = "no [prefilter] configured";
+
 /// How often expiry and eviction run.
 const TICK: Duration = Duration::from_millis(100);
 /// Ticks between evictions.
@@ -39,12 +42,18 @@ pub fn spawn(
         .name("tollgate-prefilter".to_string())
         .spawn(move || {
             let mut ticks = 0u32;
-            let mut kernel = plan.prefilter.as_ref().and_then(|p| {
-                let mut view = super::kernel::KernelView::default();
-                let k = super::kernel::start(p, &ports, &mut view);
-                set_view(&state, view);
-                k
-            });
+            let mut kernel = match plan.prefilter.as_ref() {
+                Some(p) => {
+                    let mut view = super::kernel::KernelView::default();
+                    let k = super::kernel::start(p, &ports, &mut view);
+                    set_view(&state, view);
+                    k
+                }
+                None => {
+                    set_view(&state, unavailable(NOT_CONFIGURED));
+                    None
+                }
+            };
             loop {
                 match added.recv_timeout(TICK) {
                     Ok((ip, block)) => log_block(ip, &block),
@@ -56,8 +65,24 @@ pub fn spawn(
                 }
                 while let Ok(Message::Plan(p, ports)) = messages.try_recv() {
                     plan = p;
-                    if let (Some(k), Some(p)) = (kernel.as_mut(), plan.prefilter.as_ref()) {
-                        k.reload(p, &ports);
+                    match (kernel.as_mut(), plan.prefilter.as_ref()) {
+                        (Some(k), Some(p)) => k.reload(p, &ports),
+                        (Some(_), None) => {
+                            // `[prefilter]` removed: detach (dropping the kernel handle).
+                            kernel = None;
+                            info!("XDP detached: [prefilter] removed by a reload");
+                            set_view(&state, unavailable("removed by a reload"));
+                        }
+                        (None, Some(_)) => {
+                            let was_off = state.kernel.lock().is_ok_and(|v| {
+                                v.unavailable.as_deref() == Some(NOT_CONFIGURED)
+                            });
+                            if was_off {
+                                let why = "[prefilter] added by a reload: XDP is loaded at start-up only; userspace enforcement is on";
+                                set_view(&state, unavailable(why));
+                            }
+                        }
+                        (None, None) => {}
                     }
                 }
                 let now = now_ms();
@@ -80,6 +105,13 @@ pub fn spawn(
         })
         .context("cannot start the pre-filter thread")?;
     Ok(())
+}
+
+fn unavailable(why: &str) -> super::kernel::KernelView {
+    super::kernel::KernelView {
+        unavailable: Some(why.to_string()),
+        ..Default::default()
+    }
 }
 
 fn set_view(state: &PrefilterState, view: super::kernel::KernelView) {
