@@ -56,6 +56,13 @@ pub struct EscalationSection {
     pub block_ms: Spanned<u64>,
 }
 
+/// Guarded ports at most (half the kernel map).
+pub const PORTS_MAX: usize = 32;
+/// Allow-list entries at most (the kernel map holds twice as many: see `compile`).
+pub const ALLOW_ENTRIES_MAX: usize = 8_192;
+/// Deny-list entries at most (the kernel map holds twice as many).
+pub const DENY_ENTRIES_MAX: usize = 32_768;
+
 /// Escalation rules per gateway (each source keeps one counter per rule).
 pub const ESCALATION_RULES_MAX: usize = 4;
 
@@ -284,12 +291,37 @@ pub(crate) fn compile(
             )?,
         });
     }
+    if ports.len() > PORTS_MAX {
+        return Err(src.error(
+            None,
+            "prefilter.ports",
+            format!("{} ports", ports.len()),
+            format!("at most {PORTS_MAX}"),
+        ));
+    }
+    let allow = cidrs(src, "prefilter.allow", &p.allow)?;
+    let deny = cidrs(src, "prefilter.deny", &p.deny)?;
+    // Half the kernel maps' sizes: a reload inserts the new entries before it removes the old
+    // ones, so old and new must fit together.
+    for (key, list, max) in [
+        ("allow", &allow, ALLOW_ENTRIES_MAX),
+        ("deny", &deny, DENY_ENTRIES_MAX),
+    ] {
+        if list.len() > max {
+            return Err(src.error(
+                None,
+                format!("prefilter.{key}"),
+                format!("{} entries", list.len()),
+                format!("at most {max} (half the kernel map, so a reload can swap them)"),
+            ));
+        }
+    }
     Ok(PrefilterPlan {
         mode,
         interfaces,
         ports,
-        allow: cidrs(src, "prefilter.allow", &p.allow)?,
-        deny: cidrs(src, "prefilter.deny", &p.deny)?,
+        allow,
+        deny,
         balancers: Vec::new(),
         connection: rate(
             src,
