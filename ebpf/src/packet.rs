@@ -3,6 +3,8 @@
 //! length fields. The IPv4 header checksum is filled in; TCP/UDP checksums stay zero,
 //! which XDP never checks.
 //!
+//! IPv4 headers may carry options (IHL 6 to 15) and may be fragments (MF flag, offset).
+//!
 //! It also makes the malformed frames the parser must survive: a truncated copy, an IPv4
 //! IHL or version that lies, an IPv6 hop-by-hop extension header, an ARP request.
 //!
@@ -29,6 +31,13 @@ pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// Ethertype of ARP.
 pub const ETHERTYPE_ARP: u16 = 0x0806;
+
+/// IPv4 option: End of Option List (also the padding to a whole 32-bit word).
+pub const IPOPT_EOL: u8 = 0;
+/// IPv4 option: No Operation, one byte.
+pub const IPOPT_NOP: u8 = 1;
+/// Most option bytes an IPv4 header can hold (IHL 15: 60 bytes, 20 of them fixed).
+pub const IPV4_MAX_OPTIONS: usize = 40;
 
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
@@ -97,6 +106,8 @@ pub struct PacketBuilder {
     payload: Vec<u8>,
     ihl: Option<u8>,
     version: Option<u8>,
+    ipv4_options: Vec<u8>,
+    ipv4_fragment: Option<(u16, bool)>,
     ipv6_extension: bool,
 }
 
@@ -173,6 +184,8 @@ impl PacketBuilder {
             payload: Vec::new(),
             ihl: None,
             version: None,
+            ipv4_options: Vec::new(),
+            ipv4_fragment: None,
             ipv6_extension: false,
         }
     }
@@ -207,10 +220,41 @@ impl PacketBuilder {
         self
     }
 
-    /// Writes `ihl` into the IPv4 IHL field (the header stays 20 bytes): a lie for
-    /// malformed-packet tests.
+    /// Writes `ihl` into the IPv4 IHL field (the header keeps its real length: 20 bytes
+    /// plus any [`ipv4_options`](Self::ipv4_options)): a lie for malformed-packet tests.
     pub fn ipv4_ihl(mut self, ihl: u8) -> Self {
         self.ihl = Some(ihl & 0x0f);
+        self
+    }
+
+    /// IPv4 options between the fixed header and the transport header (ignored for IPv6),
+    /// e.g. `&[IPOPT_NOP; 4]`. They are padded with [`IPOPT_EOL`] to a whole number of
+    /// 32-bit words; IHL becomes 5 plus that number of words (unless
+    /// [`ipv4_ihl`](Self::ipv4_ihl) writes another value), and the total length and
+    /// header checksum cover them.
+    ///
+    /// # Panics
+    ///
+    /// When `options` is longer than [`IPV4_MAX_OPTIONS`] (40) bytes: IHL cannot say more.
+    pub fn ipv4_options(mut self, options: &[u8]) -> Self {
+        assert!(
+            options.len() <= IPV4_MAX_OPTIONS,
+            "{} IPv4 option bytes: at most {IPV4_MAX_OPTIONS} fit",
+            options.len()
+        );
+        self.ipv4_options = options.to_vec();
+        self
+    }
+
+    /// Makes the IPv4 packet a fragment (ignored for IPv6): `offset` is the fragment
+    /// offset in 8-byte units (13 bits), `more_fragments` the MF flag; DF is cleared.
+    /// A first fragment is `(0, true)`.
+    ///
+    /// The transport header is still written after the IP header. In a fragment after the
+    /// first (`offset > 0`) those bytes are payload that merely looks like a TCP/UDP
+    /// header, which is what a test wants: the filter must not take a port from it.
+    pub fn ipv4_fragment(mut self, offset: u16, more_fragments: bool) -> Self {
+        self.ipv4_fragment = Some((offset & 0x1fff, more_fragments));
         self
     }
 
@@ -284,19 +328,29 @@ impl PacketBuilder {
 
     fn ipv4_header(&self, src: Ipv4Addr, dst: Ipv4Addr, l4_len: usize) -> Vec<u8> {
         let version = self.version.unwrap_or(4);
-        let ihl = self.ihl.unwrap_or(5);
-        let total = u16::try_from(20 + l4_len).unwrap_or(u16::MAX);
-        let mut h = Vec::with_capacity(20);
+        let mut options = self.ipv4_options.clone();
+        options.resize(options.len().next_multiple_of(4), IPOPT_EOL);
+        let header_len = 20 + options.len();
+        let ihl = self
+            .ihl
+            .unwrap_or_else(|| u8::try_from(header_len / 4).unwrap_or(0x0f));
+        let total = u16::try_from(header_len + l4_len).unwrap_or(u16::MAX);
+        let flags_offset: u16 = match self.ipv4_fragment {
+            None => 0x4000, // don't fragment, offset 0
+            Some((offset, more)) => offset | if more { 0x2000 } else { 0 },
+        };
+        let mut h = Vec::with_capacity(header_len);
         h.push((version << 4) | ihl);
         h.push(0); // DSCP/ECN
         h.extend_from_slice(&total.to_be_bytes());
         h.extend_from_slice(&[0, 1]); // identification
-        h.extend_from_slice(&[0x40, 0]); // don't fragment, offset 0
+        h.extend_from_slice(&flags_offset.to_be_bytes());
         h.push(64); // TTL
         h.push(self.protocol());
         h.extend_from_slice(&[0, 0]); // checksum, below
         h.extend_from_slice(&src.octets());
         h.extend_from_slice(&dst.octets());
+        h.extend_from_slice(&options);
         let checksum = internet_checksum(&h);
         h[10..12].copy_from_slice(&checksum.to_be_bytes());
         h
@@ -419,12 +473,108 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_options_move_the_transport_header() {
+        let p = PacketBuilder::ipv4(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2))
+            .ipv4_options(&[IPOPT_NOP; 4])
+            .tcp(443, TcpFlags::SYN)
+            .build();
+        let b = p.bytes();
+        assert_eq!(b.len(), 14 + 24 + 20);
+        assert_eq!(b[14], 0x46, "version 4, IHL 6");
+        assert_eq!(u16::from_be_bytes([b[16], b[17]]), 44, "total length");
+        assert_eq!(&b[20..22], &[0x40, 0], "DF, offset 0");
+        assert_eq!(&b[26..30], &[10, 0, 0, 1]);
+        assert_eq!(&b[34..38], &[IPOPT_NOP; 4]);
+        assert_eq!(
+            internet_checksum(&b[14..38]),
+            0,
+            "checksum covers the options"
+        );
+        assert_eq!((p.l3_offset(), p.l4_offset()), (14, 38));
+        assert_eq!(
+            u16::from_be_bytes([b[40], b[41]]),
+            443,
+            "dport after the options"
+        );
+        assert_eq!(b[51], 0x02, "SYN");
+
+        let p = PacketBuilder::ipv4(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)
+            .ipv4_options(&[IPOPT_NOP; IPV4_MAX_OPTIONS])
+            .build();
+        let b = p.bytes();
+        assert_eq!(b[14], 0x4f, "version 4, IHL 15");
+        assert_eq!(u16::from_be_bytes([b[16], b[17]]), 80, "total length");
+        assert_eq!(&b[34..74], &[IPOPT_NOP; 40]);
+        assert_eq!(internet_checksum(&b[14..74]), 0);
+        assert_eq!(p.l4_offset(), 14 + 60);
+        assert_eq!(u16::from_be_bytes([b[76], b[77]]), 443);
+    }
+
+    #[test]
+    fn ipv4_options_pad_to_a_word_with_eol() {
+        let p = PacketBuilder::ipv4(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)
+            .ipv4_options(&[IPOPT_NOP; 5])
+            .build();
+        let b = p.bytes();
+        assert_eq!(b[14], 0x47, "5 bytes pad to 8: IHL 7");
+        assert_eq!(
+            &b[34..42],
+            &[1, 1, 1, 1, 1, IPOPT_EOL, IPOPT_EOL, IPOPT_EOL]
+        );
+        assert_eq!(p.l4_offset(), 14 + 28);
+        assert_eq!(internet_checksum(&b[14..42]), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "at most 40 fit")]
+    fn more_than_forty_option_bytes_panic() {
+        let _ = PacketBuilder::ipv4(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)
+            .ipv4_options(&[IPOPT_NOP; 41]);
+    }
+
+    #[test]
+    fn ipv4_fragment_fields() {
+        let first = PacketBuilder::ipv4(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)
+            .ipv4_fragment(0, true)
+            .build();
+        let b = first.bytes();
+        assert_eq!(&b[20..22], &[0x20, 0x00], "MF, no DF, offset 0");
+        assert_eq!(internet_checksum(&b[14..34]), 0);
+        assert_eq!(u16::from_be_bytes([b[36], b[37]]), 443, "full TCP header");
+
+        let middle = PacketBuilder::ipv4(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)
+            .ipv4_fragment(185, true)
+            .build();
+        assert_eq!(
+            &middle.bytes()[20..22],
+            &[0x20, 185],
+            "MF, offset 185 (1480 bytes)"
+        );
+        assert_eq!(internet_checksum(&middle.bytes()[14..34]), 0);
+
+        let last = PacketBuilder::ipv4(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)
+            .ipv4_fragment(0x1fff, false)
+            .build();
+        assert_eq!(
+            &last.bytes()[20..22],
+            &[0x1f, 0xff],
+            "no MF, largest offset"
+        );
+    }
+
+    #[test]
     fn lies_only_change_their_field() {
         let p = PacketBuilder::ipv4(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)
             .ipv4_ihl(4)
             .build();
         assert_eq!(p.bytes()[14], 0x44);
         assert_eq!(p.bytes().len(), 54);
+        let p = PacketBuilder::ipv4(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)
+            .ipv4_options(&[IPOPT_NOP; 8])
+            .ipv4_ihl(15)
+            .build();
+        assert_eq!(p.bytes()[14], 0x4f, "IHL lies: 15");
+        assert_eq!(p.l4_offset(), 14 + 28, "the header is still 28 bytes");
         assert_eq!(p.truncated(20).len(), 20);
         assert_eq!(
             arp_request(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST).len(),

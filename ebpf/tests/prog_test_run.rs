@@ -17,7 +17,8 @@ use std::net::IpAddr;
 use anyhow::{bail, Context as _, Result};
 use ipnet::IpNet;
 use tollgate_ebpf::packet::{
-    arp_request, PacketBuilder, TcpFlags, ETH_HLEN, TPID_8021AD, TPID_8021Q,
+    arp_request, PacketBuilder, TcpFlags, ETH_HLEN, IPOPT_NOP, IPV4_MAX_OPTIONS, TPID_8021AD,
+    TPID_8021Q,
 };
 use tollgate_ebpf::{
     Limits, Prefilter, PrefilterError, PrefilterStats, Reason, XDP_DROP, XDP_PASS,
@@ -73,6 +74,14 @@ fn ack(src: &str, dport: u16) -> Vec<u8> {
         .tcp(dport, TcpFlags::ACK)
         .build()
         .into_bytes()
+}
+
+/// An IPv4 SYN from `src` to `dport` whose header carries `options` NOP bytes (IHL 5 +
+/// options / 4).
+fn syn_with_options(src: &str, dport: u16, options: usize) -> PacketBuilder {
+    PacketBuilder::from_source(ip(src))
+        .ipv4_options(&[IPOPT_NOP; IPV4_MAX_OPTIONS][..options])
+        .tcp(dport, TcpFlags::SYN)
 }
 
 fn no_setup(_: &mut Prefilter) -> Result<()> {
@@ -134,6 +143,7 @@ fn cases() -> Vec<Case> {
     let v6_syn = PacketBuilder::from_source(ip("2001:db8:1::7"))
         .tcp(443, TcpFlags::SYN)
         .build();
+    let ihl15_syn = syn_with_options("203.0.113.9", 443, 40).build();
     vec![
         // Defaults and the port gate.
         case(
@@ -404,6 +414,73 @@ fn cases() -> Vec<Case> {
             XDP_PASS,
             UNPARSED,
         ),
+        // IPv4 options: the transport header starts IHL * 4 bytes into the IP header.
+        // Read at a fixed 20 bytes, the "port" would be option bytes (0x0101 = 257).
+        case(
+            "ipv4 IHL 6 (4 NOP option bytes) SYN from a denied source drops",
+            syn_with_options("203.0.113.9", 443, 4).build().into_bytes(),
+            deny(&["203.0.113.0/24"]),
+            XDP_DROP,
+            DENY,
+        ),
+        case(
+            "ipv4 IHL 6 (4 NOP option bytes) SYN from another source passes",
+            syn_with_options("198.51.100.7", 443, 4)
+                .build()
+                .into_bytes(),
+            deny(&["203.0.113.0/24"]),
+            XDP_PASS,
+            PASS,
+        ),
+        case(
+            "ipv4 IHL 15 (40 NOP option bytes) SYN from a denied source drops",
+            ihl15_syn.bytes().to_vec(),
+            deny(&["203.0.113.0/24"]),
+            XDP_DROP,
+            DENY,
+        ),
+        case(
+            "ipv4 IHL 15 (40 NOP option bytes) SYN from another source passes",
+            syn_with_options("198.51.100.7", 8443, 40)
+                .build()
+                .into_bytes(),
+            deny(&["203.0.113.0/24"]),
+            XDP_PASS,
+            PASS,
+        ),
+        // IPv4 fragments: only the first carries the transport header.
+        case(
+            "ipv4 first fragment (MF, offset 0) SYN from a denied source drops",
+            PacketBuilder::from_source(ip("203.0.113.9"))
+                .ipv4_fragment(0, true)
+                .build()
+                .into_bytes(),
+            deny(&["203.0.113.0/24"]),
+            XDP_DROP,
+            DENY,
+        ),
+        // The bytes after a non-first fragment's IP header look like a SYN to 443 here:
+        // the program must not take a port from them.
+        case(
+            "ipv4 non-first fragment (MF, offset 185) from a denied source passes unparsed",
+            PacketBuilder::from_source(ip("203.0.113.9"))
+                .ipv4_fragment(185, true)
+                .build()
+                .into_bytes(),
+            deny(&["203.0.113.0/24"]),
+            XDP_PASS,
+            UNPARSED,
+        ),
+        case(
+            "ipv4 last fragment (no MF, offset 370) from a denied source passes unparsed",
+            PacketBuilder::from_source(ip("203.0.113.9"))
+                .ipv4_fragment(370, false)
+                .build()
+                .into_bytes(),
+            deny(&["203.0.113.0/24"]),
+            XDP_PASS,
+            UNPARSED,
+        ),
         // Unparsable frames pass, even from denied sources.
         case(
             "Ethernet cut inside a VLAN tag",
@@ -419,6 +496,13 @@ fn cases() -> Vec<Case> {
             "truncated ipv4 header",
             v4_syn.truncated(v4_syn.l3_offset() + 10),
             deny(&["198.51.100.0/24"]),
+            XDP_PASS,
+            UNPARSED,
+        ),
+        case(
+            "ipv4 IHL 15 cut inside its options",
+            ihl15_syn.truncated(ihl15_syn.l3_offset() + 20 + 20),
+            deny(&["203.0.113.0/24"]),
             XDP_PASS,
             UNPARSED,
         ),
