@@ -1,6 +1,7 @@
 //! The system calls std and monoio do not offer, in one place: shutting down a socket's read
 //! side (to end a readiness wait from outside the task), a non-blocking peek (to check a
-//! pooled upstream connection before reuse), and raising the open-files limit.
+//! pooled upstream connection before reuse), duplicating a socket (a tunnel writes through a
+//! second descriptor while it reads through the first), and raising the open-files limit.
 
 use std::os::fd::RawFd;
 
@@ -26,6 +27,24 @@ pub(crate) fn shutdown_both(fd: RawFd) {
     unsafe {
         libc::shutdown(fd, libc::SHUT_RDWR);
     }
+}
+
+/// A second descriptor for the socket behind `fd` (dup(2)), as a std stream: reads through
+/// one and writes through the other can then be in flight at the same time from two tasks.
+/// Same caller guarantee as [`shutdown_read`].
+pub(crate) fn dup_stream(fd: RawFd) -> std::io::Result<std::net::TcpStream> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: dup(2) takes a descriptor number and no memory; the caller guarantees `fd` is an
+    // open socket. The new descriptor is ours alone and is owned exactly once below.
+    #[allow(unsafe_code)]
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if copy < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `copy` is a fresh, open descriptor that nothing else owns.
+    #[allow(unsafe_code)]
+    let owned = unsafe { OwnedFd::from_raw_fd(copy) };
+    Ok(std::net::TcpStream::from(owned))
 }
 
 /// True when an idle upstream connection has nothing to read and is still open: no stale

@@ -2,17 +2,21 @@
 //! asked for an upgrade (a WebSocket handshake behind an `http` route), the client and upstream
 //! connections stop speaking HTTP and bytes are copied both ways until both sides are done.
 //!
-//! An idle tunnel holds no buffer: it waits for readiness on both sockets, and only a side that
-//! has bytes borrows a pooled buffer for one read and the write that follows. One loop serves
-//! both directions, so a peer that does not read pushes back on the other (bounded by the
-//! response write timeout). End-of-stream from one side is passed on as a half-close
-//! (`shutdown(SHUT_WR)` towards the other), and the tunnel ends once both directions are
-//! closed, after `tunnel_idle_timeout_ms` without bytes either way, or at
-//! `tunnel_duration_max_ms`.
+//! Two pumps run side by side, one per direction, each reading from one socket and writing to
+//! the other through a second descriptor of that socket (see [`crate::sys::dup_stream`]): a
+//! peer that stops reading stalls only the direction towards it (until the response write
+//! timeout ends the tunnel), never the other one. An idle pump holds no buffer: it waits for
+//! readiness, and only when bytes are there borrows a pooled buffer for one read and the write
+//! that follows. End-of-stream from one side is passed on as a half-close (`shutdown(SHUT_WR)`
+//! towards the other); the tunnel ends once both directions are closed, after
+//! `tunnel_idle_timeout_ms` without bytes either way, at `tunnel_duration_max_ms`, or when a
+//! pump fails.
 //!
 //! Tunnels keep the plan they started with only for these limits, so a reload never cuts them;
 //! a drain lets them run until its deadline (they are closed last, see [`crate::worker`]).
 
+use std::cell::Cell;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use monoio::io::AsyncWriteRent;
@@ -35,7 +39,7 @@ pub struct TunnelLimits {
     pub write_timeout: Duration,
 }
 
-/// How a tunnel ended.
+/// How a tunnel (or one direction of it) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TunnelEnd {
     /// Both sides closed their direction.
@@ -48,13 +52,6 @@ pub enum TunnelEnd {
     Failed,
 }
 
-/// Which socket became readable.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Client,
-    Upstream,
-}
-
 /// Copies bytes both ways between `client` and `upstream` until the tunnel ends. Returns how it
 /// ended and the bytes sent to the client.
 pub async fn run(
@@ -63,75 +60,97 @@ pub async fn run(
     upstream: &mut TcpStream,
     limits: TunnelLimits,
 ) -> (TunnelEnd, u64) {
-    let mut client_open = true;
-    let mut upstream_open = true;
-    let mut last_activity = Instant::now();
-    let mut to_client = 0u64;
-    while client_open || upstream_open {
-        let idle_deadline = last_activity + limits.idle;
-        let deadline = idle_deadline.min(limits.until);
-        let waited = monoio::time::timeout_at(
-            deadline.into(),
-            readable(client, upstream, client_open, upstream_open),
-        )
-        .await;
-        let side = match waited {
-            Ok(Ok(side)) => side,
-            Ok(Err(_)) => return (TunnelEnd::Failed, to_client),
-            Err(_) if Instant::now() >= limits.until => return (TunnelEnd::Expired, to_client),
-            Err(_) => return (TunnelEnd::Idle, to_client),
-        };
-        let (from, to) = match side {
-            Side::Client => (&mut *client, &mut *upstream),
-            Side::Upstream => (&mut *upstream, &mut *client),
-        };
+    let writers = crate::sys::dup_stream(client.as_raw_fd())
+        .and_then(TcpStream::from_std)
+        .and_then(|c| {
+            Ok((
+                c,
+                TcpStream::from_std(crate::sys::dup_stream(upstream.as_raw_fd())?)?,
+            ))
+        });
+    let Ok((mut client_writer, mut upstream_writer)) = writers else {
+        return (TunnelEnd::Failed, 0);
+    };
+    let activity = Cell::new(Instant::now());
+    let to_client = Cell::new(0u64);
+    let up = pump(
+        worker,
+        client,
+        &mut upstream_writer,
+        limits,
+        &activity,
+        None,
+    );
+    let down = pump(
+        worker,
+        upstream,
+        &mut client_writer,
+        limits,
+        &activity,
+        Some(&to_client),
+    );
+    let mut up = std::pin::pin!(up);
+    let mut down = std::pin::pin!(down);
+    // The first direction to end decides, unless it ended cleanly (a half-close): then the
+    // other runs on until it ends too.
+    let end = monoio::select! {
+        end = &mut up => if end == TunnelEnd::Closed { down.await } else { end },
+        end = &mut down => if end == TunnelEnd::Closed { up.await } else { end },
+    };
+    (end, to_client.get())
+}
+
+/// Copies `from` → `to` until `from` ends (then half-closes `to`), a write fails, or the tunnel
+/// is idle (no bytes either way: `activity` is shared) or expired.
+async fn pump(
+    worker: &Worker,
+    from: &mut TcpStream,
+    to: &mut TcpStream,
+    limits: TunnelLimits,
+    activity: &Cell<Instant>,
+    counted: Option<&Cell<u64>>,
+) -> TunnelEnd {
+    loop {
+        let deadline = (activity.get() + limits.idle).min(limits.until);
+        match monoio::time::timeout_at(deadline.into(), from.readable(false)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "tunnel: readiness wait failed");
+                return TunnelEnd::Failed;
+            }
+            Err(_) if Instant::now() >= limits.until => return TunnelEnd::Expired,
+            // The other direction may have moved meanwhile.
+            Err(_) if activity.get() + limits.idle > Instant::now() => continue,
+            Err(_) => return TunnelEnd::Idle,
+        }
         let mut data = worker.buffers.take_plain();
         // The socket is readable, so this read does not wait; the short deadline only guards a
-        // spurious wake-up (the other direction waits meanwhile).
-        let read = read_more(from, &mut data, Instant::now() + SPURIOUS_WAKE_READ).await;
-        match read {
+        // spurious wake-up.
+        match read_more(from, &mut data, Instant::now() + SPURIOUS_WAKE_READ).await {
             Ok(n) => {
-                last_activity = Instant::now();
-                if side == Side::Upstream {
-                    to_client += n as u64;
+                activity.set(Instant::now());
+                if let Some(c) = counted {
+                    c.set(c.get() + n as u64);
                 }
                 let (res, data) = write_all(to, data, limits.write_timeout).await;
                 worker.buffers.give_plain(data);
-                if res.is_err() {
-                    return (TunnelEnd::Failed, to_client);
+                if let Err(e) = res {
+                    tracing::debug!(error = ?e, "tunnel: write failed");
+                    return TunnelEnd::Failed;
                 }
+                activity.set(Instant::now());
             }
             Err(IoFail::Eof) => {
                 worker.buffers.give_plain(data);
                 // Half-close: the other side sees end-of-stream and may still answer.
                 let _ = to.shutdown().await;
-                match side {
-                    Side::Client => client_open = false,
-                    Side::Upstream => upstream_open = false,
-                }
+                return TunnelEnd::Closed;
             }
-            Err(IoFail::Timeout) => continue,
-            Err(IoFail::Io(_)) => return (TunnelEnd::Failed, to_client),
-        }
-    }
-    (TunnelEnd::Closed, to_client)
-}
-
-/// Waits until one of the open sides has bytes (or end-of-stream) to read.
-async fn readable(
-    client: &TcpStream,
-    upstream: &TcpStream,
-    client_open: bool,
-    upstream_open: bool,
-) -> std::io::Result<Side> {
-    match (client_open, upstream_open) {
-        (true, true) => {
-            monoio::select! {
-                r = client.readable(false) => r.map(|()| Side::Client),
-                r = upstream.readable(false) => r.map(|()| Side::Upstream),
+            Err(IoFail::Timeout) => {}
+            Err(IoFail::Io(e)) => {
+                tracing::debug!(error = %e, "tunnel: read failed");
+                return TunnelEnd::Failed;
             }
         }
-        (true, false) => client.readable(false).await.map(|()| Side::Client),
-        _ => upstream.readable(false).await.map(|()| Side::Upstream),
     }
 }

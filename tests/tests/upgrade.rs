@@ -187,3 +187,92 @@ fn only_websocket_upgrades_pass() {
         assert_eq!(r.status, 502, "{driver:?}");
     }
 }
+
+/// An upgraded upstream that answers the handshake, then only writes `bytes` and never reads;
+/// it keeps the connection until `done` says the test is over.
+fn deaf_upstream(
+    bytes: usize,
+    done: std::sync::mpsc::Receiver<()>,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let handle = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut byte).expect("read head") == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        s.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        )
+        .expect("101");
+        let chunk = vec![b'd'; 64 * 1024];
+        let mut sent = 0;
+        while sent < bytes {
+            if s.write_all(&chunk).is_err() {
+                return;
+            }
+            sent += chunk.len();
+        }
+        // Keep the socket open (and unread) until the test is done.
+        let _ = done.recv_timeout(DEADLINE);
+        drop(s);
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_flood_towards_a_peer_that_does_not_read_leaves_the_other_direction_flowing() {
+    use std::io::{Read, Write};
+    for driver in DRIVERS {
+        const DOWN: usize = 4 * 1024 * 1024;
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (up, upstream) = deaf_upstream(DOWN, done_rx);
+        let options = Options::new(driver).log_filter("info,tollgate::forward=debug");
+        let gw = Gateway::start_with(&proxy_all(&format!("http://{up}"), ""), options);
+        let mut client = std::net::TcpStream::connect(gw.addr("public")).expect("connect");
+        client
+            .write_all(
+                b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .expect("handshake");
+        client.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        // The client floods the direction the upstream never reads, from its own thread (its
+        // writes block once every buffer on the way is full).
+        let mut writer = client.try_clone().expect("clone");
+        let flood = std::thread::spawn(move || {
+            let chunk = vec![b'u'; 64 * 1024];
+            for _ in 0..256 {
+                if writer.write_all(&chunk).is_err() {
+                    return;
+                }
+            }
+        });
+        // Meanwhile the other direction keeps flowing: all of the upstream's bytes arrive.
+        let mut received = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        let started = Instant::now();
+        while received < DOWN + 100 {
+            match client.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+        assert!(
+            received >= DOWN,
+            "{driver:?}: only {received} of {DOWN} bytes reached the client in {:?}",
+            started.elapsed()
+        );
+        let _ = client.shutdown(std::net::Shutdown::Both);
+        let _ = flood.join();
+        let _ = done_tx.send(());
+        let _ = upstream.join();
+    }
+}
