@@ -62,6 +62,16 @@ pub struct Conn {
     proxy: ProxyProtocol,
     /// This connection's request counts in the worker's in-flight requests.
     in_flight: Option<InFlight>,
+    /// An upgrade the upstream accepted: run once the request is logged and let go.
+    pub(crate) pending_tunnel: Option<PendingTunnel>,
+}
+
+/// A switched connection's other end, waiting for its request to finish.
+pub(crate) struct PendingTunnel {
+    /// The upstream socket (never pooled again).
+    pub upstream: TcpStream,
+    /// Idle, duration and write limits, from the plan the request ran on.
+    pub limits: crate::tunnel::TunnelLimits,
 }
 
 /// One request in [`Worker::in_flight`] until dropped.
@@ -222,6 +232,7 @@ impl Conn {
             accepted: Instant::now(),
             proxy: ProxyProtocol::Off,
             in_flight: None,
+            pending_tunnel: None,
         }
     }
 
@@ -295,11 +306,6 @@ impl Conn {
                 }
             }
         }
-    }
-
-    /// A tunnel is no request in flight (it may last hours): it stops counting for shedding.
-    pub fn leave_in_flight(&mut self) {
-        self.in_flight = None;
     }
 
     /// Registers the connection as a tunnel to `upstream` until the mark drops (before the
@@ -689,7 +695,28 @@ impl Conn {
             }
         }
         self.in_flight = None;
+        if let Some(tunnel) = self.pending_tunnel.take() {
+            // The request is logged and counted: its plan and capture buffer are let go, so a
+            // tunnel that lives for hours holds neither.
+            drop(wp);
+            self.run_tunnel(tunnel).await;
+        }
         (after, buf, status)
+    }
+
+    /// Copies bytes both ways between the client and an upgraded upstream until either ends
+    /// (see [`crate::tunnel`]); the connection closes afterwards.
+    async fn run_tunnel(&mut self, mut tunnel: PendingTunnel) {
+        let worker = Rc::clone(&self.worker);
+        let _marked = self.mark_tunnel(tunnel.upstream.as_raw_fd());
+        let (end, to_client) = crate::tunnel::run(
+            &worker,
+            &mut self.stream,
+            &mut tunnel.upstream,
+            tunnel.limits,
+        )
+        .await;
+        debug!(?end, to_client, "tunnel ended");
     }
 
     /// Runs the pre-filter's connection check on the connection's (possibly PROXY-given)

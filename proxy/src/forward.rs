@@ -840,17 +840,11 @@ async fn tunnel(
         until: Instant::now() + Duration::from_millis(limits.tunnel_duration_max_ms),
         write_timeout,
     };
-    let worker = Rc::clone(&conn.worker);
-    conn.leave_in_flight();
-    let _marked = conn.mark_tunnel(upstream.stream.as_raw_fd());
-    let (end, to_client) = crate::tunnel::run(
-        &worker,
-        &mut conn.stream,
-        &mut upstream.stream,
-        tunnel_limits,
-    )
-    .await;
-    facts.outcome.response_length.set(to_client);
-    tracing::debug!(?end, to_client, "tunnel ended");
+    // The tunnel itself runs after the request is done (logged, its plan and buffers let go):
+    // see `Conn::run_tunnel`.
+    conn.pending_tunnel = Some(crate::conn::PendingTunnel {
+        upstream: upstream.stream,
+        limits: tunnel_limits,
+    });
     After::Close
 }

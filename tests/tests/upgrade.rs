@@ -276,3 +276,22 @@ fn a_flood_towards_a_peer_that_does_not_read_leaves_the_other_direction_flowing(
         let _ = upstream.join();
     }
 }
+
+#[test]
+fn the_access_log_line_of_an_upgrade_is_written_at_the_101_while_the_tunnel_runs() {
+    use tollgate_tests::access_log::{options, temp_log_path, wait_lines};
+    for driver in DRIVERS {
+        let ws_up = EchoServer::start();
+        let log = temp_log_path();
+        let extra = format!("[access_log]\npath = \"{}\"\n", log.display());
+        let gw = Gateway::start_with(&proxy_all(&ws_up.url(), &extra), options(driver));
+        let mut ws = connect(gw.addr("public"), "chat.example", "/chat");
+        assert_eq!(round_trip(&mut ws, "hello"), "hello", "{driver:?}");
+        // The tunnel is still open: its request's line is already out (the request let go of
+        // its capture buffer and plan at the 101).
+        let lines = wait_lines(&gw, &log, 1, DEADLINE);
+        assert_eq!(lines[0]["status"], 101, "{driver:?}: {:?}", lines[0]);
+        assert_eq!(round_trip(&mut ws, "still here"), "still here");
+        let _ = std::fs::remove_file(&log);
+    }
+}
