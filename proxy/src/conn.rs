@@ -480,6 +480,8 @@ impl Conn {
         } else {
             Instant::now() + timeout
         };
+        // When this head started arriving (for the latency of an answer to a bad head).
+        let started = Instant::now();
         let mut scanned = 0;
         loop {
             if head_may_be_complete(&buf.data, scanned, &head_limits) {
@@ -488,7 +490,7 @@ impl Conn {
                     Ok(None) => {}
                     Err(e) => {
                         bump(&self.worker.counters.malformed);
-                        self.reject_head(&e, buf).await;
+                        self.reject_head(&e, buf, started).await;
                         return Err(Ended::Answered);
                     }
                 }
@@ -499,7 +501,7 @@ impl Conn {
                 Ok(_) => {}
                 Err(IoFail::Timeout) if had_bytes => {
                     // `buf` may still be owned by the cancelled read: not returned to the pool.
-                    self.answer_unparsed(ResponseType::RequestTimeout, None)
+                    self.answer_unparsed(ResponseType::RequestTimeout, None, started)
                         .await;
                     return Err(Ended::Answered);
                 }
@@ -511,7 +513,7 @@ impl Conn {
         }
     }
 
-    async fn reject_head(&mut self, e: &HeadError, buf: IoBuf) {
+    async fn reject_head(&mut self, e: &HeadError, buf: IoBuf, started: Instant) {
         let kind = match e.status() {
             414 => ResponseType::UriTooLong,
             431 => ResponseType::RequestHeaderFieldsTooLarge,
@@ -520,12 +522,18 @@ impl Conn {
             _ => ResponseType::BadRequest,
         };
         self.worker.buffers.give(buf);
-        self.answer_unparsed(kind, Some(e.message())).await;
+        self.answer_unparsed(kind, Some(e.message()), started).await;
     }
 
     /// Answers a request whose head never parsed (malformed, or too slow) from the gateway's
-    /// default responses, with a fresh request id; the connection closes after it.
-    async fn answer_unparsed(&mut self, kind: ResponseType, detail: Option<&'static str>) {
+    /// default responses, with a fresh request id; the connection closes after it. `started`:
+    /// when the head began to arrive (the latency logged).
+    async fn answer_unparsed(
+        &mut self,
+        kind: ResponseType,
+        detail: Option<&'static str>,
+        started: Instant,
+    ) {
         let plan = self.worker.plan();
         let id = self.worker.ids.next_id();
         let mut out = self.worker.buffers.take_plain();
@@ -539,7 +547,7 @@ impl Conn {
         };
         let catalogue = &plan.plan.default_responses;
         let status = respond::gateway(&mut out, catalogue, kind, detail, reply);
-        plan.unmatched.record(status, Duration::ZERO);
+        plan.unmatched.record(status, started.elapsed());
         // A malformed head counts for escalation (by the connection's source: no head, no
         // forwarding header).
         if let Some(p) = plan
@@ -562,7 +570,7 @@ impl Conn {
             let answered = Answered {
                 request_id: id.as_bytes(),
                 ip: self.peer.ip(),
-                started: Instant::now(),
+                started,
                 status,
                 route_key: "",
                 api_id: "",
