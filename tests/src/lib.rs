@@ -6,6 +6,7 @@
 //! ([`gateway::DRIVERS`]). Build the binary first: `cargo build -p tollgate`.
 
 pub mod access_log;
+pub mod admin;
 pub mod client;
 pub mod config;
 pub mod gateway;

@@ -2,45 +2,18 @@
 //! Prometheus text-format parser and checked against known traffic, reload counts, and the
 //! bearer token on a non-loopback admin listener. Both drivers.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use tollgate_tests::config::mock_hello;
-use tollgate_tests::{get, is, Gateway, DRIVERS};
+use tollgate_tests::{get, Gateway, DRIVERS};
 
-/// One admin request; returns (status, body).
+/// One GET on the admin listener; returns (status, body).
 fn admin(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect admin");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: admin\r\n{auth}\r\n").expect("write");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    tollgate_tests::admin::call(addr, "GET", path, None, token)
 }
 
 fn admin_addr(gw: &Gateway) -> SocketAddr {
-    let event = gw
-        .wait_for(|e| is(e, "admin listening"), Duration::from_secs(5))
-        .expect("admin listening event");
-    let addr: SocketAddr = event["addr"]
-        .as_str()
-        .expect("addr")
-        .parse()
-        .expect("address");
+    let addr = tollgate_tests::admin::admin_addr(gw);
     SocketAddr::new("127.0.0.1".parse().expect("ip"), addr.port())
 }
 

@@ -3,14 +3,13 @@
 //! extension and reset, GetUsage-shaped JSON and CSV export, persistence across a restart,
 //! and deletion. Both drivers.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use serde_json::Value;
+use tollgate_tests::admin::admin_addr;
 use tollgate_tests::config::listener;
 use tollgate_tests::usage::{get_with_key, StateDir};
-use tollgate_tests::{is, Gateway, DRIVERS};
+use tollgate_tests::{Gateway, DRIVERS};
 
 const TOKEN: &str = "admin-token-0123456789";
 const GOLD: &str = "gold-key-value-0123456789";
@@ -30,18 +29,7 @@ fn config(state: &StateDir) -> String {
     )
 }
 
-fn admin_addr(gw: &Gateway) -> SocketAddr {
-    let event = gw
-        .wait_for(|e| is(e, "admin listening"), Duration::from_secs(5))
-        .expect("admin listening event");
-    event["addr"]
-        .as_str()
-        .expect("addr")
-        .parse()
-        .expect("address")
-}
-
-/// One admin request; returns (status, body text).
+/// One admin request with (or without) the token.
 fn call(
     addr: SocketAddr,
     method: &str,
@@ -49,33 +37,7 @@ fn call(
     body: Option<&str>,
     token: bool,
 ) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect admin");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let auth = if token {
-        format!("Authorization: Bearer {TOKEN}\r\n")
-    } else {
-        String::new()
-    };
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {target} HTTP/1.1\r\nHost: admin\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    tollgate_tests::admin::call(addr, method, target, body, token.then_some(TOKEN))
 }
 
 fn json(text: &str) -> Value {

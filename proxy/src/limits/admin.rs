@@ -59,6 +59,15 @@ fn answer(status: u16, body: Value) -> Answer {
     }
 }
 
+fn csv_answer(body: String) -> Answer {
+    Answer {
+        status: 200,
+        content_type: "text/csv",
+        body,
+        changed: None,
+    }
+}
+
 fn error(status: u16, message: impl Into<String>) -> Answer {
     answer(status, json!({ "message": message.into() }))
 }
@@ -632,12 +641,7 @@ fn usage(keeper: &mut Keeper, plan_id: &str, query: &str) -> Result<Answer> {
         items.insert(key.to_string(), Value::Array(per_day));
     }
     if csv {
-        return Ok(Answer {
-            status: 200,
-            content_type: "text/csv",
-            body: lines,
-            changed: None,
-        });
+        return Ok(csv_answer(lines));
     }
     Ok(answer(
         200,
@@ -712,12 +716,7 @@ fn route_usage(keeper: &mut Keeper, query: &str) -> Result<Answer> {
         items.insert(route.to_string(), Value::Array(per_day));
     }
     if query_param(query, "format") == Some("csv") {
-        return Ok(Answer {
-            status: 200,
-            content_type: "text/csv",
-            body: lines,
-            changed: None,
-        });
+        return Ok(csv_answer(lines));
     }
     Ok(answer(
         200,

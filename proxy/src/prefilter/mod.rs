@@ -57,10 +57,9 @@ pub fn check_connection(
     ip: IpAddr,
 ) -> Result<(), Refused> {
     let ip = ip.to_canonical();
-    if plan.allowed(ip) {
+    if lists_admit(plan, state, ip)? == Admitted::Allowed {
         return Ok(());
     }
-    refused_by_lists(plan, state, ip)?;
     if let Some(rate) = &state.connection_rate(plan) {
         if !state.take_connection(ip, rate) {
             return Err(Refused::ConnectionRate);
@@ -76,26 +75,34 @@ pub fn check_source(
     state: &PrefilterState,
     ip: IpAddr,
 ) -> Result<(), Refused> {
-    let ip = ip.to_canonical();
-    if plan.allowed(ip) {
-        return Ok(());
-    }
-    refused_by_lists(plan, state, ip)
+    lists_admit(plan, state, ip.to_canonical()).map(|_| ())
 }
 
-/// Deny list and blocks of a source that is not allowed.
-fn refused_by_lists(
+/// How a source passed the lists.
+#[derive(PartialEq, Eq)]
+enum Admitted {
+    /// Allow-listed or a balancer: nothing else applies.
+    Allowed,
+    /// Neither denied nor blocked.
+    Unlisted,
+}
+
+/// Allow list (and balancers), then deny list and blocks, of a canonical address.
+fn lists_admit(
     plan: &PrefilterPlan,
     state: &PrefilterState,
     ip: IpAddr,
-) -> Result<(), Refused> {
+) -> Result<Admitted, Refused> {
+    if plan.allowed(ip) {
+        return Ok(Admitted::Allowed);
+    }
     if plan.in_deny_list(ip) {
         return Err(Refused::Deny);
     }
     if state.is_blocked(ip) {
         return Err(Refused::Block);
     }
-    Ok(())
+    Ok(Admitted::Unlisted)
 }
 
 /// The L7 refusal class of a response, if escalation counts it.

@@ -1,0 +1,55 @@
+//! Requests to the gateway's admin listener.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use crate::gateway::{is, Gateway};
+
+/// The admin listener's address, from its `admin listening` event.
+pub fn admin_addr(gw: &Gateway) -> SocketAddr {
+    let event = gw
+        .wait_for(|e| is(e, "admin listening"), Duration::from_secs(5))
+        .expect("admin listening event");
+    event["addr"]
+        .as_str()
+        .expect("addr")
+        .parse()
+        .expect("address")
+}
+
+/// One admin request (`Connection: close`), with a bearer token if given; returns (status,
+/// body).
+pub fn call(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect admin");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nHost: admin\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
