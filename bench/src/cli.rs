@@ -60,11 +60,14 @@ pub struct CompareArgs {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Scenarios, comma-separated: plain, post16k, newconn, latency (latency needs plain).
+    /// Scenarios, comma-separated (default all): plain, post16k, newconn, latency (50 % of
+    /// nginx's plain rate, needs plain); ratelimit (a limit per client address that never
+    /// refuses, 50 source addresses), ratelimit-reject (the same refusing almost everything;
+    /// 429/CPU-s), plan (tollgate only: API keys and a usage plan, vs. plain tollgate).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "plain,post16k,newconn,latency"
+        default_value = "plain,post16k,newconn,latency,ratelimit,ratelimit-reject,plan"
     )]
     pub scenarios: Vec<String>,
 }

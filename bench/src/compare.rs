@@ -8,6 +8,11 @@
 //! proxy process from `/proc/PID/stat` (all threads), sampled after the load's warm-up and
 //! after it exits; for nginx it is the worker, not the master. Nothing is installed: missing
 //! tools fail the run with the command to install them.
+//!
+//! The rate-limit scenarios run against their own proxy instances (a [`Setup`] each, on their
+//! own ports), configured from the base configs by [`configs`]; `plan` is tollgate only and
+//! interleaves each round with the base tollgate under the same load (`tollgate-plain`), so
+//! its ratio to plain tollgate needs no `plain` scenario.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -20,17 +25,87 @@ use serde_json::Value;
 
 use crate::cli::CompareArgs;
 use crate::compare_procs::{self as procs, Children};
-use crate::compare_report::{self as report, Run, CONTENDERS};
+use crate::compare_report::{self as report, Run, CONTENDERS, PLAIN_BASELINE};
+
+#[path = "compare_configs.rs"]
+mod configs;
 
 /// Scenarios in the order they run (`latency` needs `plain`'s nginx rate).
-pub const SCENARIOS: [&str; 4] = ["plain", "post16k", "newconn", "latency"];
+pub const SCENARIOS: [&str; 7] = [
+    "plain",
+    "post16k",
+    "newconn",
+    "latency",
+    "ratelimit",
+    "ratelimit-reject",
+    "plan",
+];
 const ORIGIN_PORT: u16 = 9000;
-/// Ports of nginx, HAProxy and tollgate, as in bench/peers (same order as [`CONTENDERS`]).
-const PROXY_PORTS: [u16; 3] = [8080, 8081, 8090];
 const CONNECTIONS: &str = "64";
 const WARMUP: Duration = Duration::from_secs(1);
 /// The `latency` scenario's open-loop rate, as a fraction of nginx's median `plain` rate.
 const LATENCY_LOAD: f64 = 0.5;
+/// File (in the scratch directory) of the `plan` scenario's API keys, one per line.
+const KEYS_FILE: &str = "keys.txt";
+
+/// A set of proxy instances with one configuration: the ports of nginx, HAProxy and tollgate
+/// (same order as [`CONTENDERS`]; `None`: that proxy has no such configuration).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Setup {
+    /// bench/peers as they are; ports as in bench/peers.
+    Base,
+    RateLimit,
+    Reject,
+    Plan,
+}
+
+impl Setup {
+    pub const ALL: [Setup; 4] = [Setup::Base, Setup::RateLimit, Setup::Reject, Setup::Plan];
+
+    pub fn of(scenario: &str) -> Self {
+        match scenario {
+            "ratelimit" => Self::RateLimit,
+            "ratelimit-reject" => Self::Reject,
+            "plan" => Self::Plan,
+            _ => Self::Base,
+        }
+    }
+
+    /// Suffix of the generated config and log files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Base => "base",
+            Self::RateLimit => "ratelimit",
+            Self::Reject => "reject",
+            Self::Plan => "plan",
+        }
+    }
+
+    pub fn ports(self) -> [Option<u16>; 3] {
+        match self {
+            Self::Base => [Some(8080), Some(8081), Some(8090)],
+            Self::RateLimit => [Some(8082), Some(8083), Some(8091)],
+            Self::Reject => [Some(8084), Some(8085), Some(8092)],
+            Self::Plan => [None, None, Some(8093)],
+        }
+    }
+
+    fn limit(self) -> Option<&'static configs::Limit> {
+        match self {
+            Self::RateLimit => Some(&configs::NEVER_REJECT),
+            Self::Reject => Some(&configs::REJECT),
+            _ => None,
+        }
+    }
+}
+
+/// The setups `scenarios` need: always the base (`plan` compares with it), plus their own.
+pub fn setups_for(scenarios: &[String]) -> Vec<Setup> {
+    Setup::ALL
+        .into_iter()
+        .filter(|&s| s == Setup::Base || scenarios.iter().any(|x| Setup::of(x) == s))
+        .collect()
+}
 
 /// What to run, after defaults and `--quick`.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,13 +171,18 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     if !tollgate.is_file() {
         bail!("no tollgate binary at {tollgate:?}: cargo build --release -p tollgate, or pass --tollgate PATH");
     }
+    let setups = setups_for(&settings.scenarios);
     let mut ports = vec![(ORIGIN_PORT, "the origin")];
-    ports.extend(PROXY_PORTS.iter().zip(CONTENDERS).map(|(&p, c)| (p, c)));
+    for setup in &setups {
+        for (port, c) in setup.ports().iter().zip(CONTENDERS) {
+            ports.extend(port.map(|p| (p, c)));
+        }
+    }
     procs::check_ports_free(&ports)?;
     let path = std::env::temp_dir().join(format!("tollgate-compare.{}", std::process::id()));
     std::fs::create_dir_all(&path).with_context(|| format!("creating {path:?}"))?;
     let mut scratch = Scratch { path, keep: false };
-    let result = run_in(&scratch.path, &peers, &tollgate, &settings);
+    let result = run_in(&scratch.path, &peers, &tollgate, &settings, &setups);
     if result.is_err() {
         scratch.keep = true;
         eprintln!("compare: configs and logs kept in {:?}", scratch.path);
@@ -115,12 +195,59 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     Ok(())
 }
 
+/// One started proxy instance: which contender, where it listens, the PID to measure.
+#[derive(Debug, Clone, Copy)]
+struct Proxy {
+    contender: &'static str,
+    port: u16,
+    pid: u32,
+}
+
+/// The proxies one scenario measures, in the order each round runs them: the scenario's
+/// setup, and for `plan` first the base tollgate as [`PLAIN_BASELINE`].
+fn targets(scenario: &str, started: &[(Setup, Vec<Proxy>)]) -> Vec<Proxy> {
+    let of = |setup: Setup| {
+        started
+            .iter()
+            .find(|(s, _)| *s == setup)
+            .map_or(&[][..], |(_, p)| &p[..])
+    };
+    let mut out = Vec::new();
+    if scenario == "plan" {
+        out.extend(
+            of(Setup::Base)
+                .iter()
+                .filter(|p| p.contender == "tollgate")
+                .map(|p| Proxy {
+                    contender: PLAIN_BASELINE,
+                    ..*p
+                }),
+        );
+    }
+    out.extend_from_slice(of(Setup::of(scenario)));
+    out
+}
+
 /// Starts everything in `dir`, runs the scenarios and stops everything again.
-fn run_in(dir: &Path, peers: &Path, tollgate: &Path, s: &Settings) -> Result<report::Report> {
+fn run_in(
+    dir: &Path,
+    peers: &Path,
+    tollgate: &Path,
+    s: &Settings,
+    setups: &[Setup],
+) -> Result<report::Report> {
     procs::render_configs(peers, dir)?;
     let me = std::env::current_exe().context("locating this binary")?;
     let mut kids = Children::default();
-    let pids = start_all(&mut kids, dir, peers, tollgate, &me)?;
+    start_origin(&mut kids, dir, &me)?;
+    let mut started = Vec::new();
+    for &setup in setups {
+        let proxies = start_setup(&mut kids, dir, peers, tollgate, setup)
+            .with_context(|| format!("starting the {} proxies", setup.name()))?;
+        started.push((setup, proxies));
+    }
+    kids.check_alive(dir)?;
+    let keys = dir.join(KEYS_FILE);
     let tick = procs::clock_ticks_per_second() as f64;
     let mut runs: Vec<Run> = Vec::new();
     let mut rate = None;
@@ -131,24 +258,26 @@ fn run_in(dir: &Path, peers: &Path, tollgate: &Path, s: &Settings) -> Result<rep
             rate = Some((plain.rps.median * LATENCY_LOAD).max(1.0));
         }
         for round in 1..=s.rounds {
-            for (i, contender) in CONTENDERS.iter().enumerate() {
+            for proxy in targets(scenario, &started) {
                 kids.check_alive(dir)?;
                 let ctx = RunCtx {
                     me: &me,
                     scenario,
-                    port: PROXY_PORTS[i],
+                    port: proxy.port,
                     seconds: s.seconds,
                     rate,
-                    pid: pids[i],
+                    keys: &keys,
+                    pid: proxy.pid,
                     tick,
                 };
+                let contender = proxy.contender;
                 let mut r = measure(&ctx).with_context(|| format!("{scenario} on {contender}"))?;
                 r.contender = contender.to_string();
                 r.round = round;
                 eprintln!(
                     "{scenario} round {round}/{} {contender:<8}: {:>8.0} req/s, {:.2} cores, \
-                     {:>8.0} req/CPU-s, p99 {} µs, {} errors",
-                    s.rounds, r.rps, r.cores, r.req_per_cpu_s, r.p99_us, r.errors
+                     {:>8.0} req/CPU-s, {:>8.0} 429/CPU-s, p99 {} µs, {} errors",
+                    s.rounds, r.rps, r.cores, r.req_per_cpu_s, r.r429_per_cpu_s, r.p99_us, r.errors
                 );
                 runs.push(r);
             }
@@ -157,84 +286,148 @@ fn run_in(dir: &Path, peers: &Path, tollgate: &Path, s: &Settings) -> Result<rep
     Ok(report::build(runs, &s.scenarios, s.rounds, s.seconds))
 }
 
-/// Starts origin, nginx, HAProxy and tollgate, pinned, and checks each answers; returns the
-/// PIDs to measure (nginx worker, HAProxy, tollgate).
-fn start_all(
-    kids: &mut Children,
-    dir: &Path,
-    peers: &Path,
-    tollgate: &Path,
-    me: &Path,
-) -> Result<[u32; 3]> {
-    let wait = Duration::from_secs(10);
-    let local = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+fn local(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+const START_WAIT: Duration = Duration::from_secs(10);
+
+/// Starts the origin on CPU 0 and checks its pinning.
+fn start_origin(kids: &mut Children, dir: &Path, me: &Path) -> Result<()> {
     let origin_args = [
         "origin",
         "--listen",
         "127.0.0.1:9000",
         "--body-bytes",
         "1024",
+        "--threads",
+        "1",
     ];
-    let origin = kids.spawn_pinned(
-        "origin",
-        0,
-        me,
-        &[&origin_args[..], &["--threads", "1"]].concat(),
-        &dir.join("origin.log"),
-    )?;
-    procs::wait_listening(local(ORIGIN_PORT), wait, "origin")?;
-
-    let conf = dir.join("nginx-proxy.conf");
-    let prefix = format!("{}/", dir.display());
-    let nginx_args = [
-        "-c",
-        &conf.to_string_lossy(),
-        "-p",
-        &prefix,
-        "-g",
-        "daemon off;",
-    ];
-    let master = kids.spawn_pinned(
-        "nginx",
-        1,
-        Path::new("nginx"),
-        &nginx_args,
-        &dir.join("nginx.log"),
-    )?;
-    procs::wait_listening(local(PROXY_PORTS[0]), wait, "nginx")?;
-    let worker = procs::child_of(master, wait).context("finding the nginx worker")?;
-
-    let cfg = dir.join("haproxy.cfg");
-    let haproxy = kids.spawn_pinned(
-        "haproxy",
-        1,
-        Path::new("haproxy"),
-        &["-f", &cfg.to_string_lossy()],
-        &dir.join("haproxy.log"),
-    )?;
-    procs::wait_listening(local(PROXY_PORTS[1]), wait, "haproxy")?;
-
-    let toml = peers.join("tollgate.toml");
-    let tg_args = ["run", "-c", &toml.to_string_lossy(), "--workers", "1"];
-    let tg = kids.spawn_pinned("tollgate", 1, tollgate, &tg_args, &dir.join("tollgate.log"))?;
-    procs::wait_listening(local(PROXY_PORTS[2]), wait, "tollgate")?;
-
-    procs::verify_pinned(origin, 0, "origin")?;
-    procs::verify_pinned(worker, 1, "nginx worker")?;
-    procs::verify_pinned(haproxy, 1, "haproxy")?;
-    procs::verify_pinned(tg, 1, "tollgate")?;
-    for (port, name) in PROXY_PORTS.iter().zip(CONTENDERS) {
-        smoke(*port).with_context(|| format!("{name} on port {port} does not proxy /plain/1k"))?;
-    }
-    kids.check_alive(dir)?;
-    Ok([worker, haproxy, tg])
+    let origin = kids.spawn_pinned("origin", 0, me, &origin_args, &dir.join("origin.log"))?;
+    procs::wait_listening(local(ORIGIN_PORT), START_WAIT, "origin")?;
+    procs::verify_pinned(origin, 0, "origin")
 }
 
-/// One `GET /plain/1k` with `Connection: close`; fails unless the status is 200.
-fn smoke(port: u16) -> Result<()> {
+/// Writes the configs of `setup` (the base's are bench/peers' own), starts its proxies pinned
+/// to CPU 1, checks pinning and that each one proxies `/plain/1k`; returns them.
+fn start_setup(
+    kids: &mut Children,
+    dir: &Path,
+    peers: &Path,
+    tollgate: &Path,
+    setup: Setup,
+) -> Result<Vec<Proxy>> {
+    let name = setup.name();
+    let file = |base: &str| match setup {
+        Setup::Base => dir.join(base),
+        _ => {
+            let (stem, ext) = base.split_once('.').unwrap_or((base, ""));
+            let stem = stem.strip_suffix("-proxy").unwrap_or(stem);
+            dir.join(format!("{stem}-{name}.{ext}"))
+        }
+    };
+    let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {p:?}"));
+    let write =
+        |p: &Path, text: &str| std::fs::write(p, text).with_context(|| format!("writing {p:?}"));
+    let [nginx_port, haproxy_port, tg_port] = setup.ports();
+    let mut header = None;
+    let mut out = Vec::new();
+
+    if let Some(port) = nginx_port {
+        let conf = file("nginx-proxy.conf");
+        if let Some(limit) = setup.limit() {
+            let base = read(&dir.join("nginx-proxy.conf"))?;
+            write(&conf, &configs::nginx(&base, name, port, limit)?)?;
+        }
+        let prefix = format!("{}/", dir.display());
+        let args = [
+            "-c",
+            &conf.to_string_lossy(),
+            "-p",
+            &prefix,
+            "-g",
+            "daemon off;",
+        ];
+        let log = dir.join(format!("nginx-{name}.log"));
+        let master = kids.spawn_pinned("nginx", 1, Path::new("nginx"), &args, &log)?;
+        procs::wait_listening(local(port), START_WAIT, "nginx")?;
+        let worker = procs::child_of(master, START_WAIT).context("finding the nginx worker")?;
+        procs::verify_pinned(worker, 1, "nginx worker")?;
+        out.push(Proxy {
+            contender: "nginx",
+            port,
+            pid: worker,
+        });
+    }
+    if let Some(port) = haproxy_port {
+        let cfg = file("haproxy.cfg");
+        if let Some(limit) = setup.limit() {
+            let base = read(&dir.join("haproxy.cfg"))?;
+            write(&cfg, &configs::haproxy(&base, name, port, limit)?)?;
+        }
+        let log = dir.join(format!("haproxy-{name}.log"));
+        let args = ["-f", &*cfg.to_string_lossy()];
+        let pid = kids.spawn_pinned("haproxy", 1, Path::new("haproxy"), &args, &log)?;
+        procs::wait_listening(local(port), START_WAIT, "haproxy")?;
+        procs::verify_pinned(pid, 1, "haproxy")?;
+        out.push(Proxy {
+            contender: "haproxy",
+            port,
+            pid,
+        });
+    }
+    if let Some(port) = tg_port {
+        let base = peers.join("tollgate.toml");
+        let toml = match setup {
+            Setup::Base => base,
+            _ => {
+                let text = read(&base)?;
+                let (api, tail) = match setup.limit() {
+                    Some(limit) => (limit.tollgate_api, String::new()),
+                    None => (
+                        "api_key_required = true",
+                        configs::plan_tail(&dir.join("state")),
+                    ),
+                };
+                let toml = dir.join(format!("tollgate-{name}.toml"));
+                write(&toml, &configs::tollgate(&text, port, api, &tail)?)?;
+                if setup == Setup::Plan {
+                    let keys = configs::plan_keys();
+                    write(&dir.join(KEYS_FILE), &(keys.join("\n") + "\n"))?;
+                    header = Some(format!("x-api-key: {}", keys[0]));
+                }
+                toml
+            }
+        };
+        let args = ["run", "-c", &*toml.to_string_lossy(), "--workers", "1"];
+        let log = dir.join(format!("tollgate-{name}.log"));
+        let pid = kids.spawn_pinned("tollgate", 1, tollgate, &args, &log)?;
+        procs::wait_listening(local(port), START_WAIT, "tollgate")?;
+        procs::verify_pinned(pid, 1, "tollgate")?;
+        out.push(Proxy {
+            contender: "tollgate",
+            port,
+            pid,
+        });
+    }
+    for p in &out {
+        smoke(p.port, header.as_deref()).with_context(|| {
+            format!(
+                "{} ({name}) on port {} does not proxy /plain/1k",
+                p.contender, p.port
+            )
+        })?;
+    }
+    kids.check_alive(dir)?;
+    Ok(out)
+}
+
+/// One `GET /plain/1k` with `Connection: close` (and `header`, if any); fails unless the
+/// status is 200. The first request from 127.0.0.1 passes even the rejecting limits.
+fn smoke(port: u16, header: Option<&str>) -> Result<()> {
     let mut last = None;
     for _ in 0..20 {
-        match get_status(port) {
+        match get_status(port, header) {
             Ok(200) => return Ok(()),
             Ok(code) => last = Some(anyhow::anyhow!("status {code}")),
             Err(e) => last = Some(e),
@@ -244,10 +437,12 @@ fn smoke(port: u16) -> Result<()> {
     Err(last.unwrap_or_else(|| anyhow::anyhow!("no answer")))
 }
 
-fn get_status(port: u16) -> Result<u16> {
+fn get_status(port: u16, header: Option<&str>) -> Result<u16> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(b"GET /plain/1k HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n")?;
+    let extra = header.map_or(String::new(), |h| format!("{h}\r\n"));
+    let req = format!("GET /plain/1k HTTP/1.1\r\nhost: bench\r\n{extra}connection: close\r\n\r\n");
+    s.write_all(req.as_bytes())?;
     let mut head = [0u8; 12];
     s.read_exact(&mut head)?;
     let text = String::from_utf8_lossy(&head);
@@ -263,12 +458,20 @@ struct RunCtx<'a> {
     port: u16,
     seconds: f64,
     rate: Option<f64>,
+    /// The `--header-list` file of `plan`.
+    keys: &'a Path,
     pid: u32,
     tick: f64,
 }
 
-/// The `load` arguments of a scenario.
-pub fn load_args(scenario: &str, port: u16, seconds: f64, rate: Option<f64>) -> Vec<String> {
+/// The `load` arguments of a scenario (`keys`: the API key file of `plan`).
+pub fn load_args(
+    scenario: &str,
+    port: u16,
+    seconds: f64,
+    rate: Option<f64>,
+    keys: &Path,
+) -> Vec<String> {
     let mut a: Vec<String> = [
         "load".to_string(),
         "--url".into(),
@@ -290,6 +493,15 @@ pub fn load_args(scenario: &str, port: u16, seconds: f64, rate: Option<f64>) -> 
         _ => &[],
     };
     a.extend(extra.iter().map(|s| s.to_string()));
+    if matches!(scenario, "ratelimit" | "ratelimit-reject") {
+        a.extend(["--bind-count".to_string(), configs::BIND_COUNT.to_string()]);
+    }
+    if scenario == "plan" {
+        a.extend([
+            "--header-list".to_string(),
+            format!("x-api-key:{}", keys.display()),
+        ]);
+    }
     if let (Some(r), "latency") = (rate, scenario) {
         a.extend(["--rate".to_string(), format!("{r:.0}")]);
     }
@@ -298,7 +510,7 @@ pub fn load_args(scenario: &str, port: u16, seconds: f64, rate: Option<f64>) -> 
 
 /// Runs one `load` child on CPU 0 and measures the proxy's CPU over its measured window.
 fn measure(ctx: &RunCtx) -> Result<Run> {
-    let args = load_args(ctx.scenario, ctx.port, ctx.seconds, ctx.rate);
+    let args = load_args(ctx.scenario, ctx.port, ctx.seconds, ctx.rate, ctx.keys);
     let child = Command::new("taskset")
         .args(["-c", "0"])
         .arg(ctx.me)
@@ -328,16 +540,28 @@ fn measure(ctx: &RunCtx) -> Result<Run> {
 pub fn run_from_load_json(v: &Value, scenario: &str, cores: f64, rate: Option<f64>) -> Run {
     let rps = v["rps"].as_f64().unwrap_or(0.0);
     let lat = |k: &str| v["latency_us"][k].as_u64().unwrap_or(0);
+    // 429s are counted apart (a 429 is also in `errors.status_4xx`).
+    let status_429 = v["status"]["429"].as_u64().unwrap_or(0);
     let errors = v["errors"]
         .as_object()
-        .map_or(0, |o| o.values().filter_map(Value::as_u64).sum());
+        .map_or(0, |o| o.values().filter_map(Value::as_u64).sum::<u64>())
+        .saturating_sub(status_429);
+    let seconds = v["duration_s"].as_f64().unwrap_or(0.0);
+    let per_cpu_s = |per_s: f64| if cores > 0.0 { per_s / cores } else { f64::NAN };
+    let r429_per_s = if seconds > 0.0 {
+        status_429 as f64 / seconds
+    } else {
+        0.0
+    };
     Run {
         scenario: scenario.to_string(),
         contender: String::new(),
         round: 0,
         rps,
         cores,
-        req_per_cpu_s: if cores > 0.0 { rps / cores } else { f64::NAN },
+        req_per_cpu_s: per_cpu_s(rps),
+        status_429,
+        r429_per_cpu_s: per_cpu_s(r429_per_s),
         p50_us: lat("p50"),
         p99_us: lat("p99"),
         p999_us: lat("p999"),

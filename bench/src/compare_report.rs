@@ -2,6 +2,11 @@
 //! contender into medians and min–max, with tollgate's ratios to nginx and HAProxy, printed as a
 //! table or written as JSON.
 //!
+//! The `plan` scenario has no nginx or HAProxy runs (shown as "—"); instead each of its rounds
+//! also runs the base tollgate under the same load, as contender [`PLAIN_BASELINE`], and the
+//! report gives tollgate's ratios to that. Refusals (429) are counted apart from errors and
+//! reported per CPU-second of the proxy, the main figure of `ratelimit-reject`.
+//!
 //! Medians, not means: one disturbed round on a shared machine should not move the result.
 //! The JSON field names are meant for scripts and are kept stable.
 
@@ -9,6 +14,9 @@ use serde::Serialize;
 
 /// The contenders, in the order every round runs them.
 pub const CONTENDERS: [&str; 3] = ["nginx", "haproxy", "tollgate"];
+
+/// The base tollgate in the `plan` scenario, run under the plan's load for its ratio.
+pub const PLAIN_BASELINE: &str = "tollgate-plain";
 
 /// One measured load run against one proxy.
 #[derive(Debug, Clone, Serialize)]
@@ -21,6 +29,10 @@ pub struct Run {
     pub cores: f64,
     /// Requests per CPU-second of the proxy process: `rps / cores`.
     pub req_per_cpu_s: f64,
+    /// Responses with status 429 (not counted under `errors`).
+    pub status_429: u64,
+    /// 429 responses per CPU-second of the proxy process.
+    pub r429_per_cpu_s: f64,
     pub p50_us: u64,
     pub p99_us: u64,
     pub p999_us: u64,
@@ -66,18 +78,22 @@ pub struct Aggregate {
     pub contender: String,
     pub rounds: usize,
     pub req_per_cpu_s: Spread,
+    pub r429_per_cpu_s: Spread,
     pub rps: Spread,
     pub p50_us: Spread,
     pub p99_us: Spread,
     pub p999_us: Spread,
-    /// Errors summed over all rounds.
+    /// Errors summed over all rounds (429s not included).
     pub errors: u64,
+    /// 429 responses summed over all rounds.
+    pub status_429: u64,
 }
 
 /// tollgate's median divided by the peer's median (`None` when either is missing or zero).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Ratios {
     pub req_per_cpu_s: Option<f64>,
+    pub r429_per_cpu_s: Option<f64>,
     pub rps: Option<f64>,
     pub p99: Option<f64>,
 }
@@ -90,6 +106,9 @@ pub struct ScenarioReport {
     pub contenders: Vec<Aggregate>,
     pub tollgate_vs_nginx: Ratios,
     pub tollgate_vs_haproxy: Ratios,
+    /// `plan` only: tollgate with the plan over the base tollgate, same load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tollgate_vs_plain: Option<Ratios>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,11 +131,13 @@ pub fn aggregate(runs: &[Run], scenario: &str, contender: &str) -> Option<Aggreg
         contender: contender.to_string(),
         rounds: mine.len(),
         req_per_cpu_s: spread(&|r| r.req_per_cpu_s)?,
+        r429_per_cpu_s: spread(&|r| r.r429_per_cpu_s)?,
         rps: spread(&|r| r.rps)?,
         p50_us: spread(&|r| r.p50_us as f64)?,
         p99_us: spread(&|r| r.p99_us as f64)?,
         p999_us: spread(&|r| r.p999_us as f64)?,
         errors: mine.iter().map(|r| r.errors).sum(),
+        status_429: mine.iter().map(|r| r.status_429).sum(),
     })
 }
 
@@ -131,6 +152,7 @@ pub fn ratios(ours: Option<&Aggregate>, peer: Option<&Aggregate>) -> Ratios {
     };
     Ratios {
         req_per_cpu_s: ratio(a.req_per_cpu_s.median, b.req_per_cpu_s.median),
+        r429_per_cpu_s: ratio(a.r429_per_cpu_s.median, b.r429_per_cpu_s.median),
         rps: ratio(a.rps.median, b.rps.median),
         p99: ratio(a.p99_us.median, b.p99_us.median),
     }
@@ -143,6 +165,7 @@ pub fn build(runs: Vec<Run>, scenarios: &[String], rounds: usize, seconds: f64) 
         .map(|s| {
             let contenders: Vec<Aggregate> = CONTENDERS
                 .iter()
+                .chain(&[PLAIN_BASELINE])
                 .filter_map(|c| aggregate(&runs, s, c))
                 .collect();
             let find = |c: &str| contenders.iter().find(|a| a.contender == c);
@@ -154,6 +177,8 @@ pub fn build(runs: Vec<Run>, scenarios: &[String], rounds: usize, seconds: f64) 
                     .and_then(|r| r.target_rps),
                 tollgate_vs_nginx: ratios(find("tollgate"), find("nginx")),
                 tollgate_vs_haproxy: ratios(find("tollgate"), find("haproxy")),
+                tollgate_vs_plain: find(PLAIN_BASELINE)
+                    .map(|plain| ratios(find("tollgate"), Some(plain))),
                 contenders,
             }
         })
@@ -185,19 +210,34 @@ impl Report {
                 .target_rps
                 .map_or(String::new(), |t| format!(" (open loop, {t:.0} req/s)"));
             out += &format!("\n## {}{target}\n", s.scenario);
+            // 429/CPU-s only where something was refused (ratelimit-reject).
+            let refusals = s.contenders.iter().any(|a| a.status_429 > 0);
+            let r429_head = if refusals {
+                format!(" {:>24}", "429/CPU-s (min–max)")
+            } else {
+                String::new()
+            };
             out += &format!(
-                "{:<9} {:>24} {:>10} {:>8} {:>8} {:>8} {:>7}\n",
+                "{:<14} {:>24}{r429_head} {:>10} {:>8} {:>8} {:>8} {:>7}\n",
                 "proxy", "req/CPU-s (min–max)", "req/s", "p50 µs", "p99 µs", "p99.9 µs", "errors"
             );
-            for a in &s.contenders {
-                let cpu = format!(
-                    "{:.0} ({:.0}–{:.0})",
-                    a.req_per_cpu_s.median, a.req_per_cpu_s.min, a.req_per_cpu_s.max
-                );
+            let spread = |x: &Spread| format!("{:.0} ({:.0}–{:.0})", x.median, x.min, x.max);
+            for c in CONTENDERS.iter().chain(&[PLAIN_BASELINE]) {
+                let Some(a) = s.contenders.iter().find(|a| a.contender == *c) else {
+                    if CONTENDERS.contains(c) {
+                        out += &format!("{c:<14} {:>24}\n", "—");
+                    }
+                    continue;
+                };
+                let r429 = if refusals {
+                    format!(" {:>24}", spread(&a.r429_per_cpu_s))
+                } else {
+                    String::new()
+                };
                 out += &format!(
-                    "{:<9} {:>24} {:>10.0} {:>8.0} {:>8.0} {:>8.0} {:>7}\n",
+                    "{:<14} {:>24}{r429} {:>10.0} {:>8.0} {:>8.0} {:>8.0} {:>7}\n",
                     a.contender,
-                    cpu,
+                    spread(&a.req_per_cpu_s),
                     a.rps.median,
                     a.p50_us.median,
                     a.p99_us.median,
@@ -205,16 +245,35 @@ impl Report {
                     a.errors
                 );
             }
+            let line = |r: &Ratios| {
+                let r429 = if refusals {
+                    format!("429/CPU-s {}, ", fmt_ratio(r.r429_per_cpu_s))
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{r429}req/CPU-s {}, req/s {}, p99 {}",
+                    fmt_ratio(r.req_per_cpu_s),
+                    fmt_ratio(r.rps),
+                    fmt_ratio(r.p99)
+                )
+            };
             for (peer, r) in [
                 ("nginx", &s.tollgate_vs_nginx),
                 ("HAProxy", &s.tollgate_vs_haproxy),
             ] {
-                out += &format!(
-                    "tollgate/{peer}: req/CPU-s {}, req/s {}, p99 {}\n",
-                    fmt_ratio(r.req_per_cpu_s),
-                    fmt_ratio(r.rps),
-                    fmt_ratio(r.p99)
-                );
+                let has_peer = s
+                    .contenders
+                    .iter()
+                    .any(|a| a.contender.eq_ignore_ascii_case(peer));
+                if has_peer {
+                    out += &format!("tollgate/{peer}: {}\n", line(r));
+                } else {
+                    out += &format!("tollgate/{peer}: — (not run)\n");
+                }
+            }
+            if let Some(r) = &s.tollgate_vs_plain {
+                out += &format!("tollgate/{PLAIN_BASELINE}: {}\n", line(r));
             }
         }
         out
@@ -233,6 +292,8 @@ mod tests {
             rps: rpc / 2.0,
             cores: 0.5,
             req_per_cpu_s: rpc,
+            status_429: 0,
+            r429_per_cpu_s: 0.0,
             p50_us: p99 / 2,
             p99_us: p99,
             p999_us: p99 * 2,
@@ -283,7 +344,15 @@ mod tests {
         assert_eq!(s.tollgate_vs_haproxy.req_per_cpu_s, None);
         let table = report.to_table();
         assert!(table.contains("tollgate/nginx: req/CPU-s 1.25"), "{table}");
-        assert!(table.contains("tollgate/HAProxy: req/CPU-s -"), "{table}");
+        assert!(table.contains("tollgate/HAProxy: — (not run)"), "{table}");
+        assert!(
+            table.contains("\nhaproxy                               —\n"),
+            "{table}"
+        );
+        assert!(
+            !table.contains("429/CPU-s") && !table.contains(PLAIN_BASELINE),
+            "{table}"
+        );
         let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(
             v["scenarios"][0]["contenders"][0]["req_per_cpu_s"]["median"],
@@ -291,5 +360,41 @@ mod tests {
         );
         assert_eq!(v["runs"].as_array().unwrap().len(), 6);
         assert!(ratio(1.0, 0.0).is_none());
+    }
+
+    #[test]
+    fn refusals_and_plain_baseline() {
+        let mut runs = Vec::new();
+        for (c, rpc, r429) in [
+            ("nginx", 100.0, 80.0),
+            ("tollgate", 300.0, 240.0),
+            (PLAIN_BASELINE, 400.0, 0.0),
+        ] {
+            let mut r = run(c, 1, rpc, 100);
+            r.scenario = "x".into();
+            r.status_429 = (r429 / 10.0) as u64;
+            r.r429_per_cpu_s = r429;
+            runs.push(r);
+        }
+        let report = build(runs, &["x".into()], 1, 1.0);
+        let s = &report.scenarios[0];
+        assert_eq!(s.tollgate_vs_nginx.r429_per_cpu_s, Some(3.0));
+        assert_eq!(s.tollgate_vs_plain.unwrap().req_per_cpu_s, Some(0.75));
+        assert_eq!(s.contenders.iter().map(|a| a.status_429).sum::<u64>(), 32);
+        let table = report.to_table();
+        for want in [
+            "429/CPU-s (min–max)",
+            "\nnginx                     100 (100–100)               80 (80–80)         50",
+            "tollgate/nginx: 429/CPU-s 3.00, req/CPU-s 3.00",
+            "tollgate/tollgate-plain: 429/CPU-s -, req/CPU-s 0.75",
+        ] {
+            assert!(table.contains(want), "{want:?} in\n{table}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(
+            v["scenarios"][0]["tollgate_vs_plain"]["req_per_cpu_s"],
+            0.75
+        );
+        assert_eq!(v["runs"][0]["status_429"], 8);
     }
 }
