@@ -632,26 +632,32 @@ impl Conn {
             .map(|_| Captured::take(&self.worker, &buf.data, &head, &buf.headers));
         // Every request: a client behind trusted proxies is known only now, and a direct
         // client may have been blocked (or denied by a reload) since its connection opened.
-        if let Some(p) = &plan.prefilter {
-            let client = facts.client_ip();
-            if let Err(why) = crate::prefilter::check_source(p, &self.worker.prefilter, client) {
-                self.count_refused(why, client);
-                if client == self.peer.ip() {
-                    // The connection is the client's own: closed without an answer.
-                    return (After::Close, buf, 0);
-                }
-                // The connection is the balancer's, shared with other clients: an answer,
-                // and the connection stays usable (closing it would look like a failure of
-                // this gateway to the balancer).
+        let refused = plan.prefilter.as_ref().and_then(|p| {
+            crate::prefilter::check_source(p, &self.worker.prefilter, facts.client_ip()).err()
+        });
+        let route = match refused {
+            Some(why) => Err(Err(why)),
+            None => self.route(&wp, &facts, &mut buf).map_err(Ok),
+        };
+        let (status, after, route) = match route {
+            // The connection is the client's own: closed without an answer (status 0: not
+            // logged, not counted as a response).
+            Err(Err(why)) if facts.client_ip() == self.peer.ip() => {
+                self.count_refused(why, facts.client_ip());
+                (0, After::Close, None)
+            }
+            // The connection is the balancer's, shared with other clients: an answer, and
+            // the connection stays usable (closing it would look like a failure of this
+            // gateway to the balancer).
+            Err(Err(why)) => {
+                self.count_refused(why, facts.client_ip());
                 let catalogue = &plan.default_responses;
                 let kind = ResponseType::AccessDenied;
                 let (status, after, b) = self.refuse(&wp, catalogue, kind, &facts, buf).await;
+                buf = b;
                 wp.unmatched.record(status, facts.started.elapsed());
-                return (after, b, status);
+                (status, after, None)
             }
-        }
-        let route = self.route(&wp, &facts, &mut buf);
-        let (status, after, route) = match route {
             Ok(index) => {
                 let r = &plan.routes[index];
                 let catalogue = &plan.apis[r.api].responses;
@@ -665,7 +671,7 @@ impl Conn {
                 wp.routes[index].record(status, elapsed);
                 (status, after, Some(r))
             }
-            Err(kind) => {
+            Err(Ok(kind)) => {
                 let catalogue = &plan.default_responses;
                 let (status, after, b) = self.refuse(&wp, catalogue, kind, &facts, buf).await;
                 buf = b;
@@ -673,7 +679,7 @@ impl Conn {
                 (status, after, None)
             }
         };
-        if let (Some(captured), Some(log)) = (captured, &plan.access_log) {
+        if let (Some(captured), Some(log), true) = (captured, &plan.access_log, status != 0) {
             let answered = Answered {
                 request_id: facts.id.as_bytes(),
                 ip: facts.client_ip(),
