@@ -74,6 +74,8 @@ pub struct Keeper {
     last_evict: Instant,
     /// Usage since start by subject (served, throttled, quota-rejected), for metrics.
     pub(crate) totals: HashMap<String, UsageCounts>,
+    /// Set by a clean stop: nothing is reserved or written after the write-back.
+    stopped: bool,
 }
 
 impl Keeper {
@@ -110,6 +112,7 @@ impl Keeper {
             last_flush: Instant::now(),
             last_evict: Instant::now(),
             totals: HashMap::new(),
+            stopped: false,
         };
         keeper
             .rebuild(plan, generation)
@@ -212,6 +215,11 @@ impl Keeper {
     /// Brings counters to the current period and tops up reservations that run low, with
     /// one durable write for all of them.
     pub fn refill(&mut self, counters: &[Arc<QuotaCounter>], now: i64) -> anyhow::Result<()> {
+        // After a clean stop's write-back, a late refill would overwrite it with a larger
+        // reservation (and the next start would count that as spent).
+        if self.stopped {
+            return Ok(());
+        }
         let chunk = self.chunk();
         let low_water = chunk / 2;
         let mut raises = Vec::new();
@@ -327,6 +335,9 @@ impl Keeper {
 
     /// Periodic work: refills, usage, eviction.
     pub fn tick(&mut self) {
+        if self.stopped {
+            return;
+        }
         let now = now_secs();
         let low_water = self.chunk() / 2;
         // Only counters that need the keeper (most ticks: none, and nothing is allocated).
@@ -411,6 +422,7 @@ impl Keeper {
     /// A clean stop: writes usage, and gives back reserved but unspent quota.
     pub fn shutdown(&mut self) {
         self.flush_usage(now_secs());
+        self.stopped = true;
         let Some(store) = &self.store else { return };
         let mut records = Vec::new();
         for q in self.counters.quotas.values() {
