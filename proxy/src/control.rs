@@ -155,6 +155,11 @@ impl Gateway {
                 },
             )?);
         }
+        let mut announce = Vec::with_capacity(workers.len());
+        for handle in &workers {
+            announce.push((handle.commands.clone(), handle.wake.try_clone()?));
+        }
+        keeper::lock(&keeper).set_workers(announce);
         let mut gateway = Gateway {
             log,
             keeper,

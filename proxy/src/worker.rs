@@ -49,6 +49,8 @@ pub enum Command {
     /// generation in use; a later reload brings its own.
     /// The worker answers with its id once the limits are in use (or ignored as stale).
     Limits(Arc<LimitsRuntime>, Sender<usize>),
+    /// The keeper reserved quota someone waited for: wake waiting requests.
+    QuotaReady,
     /// Stop accepting, finish in-flight requests until `deadline`, then exit.
     Drain {
         /// When to give up on in-flight requests.
@@ -207,6 +209,8 @@ pub struct Worker {
     pub access_log: WorkerLog,
     /// The pre-filter's shared state.
     pub prefilter: Arc<crate::prefilter::PrefilterState>,
+    /// Requests waiting for the keeper to reserve quota.
+    pub quota_ready: crate::limits::ready::QuotaReady,
     /// Limits that arrived before their plan generation (see `set_limits`).
     early_limits: RefCell<Option<Arc<LimitsRuntime>>>,
 }
@@ -363,6 +367,7 @@ pub fn run(
             events: events.clone(),
             access_log,
             prefilter,
+            quota_ready: Default::default(),
             early_limits: RefCell::new(None),
         });
         worker.apply(first);
@@ -396,6 +401,7 @@ async fn control_loop(
                 while let Ok(cmd) = commands.try_recv() {
                     match cmd {
                         Command::Apply(apply) => worker.apply(*apply),
+                        Command::QuotaReady => worker.quota_ready.signal(),
                         Command::Limits(limits, done) => {
                             worker.set_limits(limits);
                             let _ = done.send(worker.id);

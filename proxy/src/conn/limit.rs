@@ -15,8 +15,6 @@ use crate::worker::WorkerPlan;
 
 /// How long a request waits for the keeper to reserve quota before a 503.
 const QUOTA_WAIT: Duration = Duration::from_millis(250);
-/// Poll interval of that wait.
-const QUOTA_POLL: Duration = Duration::from_millis(1);
 
 impl Conn {
     /// Runs the limit phase; Ok hands the buffer back to go on, Err is the answered refusal.
@@ -53,13 +51,18 @@ impl Conn {
             // Admitted requests only; this one is not counted yet.
             in_flight: self.worker.in_flight.get(),
         };
+        // Taken before the attempt, so a signal between the attempt and the wait is not lost.
+        let epoch = self.worker.quota_ready.epoch();
         let refusal = match phase::check(rt, &asked) {
             Verdict::Pass => return Ok(buf),
             Verdict::Refuse(r) => r,
             Verdict::Wait(wait) => {
                 let deadline = std::time::Instant::now() + QUOTA_WAIT;
+                let mut seen = epoch;
                 loop {
-                    monoio::time::sleep(QUOTA_POLL).await;
+                    let ready = self.worker.quota_ready.after(seen);
+                    let _ = monoio::time::timeout_at(deadline.into(), ready).await;
+                    seen = self.worker.quota_ready.epoch();
                     match phase::retry_quota(rt, &wait, now_ns()) {
                         Some(Verdict::Pass) => return Ok(buf),
                         Some(Verdict::Refuse(r)) => break r,

@@ -23,6 +23,7 @@ use super::assemble::{assemble, Counters, Inputs, KeySource};
 use super::quota::QuotaCounter;
 use super::runtime::LimitsRuntime;
 use crate::state::{QuotaRecord, StateStore, StoredKey, UsageCounts, UsageDelta};
+use crate::worker::Command;
 
 /// How often the keeper looks at reservations, periods and usage without being asked.
 const TICK: Duration = Duration::from_millis(50);
@@ -76,6 +77,8 @@ pub struct Keeper {
     pub(crate) totals: HashMap<String, UsageCounts>,
     /// Set by a clean stop: nothing is reserved or written after the write-back.
     stopped: bool,
+    /// Where to announce new reservations (see [`Keeper::set_workers`]).
+    workers: Vec<(Sender<Command>, std::os::unix::net::UnixStream)>,
 }
 
 impl Keeper {
@@ -113,6 +116,7 @@ impl Keeper {
             last_evict: Instant::now(),
             totals: HashMap::new(),
             stopped: false,
+            workers: Vec::new(),
         };
         keeper
             .rebuild(plan, generation)
@@ -213,12 +217,12 @@ impl Keeper {
     }
 
     /// Brings counters to the current period and tops up reservations that run low, with
-    /// one durable write for all of them.
-    pub fn refill(&mut self, counters: &[Arc<QuotaCounter>], now: i64) -> anyhow::Result<()> {
+    /// one durable write for all of them. Returns how many reservations were raised.
+    pub fn refill(&mut self, counters: &[Arc<QuotaCounter>], now: i64) -> anyhow::Result<usize> {
         // After a clean stop's write-back, a late refill would overwrite it with a larger
         // reservation (and the next start would count that as spent).
         if self.stopped {
-            return Ok(());
+            return Ok(0);
         }
         let chunk = self.chunk();
         let low_water = chunk / 2;
@@ -256,16 +260,32 @@ impl Keeper {
             raises.push((Arc::clone(q), snap.reserved, target));
         }
         if raises.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let Some(store) = &self.store else {
             anyhow::bail!("quota needs a state directory");
         };
         store.set_quotas(&records)?;
+        let raised = raises.len();
         for (q, from, to) in raises {
             q.raise_reserved(from, to);
         }
-        Ok(())
+        Ok(raised)
+    }
+
+    /// The workers to tell when quota was reserved (their command channels and wake-up
+    /// sockets), set once they run.
+    pub fn set_workers(&mut self, workers: Vec<(Sender<Command>, std::os::unix::net::UnixStream)>) {
+        self.workers = workers;
+    }
+
+    /// Wakes requests waiting for a reservation on every worker.
+    fn announce_quota(&self) {
+        for (commands, wake) in &self.workers {
+            if commands.send(Command::QuotaReady).is_ok() {
+                let _ = std::io::Write::write_all(&mut &*wake, &[1]);
+            }
+        }
     }
 
     /// The admin extension stored for a counter's period.
@@ -354,8 +374,10 @@ impl Keeper {
             .cloned()
             .collect();
         if !due.is_empty() {
-            if let Err(e) = self.refill(&due, now) {
-                warn!(error = %e, "cannot reserve quota");
+            match self.refill(&due, now) {
+                Ok(0) => {}
+                Ok(_) => self.announce_quota(),
+                Err(e) => warn!(error = %e, "cannot reserve quota"),
             }
         }
         let flush = self
@@ -470,6 +492,8 @@ pub fn spawn(keeper: SharedKeeper, requests: Receiver<Arc<QuotaCounter>>) -> any
                     if let Err(e) = k.refill(&asked, now_secs()) {
                         warn!(error = %e, "cannot reserve quota");
                     }
+                    // Someone asked: whatever came of it, let waiting requests look again.
+                    k.announce_quota();
                 }
                 if last_tick.elapsed() >= TICK {
                     last_tick = Instant::now();

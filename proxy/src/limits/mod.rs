@@ -18,4 +18,5 @@ pub mod gcra;
 pub mod keeper;
 pub mod phase;
 pub mod quota;
+pub mod ready;
 pub mod runtime;
