@@ -14,7 +14,7 @@ done
 bin=${TOLLGATE_BIN:-$root/target/release/tollgate}
 [ -x "$bin" ] || { echo "build first: cargo build --release -p tollgate"; exit 1; }
 dir=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
-for f in origin.conf nginx-proxy.conf haproxy.cfg; do sed "s#@DIR@#$dir#g" "$here/$f.in" > "$dir/$f"; done
+for f in origin.conf nginx-proxy.conf haproxy.cfg; do sed -e "s#@DIR@#$dir#g" -e "s#@ORIGIN_PORT@#9000#g" -e "s#@NGINX_PORT@#8080#g" -e "s#@HAPROXY_PORT@#8081#g" "$here/$f.in" > "$dir/$f"; done
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   nginx -c "$dir/origin.conf" -p "$dir" -s stop 2>/dev/null || true

@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
 rounds=${1:-3}; secs=${2:-6}; driver=${3:-uring}
 bin=${TOLLGATE_BIN:-$root/target/release/tollgate}
 dir=$(mktemp -d /tmp/tollgate-split.XXXXXX)
-for f in origin.conf nginx-proxy.conf; do sed "s#@DIR@#$dir#g" "$here/$f.in" > "$dir/$f"; done
+for f in origin.conf nginx-proxy.conf; do sed -e "s#@DIR@#$dir#g" -e "s#@ORIGIN_PORT@#9000#g" -e "s#@NGINX_PORT@#8080#g" -e "s#@HAPROXY_PORT@#8081#g" "$here/$f.in" > "$dir/$f"; done
 taskset -c 0 nginx -c "$dir/origin.conf" -p "$dir"
 taskset -c 1 nginx -c "$dir/nginx-proxy.conf" -p "$dir"
 taskset -c 1 "$bin" run -c "$here/tollgate.toml" --driver "$driver" 2> "$dir/tollgate.log" & tg=$!

@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
 rounds=${1:-3}; secs=${2:-6}; driver=${3:-uring}
 bin=${TOLLGATE_BIN:-$root/target/release/tollgate}
 dir=$(mktemp -d /tmp/tollgate-edge.XXXXXX)
-sed "s#@DIR@#$dir#g" "$here/origin.conf.in" > "$dir/origin.conf"
+sed -e "s#@DIR@#$dir#g" -e "s#@ORIGIN_PORT@#9000#g" "$here/origin.conf.in" > "$dir/origin.conf"
 # Three tollgates from the bench config: plain (8090), access log to a file (8091), PROXY
 # protocol required from loopback (8092).
 base=$(sed 's/127.0.0.1:8090/@BIND@/' "$here/tollgate.toml")

@@ -91,11 +91,11 @@ api = \"bench\"" > "$dir/accuracy.toml"
 # config's `warn`) nothing is written, as tollgate and HAProxy write nothing.
 peer_configs() { local name=$1 nport=$2 hport=$3 zone=$4 req=$5 rate=$6
   mkdir -p "$dir/ng-$name" "$dir/hp-$name"
-  sed -e "s#@DIR@#$dir/ng-$name#g" -e "s/127.0.0.1:9000/127.0.0.1:$po/" -e "s/127.0.0.1:8080/127.0.0.1:$nport/" \
+  sed -e "s#@DIR@#$dir/ng-$name#g" -e "s/@ORIGIN_PORT@/$po/" -e "s/@NGINX_PORT@/$nport/" \
       -e "s#^  server {#  $zone\n  limit_req_status 429;\n  limit_req_log_level info;\n  server {#" \
       -e "s#location /plain/ {#location /plain/ { $req#" \
       -e "s#nginx-proxy.pid#nginx.pid#" "$here/nginx-proxy.conf.in" > "$dir/ng-$name/nginx.conf"
-  sed -e "s#@DIR@#$dir/hp-$name#g" -e "s/127.0.0.1:9000/127.0.0.1:$po/" -e "s/127.0.0.1:8081/127.0.0.1:$hport/" \
+  sed -e "s#@DIR@#$dir/hp-$name#g" -e "s/@ORIGIN_PORT@/$po/" -e "s/@HAPROXY_PORT@/$hport/" \
       -e "s#^  bind .*#&\n  stick-table type ip size 100k expire 30s store http_req_rate(1s)\n  http-request track-sc0 src\n  http-request deny deny_status 429 if { sc_http_req_rate(0) gt $rate }#" \
       "$here/haproxy.cfg.in" > "$dir/hp-$name/haproxy.cfg"
 }

@@ -9,6 +9,10 @@
 //! after it exits; for nginx it is the worker, not the master. Nothing is installed: missing
 //! tools fail the run with the command to install them.
 //!
+//! Every listener gets a free loopback port, chosen by the kernel just before the configs are
+//! written ([`Ports`]); a peer that then cannot bind its port, or finds another process
+//! listening there too, fails the run as a port race.
+//!
 //! The rate-limit scenarios run against their own proxy instances (a [`Setup`] each, on their
 //! own ports), configured from the base configs by [`configs`]; `plan` is tollgate only and
 //! interleaves each round with the base tollgate under the same load (`tollgate-plain`), so
@@ -25,7 +29,7 @@ use serde_json::Value;
 
 use crate::cli::CompareArgs;
 use crate::compare_procs::{self as procs, Children};
-use crate::compare_report::{self as report, Run, CONTENDERS, PLAIN_BASELINE};
+use crate::compare_report::{self as report, Run, PLAIN_BASELINE};
 
 #[path = "compare_configs.rs"]
 mod configs;
@@ -40,7 +44,6 @@ pub const SCENARIOS: [&str; 7] = [
     "ratelimit-reject",
     "plan",
 ];
-const ORIGIN_PORT: u16 = 9000;
 const CONNECTIONS: &str = "64";
 const WARMUP: Duration = Duration::from_secs(1);
 /// The `latency` scenario's open-loop rate, as a fraction of nginx's median `plain` rate.
@@ -48,11 +51,10 @@ const LATENCY_LOAD: f64 = 0.5;
 /// File (in the scratch directory) of the `plan` scenario's API keys, one per line.
 const KEYS_FILE: &str = "keys.txt";
 
-/// A set of proxy instances with one configuration: the ports of nginx, HAProxy and tollgate
-/// (same order as [`CONTENDERS`]; `None`: that proxy has no such configuration).
+/// A set of proxy instances with one configuration, each on its own port (see [`Ports`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Setup {
-    /// bench/peers as they are; ports as in bench/peers.
+    /// bench/peers as they are.
     Base,
     RateLimit,
     Reject,
@@ -81,12 +83,11 @@ impl Setup {
         }
     }
 
-    pub fn ports(self) -> [Option<u16>; 3] {
+    /// Which of nginx, HAProxy and tollgate (as [`report::CONTENDERS`]) have this configuration.
+    pub fn proxies(self) -> [bool; 3] {
         match self {
-            Self::Base => [Some(8080), Some(8081), Some(8090)],
-            Self::RateLimit => [Some(8082), Some(8083), Some(8091)],
-            Self::Reject => [Some(8084), Some(8085), Some(8092)],
-            Self::Plan => [None, None, Some(8093)],
+            Self::Plan => [false, false, true],
+            _ => [true; 3],
         }
     }
 
@@ -105,6 +106,69 @@ pub fn setups_for(scenarios: &[String]) -> Vec<Setup> {
         .into_iter()
         .filter(|&s| s == Setup::Base || scenarios.iter().any(|x| Setup::of(x) == s))
         .collect()
+}
+
+/// The loopback ports of one run: the origin's, and per setup those of nginx, HAProxy and
+/// tollgate (as [`report::CONTENDERS`]; `None` where [`Setup::proxies`] has no such proxy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ports {
+    pub origin: u16,
+    pub setups: Vec<(Setup, [Option<u16>; 3])>,
+}
+
+impl Ports {
+    /// How many listeners `setups` need, the origin's included.
+    pub fn needed(setups: &[Setup]) -> usize {
+        1 + setups
+            .iter()
+            .map(|s| s.proxies().iter().filter(|&&p| p).count())
+            .sum::<usize>()
+    }
+
+    /// Hands out `free` (at least [`Ports::needed`] of them): the origin first, then each
+    /// setup's proxies in order.
+    pub fn assign(setups: &[Setup], free: &[u16]) -> Result<Self> {
+        if free.len() < Self::needed(setups) {
+            bail!(
+                "{} ports for {} listeners",
+                free.len(),
+                Self::needed(setups)
+            );
+        }
+        let mut next = free.iter().copied();
+        let origin = next.next().context("no port for the origin")?;
+        let setups = setups
+            .iter()
+            .map(|&s| (s, s.proxies().map(|has| has.then(|| next.next()).flatten())))
+            .collect();
+        Ok(Self { origin, setups })
+    }
+
+    /// Asks the kernel for free ports for the origin and every proxy of `setups`.
+    pub fn choose(setups: &[Setup]) -> Result<Self> {
+        Self::assign(setups, &procs::free_ports(Self::needed(setups))?)
+    }
+
+    /// The ports of `setup`'s nginx, HAProxy and tollgate (`None`: not in this run).
+    pub fn of(&self, setup: Setup) -> [Option<u16>; 3] {
+        self.setups
+            .iter()
+            .find(|(s, _)| *s == setup)
+            .map_or([None; 3], |(_, p)| *p)
+    }
+
+    /// One line for the progress output, e.g. `origin 40001, base 40002/40003/40004`.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!("origin {}", self.origin)];
+        for (setup, ports) in &self.setups {
+            let p: Vec<String> = ports
+                .iter()
+                .map(|p| p.map_or("-".to_string(), |p| p.to_string()))
+                .collect();
+            parts.push(format!("{} {}", setup.name(), p.join("/")));
+        }
+        parts.join(", ")
+    }
 }
 
 /// What to run, after defaults and `--quick`.
@@ -172,13 +236,6 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         bail!("no tollgate binary at {tollgate:?}: cargo build --release -p tollgate, or pass --tollgate PATH");
     }
     let setups = setups_for(&settings.scenarios);
-    let mut ports = vec![(ORIGIN_PORT, "the origin")];
-    for setup in &setups {
-        for (port, c) in setup.ports().iter().zip(CONTENDERS) {
-            ports.extend(port.map(|p| (p, c)));
-        }
-    }
-    procs::check_ports_free(&ports)?;
     let path = std::env::temp_dir().join(format!("tollgate-compare.{}", std::process::id()));
     std::fs::create_dir_all(&path).with_context(|| format!("creating {path:?}"))?;
     let mut scratch = Scratch { path, keep: false };
@@ -236,13 +293,17 @@ fn run_in(
     s: &Settings,
     setups: &[Setup],
 ) -> Result<report::Report> {
-    procs::render_configs(peers, dir)?;
     let me = std::env::current_exe().context("locating this binary")?;
+    let ports = Ports::choose(setups)?;
+    eprintln!(
+        "compare: ports (nginx/HAProxy/tollgate) {}",
+        ports.describe()
+    );
     let mut kids = Children::default();
-    start_origin(&mut kids, dir, &me)?;
+    start_origin(&mut kids, dir, &me, ports.origin)?;
     let mut started = Vec::new();
     for &setup in setups {
-        let proxies = start_setup(&mut kids, dir, peers, tollgate, setup)
+        let proxies = start_setup(&mut kids, dir, peers, tollgate, setup, &ports)
             .with_context(|| format!("starting the {} proxies", setup.name()))?;
         started.push((setup, proxies));
     }
@@ -286,36 +347,100 @@ fn run_in(
     Ok(report::build(runs, &s.scenarios, s.rounds, s.seconds))
 }
 
-fn local(port: u16) -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 1], port))
-}
-
 const START_WAIT: Duration = Duration::from_secs(10);
 
-/// Starts the origin on CPU 0 and checks its pinning.
-fn start_origin(kids: &mut Children, dir: &Path, me: &Path) -> Result<()> {
+/// Starts the origin on 127.0.0.1:`port`, CPU 0, and checks its pinning.
+fn start_origin(kids: &mut Children, dir: &Path, me: &Path, port: u16) -> Result<()> {
+    let listen = format!("127.0.0.1:{port}");
     let origin_args = [
         "origin",
         "--listen",
-        "127.0.0.1:9000",
+        &listen,
         "--body-bytes",
         "1024",
         "--threads",
         "1",
     ];
     let origin = kids.spawn_pinned("origin", 0, me, &origin_args, &dir.join("origin.log"))?;
-    procs::wait_listening(local(ORIGIN_PORT), START_WAIT, "origin")?;
+    kids.wait_listening(origin, port, START_WAIT)?;
     procs::verify_pinned(origin, 0, "origin")
 }
 
-/// Writes the configs of `setup` (the base's are bench/peers' own), starts its proxies pinned
-/// to CPU 1, checks pinning and that each one proxies `/plain/1k`; returns them.
+/// The text of the configs of `setup` (its nginx, HAProxy and tollgate, `None` where it has no
+/// such proxy) from the templates in `peers`, with `dir` and the ports of `ports`.
+pub fn setup_configs(
+    peers: &Path,
+    dir: &Path,
+    setup: Setup,
+    ports: &Ports,
+) -> Result<[Option<String>; 3]> {
+    let read = |name: &str| {
+        let p = peers.join(name);
+        std::fs::read_to_string(&p).with_context(|| format!("reading {p:?}"))
+    };
+    let name = setup.name();
+    let [nginx_port, haproxy_port, tg_port] = ports.of(setup);
+    // nginx and HAProxy: the template, its variant's limit added, its placeholders filled.
+    type Variant = fn(&str, &str, &configs::Limit) -> Result<String>;
+    let peer = |template: &str, own: &'static str, port: Option<u16>, variant: Variant| {
+        let Some(port) = port else {
+            return Ok(None);
+        };
+        let t = read(template)?;
+        let t = match setup.limit() {
+            Some(limit) => variant(&t, name, limit)?,
+            None => t,
+        };
+        let vars = [
+            (configs::DIR, dir.display().to_string()),
+            (configs::ORIGIN_PORT, ports.origin.to_string()),
+            (own, port.to_string()),
+        ];
+        configs::render(&t, template, &vars, &[configs::ORIGIN_PORT, own]).map(Some)
+    };
+    let nginx = peer(
+        "nginx-proxy.conf.in",
+        configs::NGINX_PORT,
+        nginx_port,
+        configs::nginx,
+    )?;
+    let haproxy = peer(
+        "haproxy.cfg.in",
+        configs::HAPROXY_PORT,
+        haproxy_port,
+        configs::haproxy,
+    )?;
+    let tollgate = match tg_port {
+        Some(port) => {
+            let t = configs::tollgate_ports(&read("tollgate.toml")?, port, ports.origin)?;
+            Some(match setup {
+                Setup::Base => t,
+                _ => {
+                    let (api, tail) = match setup.limit() {
+                        Some(limit) => (limit.tollgate_api, String::new()),
+                        None => (
+                            "api_key_required = true",
+                            configs::plan_tail(&dir.join("state")),
+                        ),
+                    };
+                    configs::tollgate(&t, api, &tail)?
+                }
+            })
+        }
+        None => None,
+    };
+    Ok([nginx, haproxy, tollgate])
+}
+
+/// Writes the configs of `setup` into `dir`, starts its proxies pinned to CPU 1 on their ports
+/// of `ports`, checks pinning and that each one proxies `/plain/1k`; returns them.
 fn start_setup(
     kids: &mut Children,
     dir: &Path,
     peers: &Path,
     tollgate: &Path,
     setup: Setup,
+    ports: &Ports,
 ) -> Result<Vec<Proxy>> {
     let name = setup.name();
     let file = |base: &str| match setup {
@@ -326,19 +451,16 @@ fn start_setup(
             dir.join(format!("{stem}-{name}.{ext}"))
         }
     };
-    let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {p:?}"));
     let write =
         |p: &Path, text: &str| std::fs::write(p, text).with_context(|| format!("writing {p:?}"));
-    let [nginx_port, haproxy_port, tg_port] = setup.ports();
+    let [nginx_port, haproxy_port, tg_port] = ports.of(setup);
+    let [nginx_conf, haproxy_cfg, tg_toml] = setup_configs(peers, dir, setup, ports)?;
     let mut header = None;
     let mut out = Vec::new();
 
-    if let Some(port) = nginx_port {
+    if let (Some(port), Some(text)) = (nginx_port, nginx_conf) {
         let conf = file("nginx-proxy.conf");
-        if let Some(limit) = setup.limit() {
-            let base = read(&dir.join("nginx-proxy.conf"))?;
-            write(&conf, &configs::nginx(&base, name, port, limit)?)?;
-        }
+        write(&conf, &text)?;
         let prefix = format!("{}/", dir.display());
         let args = [
             "-c",
@@ -350,7 +472,7 @@ fn start_setup(
         ];
         let log = dir.join(format!("nginx-{name}.log"));
         let master = kids.spawn_pinned("nginx", 1, Path::new("nginx"), &args, &log)?;
-        procs::wait_listening(local(port), START_WAIT, "nginx")?;
+        kids.wait_listening(master, port, START_WAIT)?;
         let worker = procs::child_of(master, START_WAIT).context("finding the nginx worker")?;
         procs::verify_pinned(worker, 1, "nginx worker")?;
         out.push(Proxy {
@@ -359,16 +481,13 @@ fn start_setup(
             pid: worker,
         });
     }
-    if let Some(port) = haproxy_port {
+    if let (Some(port), Some(text)) = (haproxy_port, haproxy_cfg) {
         let cfg = file("haproxy.cfg");
-        if let Some(limit) = setup.limit() {
-            let base = read(&dir.join("haproxy.cfg"))?;
-            write(&cfg, &configs::haproxy(&base, name, port, limit)?)?;
-        }
+        write(&cfg, &text)?;
         let log = dir.join(format!("haproxy-{name}.log"));
         let args = ["-f", &*cfg.to_string_lossy()];
         let pid = kids.spawn_pinned("haproxy", 1, Path::new("haproxy"), &args, &log)?;
-        procs::wait_listening(local(port), START_WAIT, "haproxy")?;
+        kids.wait_listening(pid, port, START_WAIT)?;
         procs::verify_pinned(pid, 1, "haproxy")?;
         out.push(Proxy {
             contender: "haproxy",
@@ -376,33 +495,18 @@ fn start_setup(
             pid,
         });
     }
-    if let Some(port) = tg_port {
-        let base = peers.join("tollgate.toml");
-        let toml = match setup {
-            Setup::Base => base,
-            _ => {
-                let text = read(&base)?;
-                let (api, tail) = match setup.limit() {
-                    Some(limit) => (limit.tollgate_api, String::new()),
-                    None => (
-                        "api_key_required = true",
-                        configs::plan_tail(&dir.join("state")),
-                    ),
-                };
-                let toml = dir.join(format!("tollgate-{name}.toml"));
-                write(&toml, &configs::tollgate(&text, port, api, &tail)?)?;
-                if setup == Setup::Plan {
-                    let keys = configs::plan_keys();
-                    write(&dir.join(KEYS_FILE), &(keys.join("\n") + "\n"))?;
-                    header = Some(format!("x-api-key: {}", keys[0]));
-                }
-                toml
-            }
-        };
+    if let (Some(port), Some(text)) = (tg_port, tg_toml) {
+        let toml = file("tollgate.toml");
+        write(&toml, &text)?;
+        if setup == Setup::Plan {
+            let keys = configs::plan_keys();
+            write(&dir.join(KEYS_FILE), &(keys.join("\n") + "\n"))?;
+            header = Some(format!("x-api-key: {}", keys[0]));
+        }
         let args = ["run", "-c", &*toml.to_string_lossy(), "--workers", "1"];
         let log = dir.join(format!("tollgate-{name}.log"));
         let pid = kids.spawn_pinned("tollgate", 1, tollgate, &args, &log)?;
-        procs::wait_listening(local(port), START_WAIT, "tollgate")?;
+        kids.wait_listening(pid, port, START_WAIT)?;
         procs::verify_pinned(pid, 1, "tollgate")?;
         out.push(Proxy {
             contender: "tollgate",

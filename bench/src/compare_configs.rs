@@ -1,10 +1,16 @@
-//! Config variants of `compare`'s rate-limit scenarios, generated as text from the base configs
-//! (the rendered `nginx-proxy.conf` and `haproxy.cfg`, and `peers/tollgate.toml`): each variant
-//! is the base with its own port and pid file plus the limit, so the base stays the one source
-//! of every other setting. The limits are those of `peers/limits-cost.sh` (c and d, b for keys).
+//! The configs `compare` writes: the peer templates (`peers/nginx-proxy.conf.in`,
+//! `peers/haproxy.cfg.in`) rendered with the run's directory and ports, `peers/tollgate.toml`
+//! with its ports replaced, and the variants of the rate-limit scenarios, generated as text from
+//! those: each variant is the base with its own port and pid file plus the limit, so the base
+//! stays the one source of every other setting. The limits are those of `peers/limits-cost.sh`
+//! (c and d, b for keys).
 //!
-//! Every anchor that is replaced must occur exactly once in the base, so an edited template
-//! fails loudly here rather than producing a config that silently lacks its limit.
+//! The templates name their ports as placeholders (`@ORIGIN_PORT@`, `@NGINX_PORT@`,
+//! `@HAPROXY_PORT@`, next to `@DIR@`); `tollgate.toml` stays a config tollgate can run as it is,
+//! so its ports are literal and replaced as anchors. Every placeholder a proxy's listener or
+//! upstream needs must be in its template, no unknown one may be left, and every anchor that is
+//! replaced must occur exactly once, so an edited template fails loudly here rather than
+//! producing a config that silently listens on a fixed port or lacks its limit.
 
 use std::path::Path;
 
@@ -45,6 +51,70 @@ pub const REJECT: Limit = Limit {
     tollgate_api: "client_throttle = { rate_per_s = 1, burst = 1 }",
 };
 
+/// Placeholder of the run's scratch directory in the templates.
+pub const DIR: &str = "DIR";
+/// Placeholder of the origin's port (every proxy's upstream).
+pub const ORIGIN_PORT: &str = "ORIGIN_PORT";
+/// Placeholder of nginx's listen port in `nginx-proxy.conf.in`.
+pub const NGINX_PORT: &str = "NGINX_PORT";
+/// Placeholder of HAProxy's bind port in `haproxy.cfg.in`.
+pub const HAPROXY_PORT: &str = "HAPROXY_PORT";
+
+/// The literal listen address of `peers/tollgate.toml`, replaced by the chosen one.
+pub const TOLLGATE_BIND: &str = "\"127.0.0.1:8090\"";
+/// The literal origin address of `peers/tollgate.toml` (its integration's URL).
+pub const TOLLGATE_ORIGIN: &str = "//127.0.0.1:9000/";
+
+/// `template` (the file `what`) with every `@NAME@` of `vars` replaced by its value. Fails if
+/// a name in `required` does not occur (the proxy would listen or connect somewhere else) or
+/// if any other `@NAME@` is left.
+pub fn render(
+    template: &str,
+    what: &str,
+    vars: &[(&str, String)],
+    required: &[&str],
+) -> Result<String> {
+    for name in required {
+        if !template.contains(&format!("@{name}@")) {
+            bail!(
+                "{what} has no @{name}@: each port of a peer template must be a placeholder \
+                 (see bench/peers/*.in), compare chooses free ports at run time"
+            );
+        }
+    }
+    let mut text = template.to_string();
+    for (name, value) in vars {
+        text = text.replace(&format!("@{name}@"), value);
+    }
+    if let Some(left) = placeholders(&text).first() {
+        let known: Vec<&str> = vars.iter().map(|(n, _)| *n).collect();
+        bail!(
+            "{what} has an unknown placeholder @{left}@ (known: {})",
+            known.join(", ")
+        );
+    }
+    Ok(text)
+}
+
+/// The names of the `@NAME@` placeholders in `text` (NAME: capitals, digits, `_`).
+fn placeholders(text: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('@') {
+        let after = &rest[start + 1..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(after.len());
+        if len > 0 && after[len..].starts_with('@') {
+            found.push(&after[..len]);
+            rest = &after[len + 1..];
+        } else {
+            rest = after;
+        }
+    }
+    found
+}
+
 /// `text` with the single occurrence of `from` replaced by `to`.
 fn replace_once(text: &str, from: &str, to: &str) -> Result<String> {
     match text.matches(from).count() {
@@ -53,16 +123,11 @@ fn replace_once(text: &str, from: &str, to: &str) -> Result<String> {
     }
 }
 
-/// nginx: the base `nginx-proxy.conf` listening on `port`, with pid and error log
-/// `nginx-NAME.*`, the zone before `server {` and the limit in `location /plain/`.
-pub fn nginx(base: &str, name: &str, port: u16, limit: &Limit) -> Result<String> {
+/// nginx: the template `nginx-proxy.conf.in` with pid and error log `nginx-NAME.*`, the zone
+/// before `server {` and the limit in `location /plain/` (the port is rendered afterwards).
+pub fn nginx(base: &str, name: &str, limit: &Limit) -> Result<String> {
     let t = replace_once(base, "nginx-proxy.pid", &format!("nginx-{name}.pid"))?;
     let t = replace_once(&t, "nginx-proxy.err", &format!("nginx-{name}.err"))?;
-    let t = replace_once(
-        &t,
-        "listen 127.0.0.1:8080 ",
-        &format!("listen 127.0.0.1:{port} "),
-    )?;
     let t = replace_once(
         &t,
         "\n  server {",
@@ -75,15 +140,11 @@ pub fn nginx(base: &str, name: &str, port: u16, limit: &Limit) -> Result<String>
     )
 }
 
-/// HAProxy: the base `haproxy.cfg` listening on `port`, with pid file `haproxy-NAME.pid` and a
-/// stick table tracking each source address, denying with 429 above the limit's rate.
-pub fn haproxy(base: &str, name: &str, port: u16, limit: &Limit) -> Result<String> {
+/// HAProxy: the template `haproxy.cfg.in` with pid file `haproxy-NAME.pid` and a stick table
+/// tracking each source address, denying with 429 above the limit's rate (the port is rendered
+/// afterwards).
+pub fn haproxy(base: &str, name: &str, limit: &Limit) -> Result<String> {
     let t = replace_once(base, "/haproxy.pid\n", &format!("/haproxy-{name}.pid\n"))?;
-    let t = replace_once(
-        &t,
-        "bind 127.0.0.1:8081 ",
-        &format!("bind 127.0.0.1:{port} "),
-    )?;
     let bind = t
         .lines()
         .find(|l| l.trim_start().starts_with("bind "))
@@ -97,12 +158,18 @@ pub fn haproxy(base: &str, name: &str, port: u16, limit: &Limit) -> Result<Strin
     replace_once(&t, &format!("{bind}\n"), &rules)
 }
 
-/// tollgate: the base `tollgate.toml` listening on `port`, `api` added to the API's table
-/// (after its `id`) and `tail` (top-level tables) appended.
-pub fn tollgate(base: &str, port: u16, api: &str, tail: &str) -> Result<String> {
-    let t = replace_once(base, "\"127.0.0.1:8090\"", &format!("\"127.0.0.1:{port}\""))?;
+/// tollgate: `tollgate.toml` listening on 127.0.0.1:`port` and proxying to the origin on
+/// 127.0.0.1:`origin` (its literal [`TOLLGATE_BIND`] and [`TOLLGATE_ORIGIN`] replaced).
+pub fn tollgate_ports(base: &str, port: u16, origin: u16) -> Result<String> {
+    let t = replace_once(base, TOLLGATE_BIND, &format!("\"127.0.0.1:{port}\""))?;
+    replace_once(&t, TOLLGATE_ORIGIN, &format!("//127.0.0.1:{origin}/"))
+}
+
+/// tollgate: `base` with `api` added to the API's table (after its `id`) and `tail`
+/// (top-level tables) appended.
+pub fn tollgate(base: &str, api: &str, tail: &str) -> Result<String> {
     let t = replace_once(
-        &t,
+        base,
         "\nid = \"bench\"\n",
         &format!("\nid = \"bench\"\n{api}\n"),
     )?;

@@ -1,11 +1,12 @@
-//! Process plumbing for `compare`: finding the peer tools, checking ports, starting pinned
-//! children and stopping them again, and reading CPU time and affinity from `/proc`.
+//! Process plumbing for `compare`: finding the peer tools, choosing free ports, starting pinned
+//! children, waiting until each listens on its port (and no other process does) and stopping
+//! them again, and reading CPU time and affinity from `/proc`.
 //!
 //! Every child is started in the foreground (nginx with `daemon off;`, HAProxy without `-D`)
 //! so it stays our child and in our process group: a Ctrl-C reaches all of them, and
 //! [`Children`] stops them on drop (SIGTERM, then SIGKILL after a grace period).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -46,37 +47,70 @@ pub fn check_tools(path: &str) -> Result<()> {
     )
 }
 
-/// Fails with a clear message if any of `ports` on 127.0.0.1 is already bound.
-pub fn check_ports_free(ports: &[(u16, &str)]) -> Result<()> {
-    for &(port, what) in ports {
-        TcpListener::bind(("127.0.0.1", port)).with_context(|| {
-            format!(
-                "port 127.0.0.1:{port} (for {what}) is taken; stop whatever listens there \
-                 (`ss -ltnp 'sport = :{port}'`) and retry"
-            )
-        })?;
-    }
-    Ok(())
+/// `n` distinct ports of 127.0.0.1 that were free a moment ago: all bound to port 0 at once
+/// (so the kernel hands out different ones), read and released together. Another process may
+/// still take one before our child binds it; [`Children::wait_listening`] tells that apart.
+pub fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind(("127.0.0.1", 0)))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("asking the kernel for free ports on 127.0.0.1")?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
 }
 
-/// Waits until `addr` accepts TCP connections, or fails after `timeout`.
-pub fn wait_listening(addr: SocketAddr, timeout: Duration, what: &str) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
+/// Socket inodes in `tcp` (the text of `/proc/net/tcp`) listening on `port` of 127.0.0.1 or
+/// 0.0.0.0, the addresses a listener on 127.0.0.1:`port` shares its connections with.
+pub fn parse_listen_inodes(tcp: &str, port: u16) -> Vec<u64> {
+    const LISTEN: &str = "0A";
+    let mut inodes = Vec::new();
+    for line in tcp.lines().skip(1) {
+        // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(&st), Some(inode)) = (f.get(1), f.get(3), f.get(9)) else {
+            continue;
+        };
+        let Some((ip, p)) = local.split_once(':') else {
+            continue;
+        };
+        // The address is the in-memory (network order) u32 printed as a native integer.
+        let ip = u32::from_str_radix(ip, 16).map(|v| Ipv4Addr::from(v.to_ne_bytes()));
+        let here = matches!(ip, Ok(ip) if ip == Ipv4Addr::LOCALHOST || ip.is_unspecified());
+        if st == LISTEN && here && u16::from_str_radix(p, 16) == Ok(port) {
+            inodes.extend(inode.parse::<u64>().ok());
         }
-        if Instant::now() > deadline {
-            bail!("{what} did not start listening on {addr} within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
+    inodes
 }
 
-/// One started child: its name (for messages) and process.
+/// Inodes of the sockets among the open files of `pid` (`/proc/PID/fd/*` → `socket:[N]`).
+pub fn socket_inodes(pid: u32) -> Vec<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_str()?;
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect()
+}
+
+/// The last `lines` lines of the file at `path` (empty if unreadable).
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// One started child: its name (for messages), process and log file.
 struct Started {
     name: String,
     child: Child,
+    log: PathBuf,
 }
 
 /// Every process `compare` started; stopped in reverse order when dropped.
@@ -112,8 +146,72 @@ impl Children {
         self.started.push(Started {
             name: name.to_string(),
             child,
+            log: log.to_path_buf(),
         });
         Ok(pid)
+    }
+
+    /// Waits until the child `pid` listens on 127.0.0.1:`port`, failing after `timeout`, or
+    /// as soon as it exits (saying so when its log shows the address was in use: a port race),
+    /// or when another process listens on that port too (seen on two looks in a row, so a
+    /// listener our child is still replacing does not count).
+    pub fn wait_listening(&mut self, pid: u32, port: u16, timeout: Duration) -> Result<()> {
+        let s = self
+            .started
+            .iter_mut()
+            .find(|s| s.child.id() == pid)
+            .with_context(|| format!("process {pid} is not one compare started"))?;
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + timeout;
+        let mut suspects: Vec<u64> = Vec::new();
+        loop {
+            if let Some(status) = s.child.try_wait()? {
+                let log = tail(&s.log, 10);
+                if log.to_ascii_lowercase().contains("in use") {
+                    bail!(
+                        "port race: {} could not bind {addr} ({status}). The port was free when \
+                         compare chose it, but another process took it before {} started; run \
+                         compare again. End of {:?}:\n{log}",
+                        s.name,
+                        s.name,
+                        s.log
+                    );
+                }
+                bail!(
+                    "{} exited ({status}) before listening on {addr}; end of {:?}:\n{log}",
+                    s.name,
+                    s.log
+                );
+            }
+            let tcp = std::fs::read_to_string("/proc/net/tcp").context("reading /proc/net/tcp")?;
+            let listening = parse_listen_inodes(&tcp, port);
+            let own = socket_inodes(pid);
+            let foreign: Vec<u64> = listening
+                .iter()
+                .copied()
+                .filter(|i| !own.contains(i))
+                .collect();
+            if foreign.iter().any(|i| suspects.contains(i)) {
+                bail!(
+                    "port race: another process listens on {addr} (socket inode {foreign:?}), \
+                     the port compare chose for {} a moment ago, so it would share the \
+                     connections; run compare again (`ss -ltnp 'sport = :{port}'` shows who)",
+                    s.name
+                );
+            }
+            if foreign.is_empty() && !listening.is_empty() {
+                return Ok(());
+            }
+            suspects = foreign;
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not start listening on {addr} within {timeout:?}; see {:?}",
+                    s.name,
+                    s.log
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Fails if any started child has already exited (a crash or a config error).
@@ -263,28 +361,6 @@ pub fn child_of(parent: u32, timeout: Duration) -> Result<u32> {
     }
 }
 
-/// Copies every `*.in` file of `peers` into `dir` without the suffix, `@DIR@` replaced by
-/// `dir`; returns the written paths.
-pub fn render_configs(peers: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    let entries = std::fs::read_dir(peers).with_context(|| format!("reading {peers:?}"))?;
-    for entry in entries {
-        let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let Some(stem) = name.strip_suffix(".in") else {
-            continue;
-        };
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path:?}"))?;
-        let out = dir.join(stem);
-        std::fs::write(&out, text.replace("@DIR@", &dir.to_string_lossy()))
-            .with_context(|| format!("writing {out:?}"))?;
-        written.push(out);
-    }
-    Ok(written)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,17 +412,132 @@ mod tests {
     }
 
     #[test]
-    fn renders_peer_configs() {
-        let base = std::env::temp_dir().join(format!("tb-render-{}", std::process::id()));
-        let (peers, out) = (base.join("peers"), base.join("out"));
-        std::fs::create_dir_all(&peers).unwrap();
-        std::fs::create_dir_all(&out).unwrap();
-        std::fs::write(peers.join("a.conf.in"), "pid @DIR@/a.pid;").unwrap();
-        std::fs::write(peers.join("b.toml"), "untouched").unwrap();
-        let written = render_configs(&peers, &out).unwrap();
-        assert_eq!(written, [out.join("a.conf")]);
-        let text = std::fs::read_to_string(out.join("a.conf")).unwrap();
-        assert_eq!(text, format!("pid {}/a.pid;", out.display()));
-        std::fs::remove_dir_all(&base).unwrap();
+    fn free_ports_differ_and_are_free() -> Result<()> {
+        let ports = free_ports(12)?;
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 12, "{ports:?}");
+        // Released again: none is still listening in this process. (Binding them again here
+        // would race with every other process on the machine, as compare itself does.)
+        let tcp = std::fs::read_to_string("/proc/net/tcp")?;
+        let own = socket_inodes(std::process::id());
+        for p in ports {
+            assert_ne!(p, 0);
+            let held: Vec<u64> = parse_listen_inodes(&tcp, p)
+                .into_iter()
+                .filter(|i| own.contains(i))
+                .collect();
+            assert!(held.is_empty(), "port {p} still held: {held:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn listen_inodes_of_a_port() -> Result<()> {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+           0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 111 1 0 100 0 0 10 0\n\
+           1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 222 1 0 100 0 0 10 0\n\
+           2: 0200007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 333 1 0 100 0 0 10 0\n\
+           3: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 444 1 0 100 0 0 10 0\n\
+           4: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 555 1 0 100 0 0 10 0\n";
+        // 127.0.0.1:8080 and 0.0.0.0:8080 listening; not 127.0.0.2, not established, not 8081.
+        if cfg!(target_endian = "little") {
+            assert_eq!(parse_listen_inodes(tcp, 8080), [111, 222]);
+        }
+        assert_eq!(
+            parse_listen_inodes("garbage\nmore garbage", 8080),
+            Vec::<u64>::new()
+        );
+
+        // A real listener of this process: in /proc/net/tcp, and among our own sockets.
+        let l = TcpListener::bind(("127.0.0.1", 0))?;
+        let port = l.local_addr()?.port();
+        let live = parse_listen_inodes(&std::fs::read_to_string("/proc/net/tcp")?, port);
+        assert_eq!(live.len(), 1, "{live:?}");
+        assert!(socket_inodes(std::process::id()).contains(&live[0]));
+        Ok(())
+    }
+
+    /// A child that exits saying its address was in use: a port race, named as such.
+    #[test]
+    fn a_peer_that_cannot_bind_is_a_port_race() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("tb-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let mut kids = Children::default();
+        let script = "echo 'nginx: [emerg] bind() to 127.0.0.1:1 failed (98: Address already in use)' >&2; exit 1";
+        let pid = kids.spawn_pinned(
+            "nginx",
+            0,
+            Path::new("sh"),
+            &["-c", script],
+            &dir.join("n.log"),
+        )?;
+        let e = kids
+            .wait_listening(pid, 1, Duration::from_secs(10))
+            .unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.starts_with("port race: nginx could not bind 127.0.0.1:1"),
+            "{e}"
+        );
+        assert!(
+            e.contains("run compare again") && e.contains("(98: Address already in use)"),
+            "{e}"
+        );
+
+        let pid = kids.spawn_pinned(
+            "haproxy",
+            0,
+            Path::new("sh"),
+            &["-c", "echo bad config >&2; exit 3"],
+            &dir.join("h.log"),
+        )?;
+        let e = format!(
+            "{:#}",
+            kids.wait_listening(pid, 1, Duration::from_secs(10))
+                .unwrap_err()
+        );
+        assert!(
+            e.starts_with("haproxy exited (exit status: 3) before listening on 127.0.0.1:1"),
+            "{e}"
+        );
+        assert!(e.ends_with("bad config"), "{e}");
+        drop(kids);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    /// Another process listening on the chosen port (here: this one) while the child does not
+    /// own the listener: a port race too, not a successful start.
+    #[test]
+    fn a_foreign_listener_on_the_port_is_a_port_race() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("tb-foreign-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let foreign = TcpListener::bind(("127.0.0.1", 0))?;
+        let port = foreign.local_addr()?.port();
+        let mut kids = Children::default();
+        let pid = kids.spawn_pinned(
+            "tollgate",
+            0,
+            Path::new("sleep"),
+            &["30"],
+            &dir.join("t.log"),
+        )?;
+        let e = format!(
+            "{:#}",
+            kids.wait_listening(pid, port, Duration::from_secs(10))
+                .unwrap_err()
+        );
+        assert!(
+            e.starts_with(&format!(
+                "port race: another process listens on 127.0.0.1:{port}"
+            )),
+            "{e}"
+        );
+        assert!(e.contains("chose for tollgate"), "{e}");
+        drop(kids); // stops `sleep`
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
     }
 }

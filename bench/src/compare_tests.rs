@@ -1,5 +1,5 @@
-//! Unit tests of `compare`'s settings, load arguments, parsing of `load --json` output and the
-//! generated configs of the rate-limit scenarios.
+//! Unit tests of `compare`'s settings, load arguments, parsing of `load --json` output, the
+//! ports of a run and the generated configs (base and rate-limit variants).
 
 use clap::Parser as _;
 
@@ -127,17 +127,143 @@ fn targets_of_scenarios() {
     );
     assert_eq!(show("plan"), ["tollgate-plain 8090 3", "tollgate 8093 4"]);
     assert!(show("ratelimit").is_empty());
-    // Every port differs.
-    let mut ports: Vec<u16> = Setup::ALL
-        .iter()
-        .flat_map(|s| s.ports())
-        .flatten()
-        .collect();
-    ports.push(ORIGIN_PORT);
-    let n = ports.len();
+}
+
+#[test]
+fn ports_of_a_run() -> Result<()> {
+    let all = Setup::ALL;
+    assert_eq!(Ports::needed(&all), 11); // origin + 3 + 3 + 3 + tollgate's plan
+    assert_eq!(Ports::needed(&[Setup::Base]), 4);
+    let free: Vec<u16> = (40001..=40011).collect();
+    let p = Ports::assign(&all, &free)?;
+    assert_eq!(p.origin, 40001);
+    assert_eq!(p.of(Setup::Base), [Some(40002), Some(40003), Some(40004)]);
+    assert_eq!(p.of(Setup::Reject), [Some(40008), Some(40009), Some(40010)]);
+    assert_eq!(p.of(Setup::Plan), [None, None, Some(40011)]);
+    assert_eq!(
+        p.describe(),
+        "origin 40001, base 40002/40003/40004, ratelimit 40005/40006/40007, \
+         reject 40008/40009/40010, plan -/-/40011"
+    );
+    let e = Ports::assign(&all, &free[..10]).unwrap_err().to_string();
+    assert!(e.contains("10 ports for 11 listeners"), "{e}");
+    let base = Ports::assign(&[Setup::Base], &free[..4])?;
+    assert_eq!(base.of(Setup::Plan), [None; 3]); // not in this run
+
+    // Chosen by the kernel: as many as needed, all different, none of the old fixed ones
+    // (unless the kernel's range includes them by chance, so only distinctness is asserted).
+    let chosen = Ports::choose(&all)?;
+    let mut ports = vec![chosen.origin];
+    ports.extend(all.iter().flat_map(|&s| chosen.of(s)).flatten());
+    assert_eq!(ports.len(), 11);
     ports.sort_unstable();
     ports.dedup();
-    assert_eq!(ports.len(), n);
+    assert_eq!(ports.len(), 11, "{}", chosen.describe());
+    Ok(())
+}
+
+/// The ports `compare` used to bind, none of which a generated config may name now.
+const OLD_FIXED_PORTS: [u16; 11] = [
+    9000, 8080, 8081, 8082, 8083, 8084, 8085, 8090, 8091, 8092, 8093,
+];
+
+#[test]
+fn every_generated_config_names_the_chosen_ports_only() -> Result<()> {
+    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers");
+    let free: Vec<u16> = (41001..=41011).collect();
+    let ports = Ports::assign(&Setup::ALL, &free)?;
+    let mut pid_files = Vec::new();
+    let mut written = 0;
+    for setup in Setup::ALL {
+        let configs = setup_configs(&peers, Path::new("/s"), setup, &ports)?;
+        for ((text, port), contender) in configs.iter().zip(ports.of(setup)).zip(report::CONTENDERS)
+        {
+            assert_eq!(text.is_some(), port.is_some(), "{contender} {setup:?}");
+            let (Some(text), Some(port)) = (text, port) else {
+                continue;
+            };
+            written += 1;
+            let what = format!("{contender} {setup:?}:\n{text}");
+            // Listens on its own port, proxies to the origin's, and names no other port.
+            let listen = match contender {
+                "nginx" => format!("listen 127.0.0.1:{port} "),
+                "haproxy" => format!("bind 127.0.0.1:{port} "),
+                _ => format!("bind = \"127.0.0.1:{port}\""),
+            };
+            assert_eq!(text.matches(&listen).count(), 1, "{what}");
+            assert_eq!(text.matches("127.0.0.1:41001").count(), 1, "{what}");
+            assert_eq!(text.matches("127.0.0.1:").count(), 2, "{what}");
+            for old in OLD_FIXED_PORTS {
+                assert!(!text.contains(&format!(":{old}")), "{old} in {what}");
+            }
+            let placeholder = text
+                .split('@')
+                .skip(1)
+                .any(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()));
+            assert!(!placeholder, "placeholder left in {what}");
+            pid_files.extend(
+                text.lines()
+                    .filter(|l| l.trim_start().starts_with("pid"))
+                    .map(str::to_string),
+            );
+        }
+    }
+    assert_eq!(written, 10);
+    // Each nginx and HAProxy instance has its own pid file.
+    assert_eq!(pid_files.len(), 6, "{pid_files:?}");
+    let n = pid_files.len();
+    pid_files.sort();
+    pid_files.dedup();
+    assert_eq!(pid_files.len(), n, "{pid_files:?}");
+    Ok(())
+}
+
+#[test]
+fn templates_without_port_placeholders_are_refused() -> Result<()> {
+    let vars = [
+        (configs::DIR, "/s".to_string()),
+        (configs::ORIGIN_PORT, "41001".to_string()),
+        (configs::NGINX_PORT, "41002".to_string()),
+    ];
+    let need = [configs::ORIGIN_PORT, configs::NGINX_PORT];
+    assert_eq!(
+        configs::render(
+            "pid @DIR@/x.pid; listen 127.0.0.1:@NGINX_PORT@; server 127.0.0.1:@ORIGIN_PORT@; # a@b.c",
+            "t",
+            &vars,
+            &need
+        )?,
+        "pid /s/x.pid; listen 127.0.0.1:41002; server 127.0.0.1:41001; # a@b.c"
+    );
+    // A template from before the placeholders: its fixed listen port is refused.
+    let e = configs::render(
+        "listen 127.0.0.1:8080; server 127.0.0.1:@ORIGIN_PORT@;",
+        "old.conf.in",
+        &vars,
+        &need,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("old.conf.in has no @NGINX_PORT@"), "{e}");
+    let e = configs::render(
+        "listen @NGINX_PORT@ @ORIGIN_PORT@ @HAPROXY_PORT@",
+        "t",
+        &vars,
+        &need,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("unknown placeholder @HAPROXY_PORT@"), "{e}");
+
+    // tollgate.toml keeps literal ports, each replaced exactly once.
+    let toml = "bind = \"127.0.0.1:8090\"\nurl = \"http://127.0.0.1:9000/{proxy}\"\n";
+    assert_eq!(
+        configs::tollgate_ports(toml, 41004, 41001)?,
+        "bind = \"127.0.0.1:41004\"\nurl = \"http://127.0.0.1:41001/{proxy}\"\n"
+    );
+    let e = configs::tollgate_ports("bind = \"127.0.0.1:8090\"\n", 1, 2).unwrap_err();
+    assert!(e.to_string().contains("found it 0 times"), "{e}");
+    Ok(())
 }
 
 fn peer(name: &str) -> String {
@@ -152,11 +278,10 @@ fn peer(name: &str) -> String {
 #[test]
 fn nginx_variants() -> Result<()> {
     let base = peer("nginx-proxy.conf.in");
-    let got = configs::nginx(&base, "ratelimit", 8082, &configs::NEVER_REJECT)?;
+    let got = configs::nginx(&base, "ratelimit", &configs::NEVER_REJECT)?;
     let want = base
         .replace("/s/nginx-proxy.pid", "/s/nginx-ratelimit.pid")
         .replace("/s/nginx-proxy.err", "/s/nginx-ratelimit.err")
-        .replace("listen 127.0.0.1:8080 ", "listen 127.0.0.1:8082 ")
         .replace(
             "\n  server {\n",
             "\n  limit_req_zone $binary_remote_addr zone=z:10m rate=1000000r/s;\n  server {\n",
@@ -170,17 +295,17 @@ fn nginx_variants() -> Result<()> {
     assert_ne!(got, base);
 
     let small = "pid /s/nginx-proxy.pid;\nerror_log /s/nginx-proxy.err warn;\nhttp {\n  \
-                 server {\n    listen 127.0.0.1:8080 reuseport;\n    \
+                 server {\n    listen 127.0.0.1:@NGINX_PORT@ reuseport;\n    \
                  location /plain/ { proxy_pass http://origin/; }\n  }\n}\n";
     assert_eq!(
-        configs::nginx(small, "reject", 8084, &configs::REJECT)?,
+        configs::nginx(small, "reject", &configs::REJECT)?,
         "pid /s/nginx-reject.pid;\nerror_log /s/nginx-reject.err warn;\nhttp {\n  \
          limit_req_zone $binary_remote_addr zone=z:10m rate=1r/s;\n  \
-         server {\n    listen 127.0.0.1:8084 reuseport;\n    \
+         server {\n    listen 127.0.0.1:@NGINX_PORT@ reuseport;\n    \
          location /plain/ { limit_req zone=z; limit_req_status 429; limit_req_log_level info; \
          proxy_pass http://origin/; }\n  }\n}\n"
     );
-    let e = configs::nginx("http {}", "x", 1, &configs::REJECT).unwrap_err();
+    let e = configs::nginx("http {}", "x", &configs::REJECT).unwrap_err();
     assert!(e.to_string().contains("found it 0 times"), "{e}");
     Ok(())
 }
@@ -188,12 +313,12 @@ fn nginx_variants() -> Result<()> {
 #[test]
 fn haproxy_variants() -> Result<()> {
     let base = peer("haproxy.cfg.in");
-    let got = configs::haproxy(&base, "reject", 8085, &configs::REJECT)?;
+    let got = configs::haproxy(&base, "reject", &configs::REJECT)?;
     let want = base
         .replace("/s/haproxy.pid\n", "/s/haproxy-reject.pid\n")
         .replace(
-            "  bind 127.0.0.1:8081 backlog 65535\n",
-            "  bind 127.0.0.1:8085 backlog 65535\n\
+            "  bind 127.0.0.1:@HAPROXY_PORT@ backlog 65535\n",
+            "  bind 127.0.0.1:@HAPROXY_PORT@ backlog 65535\n\
              \x20 stick-table type ip size 100k expire 30s store http_req_rate(1s)\n\
              \x20 http-request track-sc0 src\n\
              \x20 http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1 }\n",
@@ -201,11 +326,12 @@ fn haproxy_variants() -> Result<()> {
     assert_eq!(got, want);
     assert_ne!(got, base);
 
-    let small = "  pidfile /s/haproxy.pid\nfrontend fe\n  bind 127.0.0.1:8081 backlog 9\n  \
+    let small =
+        "  pidfile /s/haproxy.pid\nfrontend fe\n  bind 127.0.0.1:@HAPROXY_PORT@ backlog 9\n  \
                  default_backend be\n";
     assert_eq!(
-        configs::haproxy(small, "ratelimit", 8083, &configs::NEVER_REJECT)?,
-        "  pidfile /s/haproxy-ratelimit.pid\nfrontend fe\n  bind 127.0.0.1:8083 backlog 9\n  \
+        configs::haproxy(small, "ratelimit", &configs::NEVER_REJECT)?,
+        "  pidfile /s/haproxy-ratelimit.pid\nfrontend fe\n  bind 127.0.0.1:@HAPROXY_PORT@ backlog 9\n  \
          stick-table type ip size 100k expire 30s store http_req_rate(1s)\n  \
          http-request track-sc0 src\n  \
          http-request deny deny_status 429 if { sc_http_req_rate(0) gt 100000000 }\n  \
@@ -217,24 +343,21 @@ fn haproxy_variants() -> Result<()> {
 #[test]
 fn tollgate_variants() -> Result<()> {
     let base = peer("tollgate.toml");
-    let got = configs::tollgate(&base, 8091, configs::NEVER_REJECT.tollgate_api, "")?;
-    let want = base
-        .replace("\"127.0.0.1:8090\"", "\"127.0.0.1:8091\"")
-        .replace(
-            "[[apis]]\nid = \"bench\"\n",
-            "[[apis]]\nid = \"bench\"\n\
+    let got = configs::tollgate(&base, configs::NEVER_REJECT.tollgate_api, "")?;
+    let want = base.replace(
+        "[[apis]]\nid = \"bench\"\n",
+        "[[apis]]\nid = \"bench\"\n\
          client_throttle = { rate_per_s = 1000000, burst = 1000000 }\n",
-        );
+    );
     assert_eq!(got, want);
     assert_ne!(got, base);
     assert_eq!(
         configs::tollgate(
             "bind = \"127.0.0.1:8090\"\n[[apis]]\nid = \"bench\"\n[x]\n",
-            8092,
             configs::REJECT.tollgate_api,
             "[t]\n"
         )?,
-        "bind = \"127.0.0.1:8092\"\n[[apis]]\nid = \"bench\"\n\
+        "bind = \"127.0.0.1:8090\"\n[[apis]]\nid = \"bench\"\n\
          client_throttle = { rate_per_s = 1, burst = 1 }\n[x]\n\n[t]\n"
     );
 
@@ -259,5 +382,53 @@ fn tollgate_variants() -> Result<()> {
          [[usage_plans.stages]]\napi = \"bench\"\n"
     ));
     assert_eq!(tail.matches("[[api_keys.keys]]").count(), 100);
+    Ok(())
+}
+
+/// The generated configs as nginx (`-t`) and HAProxy (`-c`) read them; neither binds its
+/// ports for that. Skipped, saying so, where the tools are not installed.
+#[test]
+fn generated_configs_pass_the_peers_own_checks() -> Result<()> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    if !procs::missing_tools(&["nginx", "haproxy"], &path).is_empty() {
+        eprintln!("nginx or haproxy not on PATH: generated configs not checked by them");
+        return Ok(());
+    }
+    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers");
+    let dir = std::env::temp_dir().join(format!("tb-configs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let ports = Ports::choose(&Setup::ALL)?;
+    let mut checked = 0;
+    for setup in Setup::ALL {
+        let [nginx, haproxy, _] = setup_configs(&peers, &dir, setup, &ports)?;
+        if let Some(text) = nginx {
+            let conf = dir.join(format!("nginx-{}.conf", setup.name()));
+            std::fs::write(&conf, text)?;
+            let prefix = format!("{}/", dir.display());
+            let out = Command::new("nginx")
+                .arg("-t")
+                .arg("-c")
+                .arg(&conf)
+                .args(["-p", &prefix])
+                .output()?;
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "nginx -t {conf:?}: {err}");
+            checked += 1;
+        }
+        if let Some(text) = haproxy {
+            let cfg = dir.join(format!("haproxy-{}.cfg", setup.name()));
+            std::fs::write(&cfg, text)?;
+            let out = Command::new("haproxy")
+                .arg("-c")
+                .arg("-f")
+                .arg(&cfg)
+                .output()?;
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "haproxy -c {cfg:?}: {err}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6);
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
