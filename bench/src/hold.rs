@@ -2,7 +2,9 @@
 //!
 //! This process only coordinates: every connection lives in a `hold-child` holder process (the
 //! same binary), at most `--per-process` per holder, because one process may only have so
-//! many open files. Holders are driven over their stdin/stdout (`open N`, `ping`, `exit`, see
+//! many open files. This process and every holder raise their soft RLIMIT_NOFILE to the hard
+//! limit; a `--per-process` the hard limit cannot hold fails the run before anything starts.
+//! Holders are driven over their stdin/stdout (`open N`, `ping`, `exit`, see
 //! `hold_child.rs`), all at once: a command goes to every holder before any reply is read.
 //!
 //! Per count, ascending: grow to that many connections (keeping the open ones), wait
@@ -18,7 +20,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{HoldArgs, Target};
+use crate::hold_child::FD_RESERVE;
 use crate::hold_report::{self, HoldReport, Step, EXTRAPOLATE_TO};
+use crate::rlimit;
 
 /// Reads the `Pss:` line of `/proc/PID/smaps_rollup`, in kB.
 pub fn read_pss_kb(pid: u32) -> Result<u64> {
@@ -32,6 +36,34 @@ fn parse_pss_kb(text: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("Pss:"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|v| v.parse().ok())
+}
+
+/// Fails unless a holder can keep its share of the connections open: at most `per_process`,
+/// or `largest` (the largest count) if that is fewer, plus [`FD_RESERVE`], within `soft`, the
+/// open-files limit (RLIMIT_NOFILE) after raising it to the hard limit `hard`.
+fn check_nofile(per_process: usize, largest: usize, soft: u64, hard: u64) -> Result<()> {
+    let held = per_process.max(1).min(largest);
+    let needed = held + FD_RESERVE;
+    if needed as u64 <= soft {
+        return Ok(());
+    }
+    let limit = if soft < hard {
+        format!("{soft} (the soft limit; raising it to the hard limit {hard} failed)")
+    } else {
+        format!("{hard} (the hard limit)")
+    };
+    let fits = soft.saturating_sub(FD_RESERVE as u64);
+    let smaller = if fits > 0 {
+        format!("use --per-process {fits} or less (hold starts more holder processes instead), or ")
+    } else {
+        String::new()
+    };
+    bail!(
+        "--per-process {per_process} needs {needed} open files per holder process ({held} \
+         connections + {FD_RESERVE} for connects in flight and the process itself), but \
+         RLIMIT_NOFILE is {limit}: {smaller}raise the hard limit as root (ulimit -Hn, systemd \
+         LimitNOFILE=, /etc/security/limits.d/; at most fs.nr_open)"
+    )
 }
 
 /// One holder process and the pipes to drive it.
@@ -183,6 +215,9 @@ pub fn run(args: &HoldArgs) -> Result<()> {
     if counts.is_empty() {
         bail!("--counts needs at least one positive count");
     }
+    // Holders inherit the raised limit, and raise their own as well.
+    let (soft, hard) = rlimit::raise_nofile_limit().context("reading RLIMIT_NOFILE")?;
+    check_nofile(args.per_process, counts[counts.len() - 1], soft, hard)?;
     let baseline = read_pss_kb(args.pid)?;
     let mut fleet = Fleet {
         args,
@@ -259,5 +294,37 @@ mod tests {
         assert_eq!(parse_pss_kb(text), Some(1234));
         assert_eq!(parse_pss_kb("Rss: 1 kB\n"), None);
         assert!(read_pss_kb(std::process::id()).expect("own pss") > 0);
+    }
+
+    #[test]
+    fn open_files_limit_check() {
+        let r = FD_RESERVE as u64;
+        assert!(check_nofile(9000, 19_000, 20_000, 20_000).is_ok());
+        assert!(check_nofile(1000, 500, 500 + r, 500 + r).is_ok()); // the largest count holds
+        assert!(check_nofile(1000, 501, 500 + r, 500 + r).is_err());
+        let e = check_nofile(30_000, 100_000, 20_000, 20_000)
+            .unwrap_err()
+            .to_string();
+        let want = format!(
+            "--per-process 30000 needs {} open files per holder process (30000 connections + \
+             {r} for connects in flight and the process itself), but RLIMIT_NOFILE is 20000 \
+             (the hard limit): use --per-process {} or less",
+            30_000 + r,
+            20_000 - r
+        );
+        assert!(e.starts_with(&want), "{e}");
+        assert!(e.contains("raise the hard limit"), "{e}");
+        let e = check_nofile(300, 300, 256, 20_000).unwrap_err().to_string();
+        let want = "is 256 (the soft limit; raising it to the hard limit 20000 failed): raise";
+        assert!(e.contains(want), "{e}");
+        let e = check_nofile(9000, 9000, 1024, 4096)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "RLIMIT_NOFILE is 1024 (the soft limit; raising it to the hard limit 4096 failed)"
+            ),
+            "{e}"
+        );
     }
 }

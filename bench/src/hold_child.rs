@@ -1,7 +1,8 @@
 //! `hold-child`: one holder process of `hold`, driven line by line over stdin/stdout.
 //!
 //! A process may only have so many open files, so `hold` spreads its connections over several
-//! copies of this binary. Each one runs a single monoio runtime and answers three commands:
+//! copies of this binary. Each one raises its soft RLIMIT_NOFILE to the hard limit, runs a
+//! single monoio runtime and answers three commands:
 //!
 //! * `open N`: open `N` more connections (at most [`IN_FLIGHT`] connecting at once), send one
 //!   `GET` on each and read its full response; keep the ones that answered with keep-alive.
@@ -30,10 +31,14 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::cli::{HoldChildArgs, Target};
 use crate::http::{build_request, Parser};
 use crate::recv::RecvBuf;
-use crate::runtime;
+use crate::{rlimit, runtime};
 
 /// Connects (or pings) in flight at once per holder.
 pub const IN_FLIGHT: usize = 500;
+
+/// Open files a holder needs besides its held connections: a second descriptor per connect in
+/// flight (the `SO_ERROR` probe) and the process's own (stdio, the runtime's ring, eventfd).
+pub const FD_RESERVE: usize = IN_FLIGHT + 64;
 
 /// `EINPROGRESS` on Linux (`io::ErrorKind::InProgress` is not stable on our toolchain).
 const EINPROGRESS: i32 = 115;
@@ -49,8 +54,10 @@ struct Shared {
     timeout: Duration,
 }
 
-/// Runs the command loop until `exit` or end of stdin.
+/// Runs the command loop until `exit` or end of stdin, with the soft open-files limit raised
+/// to the hard one first (the parent checked that the hard one is enough).
 pub fn run(args: &HoldChildArgs) -> Result<()> {
+    rlimit::raise_nofile_limit().context("reading RLIMIT_NOFILE")?;
     let target = Target::parse(&args.url)?;
     let shared = Rc::new(Shared {
         addr: target.addr,

@@ -26,6 +26,7 @@ mod origin;
 mod recv;
 mod report;
 mod requests;
+mod rlimit;
 mod runtime;
 mod stats;
 

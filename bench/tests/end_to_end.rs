@@ -254,3 +254,176 @@ fn hold_against_a_closed_port_reports_failures() {
     }
     assert!(r["slope_bytes_per_conn"].is_null(), "{r}");
 }
+
+/// `tollgate-bench ARGS` started through `sh` after `ulimit LIMIT` (e.g. `-Sn 256`), so it
+/// starts with that open-files limit.
+fn under_ulimit(limit: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit {limit} && exec \"$@\""))
+        .arg("sh")
+        .arg(BIN)
+        .args(args);
+    cmd
+}
+
+/// Output of `ulimit ARGS` in `sh` (a number: the limits here are never unlimited).
+fn sh_ulimit(args: &str) -> usize {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit {args}"))
+        .output()
+        .expect("run sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("ulimit {args}: {text:?}: {e}"))
+}
+
+/// Soft limit for the holders' tests, and connections above it (well below any hard limit:
+/// they need about 600 more for connects in flight and the process).
+const LOW_SOFT: usize = 256;
+const ABOVE_SOFT: usize = 300;
+
+/// Skips (true) where the hard limit could not hold `ABOVE_SOFT` connections anyway.
+fn hard_limit_too_low() -> bool {
+    assert_eq!(
+        sh_ulimit(&format!("-Sn {LOW_SOFT} && ulimit -Sn")),
+        LOW_SOFT,
+        "the test's ulimit does not take effect"
+    );
+    let hard = sh_ulimit("-Hn");
+    if hard < ABOVE_SOFT + 1000 {
+        eprintln!("hard open-files limit {hard} too low for this test: skipped");
+        return true;
+    }
+    false
+}
+
+#[test]
+fn hold_raises_its_open_files_limit_above_the_soft_one() {
+    if hard_limit_too_low() {
+        return;
+    }
+    let origin = Origin::start(&[]);
+    let url = format!("http://{}/held", origin.addr);
+    let n = ABOVE_SOFT.to_string();
+    let pid = origin.child.id().to_string();
+    let args = [
+        "hold",
+        "--url",
+        &url,
+        "--pid",
+        &pid,
+        "--json",
+        "--settle",
+        "0s",
+        "--timeout",
+        "5s",
+        "--counts",
+        &n,
+        "--per-process",
+        &n,
+    ];
+    let out = under_ulimit(&format!("-Sn {LOW_SOFT}"), &args)
+        .output()
+        .expect("run hold");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hold failed: {stdout} {stderr}");
+    let r: Value = serde_json::from_str(stdout.trim()).expect("hold JSON");
+    // One holder process with more connections than the soft limit it started with.
+    assert_eq!(r["holder_processes"], 1, "{r}");
+    let step = &r["steps"][0];
+    assert_eq!(step["requested"], ABOVE_SOFT, "{r}");
+    assert_eq!(step["opened"], ABOVE_SOFT, "{r}");
+    assert_eq!(step["failed"], 0, "{r}");
+    assert_eq!(step["alive"], ABOVE_SOFT, "{r}");
+}
+
+/// A holder started on its own under the low soft limit raises it itself, and holds more
+/// connections than that limit allowed.
+#[test]
+fn holder_raises_its_own_open_files_limit() {
+    if hard_limit_too_low() {
+        return;
+    }
+    let origin = Origin::start(&[]);
+    let url = format!("http://{}/held", origin.addr);
+    let args = [
+        "hold-child",
+        "--url",
+        &url,
+        "--timeout",
+        "5s",
+        "--first-index",
+        "0",
+    ];
+    let mut holder = under_ulimit(&format!("-Sn {LOW_SOFT}"), &args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn hold-child");
+    let mut stdin = holder.stdin.take().expect("holder stdin");
+    let mut replies = BufReader::new(holder.stdout.take().expect("holder stdout"));
+    let mut ask = |command: &str| {
+        writeln!(stdin, "{command}").expect("command");
+        stdin.flush().expect("flush");
+        let mut line = String::new();
+        replies.read_line(&mut line).expect("reply");
+        line.trim().to_string()
+    };
+    assert_eq!(
+        ask(&format!("open {ABOVE_SOFT}")),
+        format!("opened {ABOVE_SOFT} 0")
+    );
+    // `sh` exec'd the holder, so its PID is the child's: its soft limit is the hard one now.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", holder.id())).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    let n: Vec<usize> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(n[0], n[1], "{line}");
+    assert!(n[0] > ABOVE_SOFT, "{line}");
+    assert_eq!(ask("ping"), format!("alive {ABOVE_SOFT} 0"));
+    writeln!(stdin, "exit").expect("exit");
+    drop(stdin);
+    assert!(holder.wait().expect("wait holder").success());
+}
+
+#[test]
+fn hold_refuses_more_per_process_than_the_hard_limit_allows() {
+    let own = std::process::id().to_string();
+    let args = [
+        "hold",
+        "--url",
+        "http://127.0.0.1:1/",
+        "--pid",
+        &own,
+        "--counts",
+        "5000",
+        "--per-process",
+        "5000",
+    ];
+    // `ulimit -n` sets the soft and the hard limit; anyone may lower them.
+    let out = under_ulimit("-n 1000", &args).output().expect("run hold");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "hold succeeded: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for part in [
+        "--per-process 5000 needs ",
+        "(5000 connections + ",
+        "RLIMIT_NOFILE is 1000 (the hard limit): use --per-process ",
+        "or raise the hard limit",
+    ] {
+        assert!(stderr.contains(part), "{part:?} not in {stderr}");
+    }
+}
