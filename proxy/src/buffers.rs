@@ -1,7 +1,13 @@
 //! A per-worker pool of I/O buffers. A connection takes one when it has bytes to read and
 //! gives it back when its request is done, so an idle keep-alive connection holds no buffer.
+//!
+//! The pool keeps up to `keep_max` free buffers of each kind for the next requests; a burst
+//! of busy connections allocates more and frees them when it ends. Neither the pool nor the
+//! allocator gives memory back to the system by itself, so when traffic pauses the pool
+//! shrinks and tells its worker to return free memory ([`BufferPool::traffic_paused`]): a
+//! worker that goes on holding many idle connections does not keep the burst's memory.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ops::Range;
 
 use crate::http1::HeaderSpan;
@@ -24,7 +30,19 @@ pub struct BufferPool {
     plain: RefCell<Vec<Vec<u8>>>,
     capacity: usize,
     keep_max: usize,
+    /// Buffers taken since the last [`Self::traffic_paused`] call.
+    taken_lately: Cell<usize>,
+    /// Buffers taken since free memory was last returned.
+    taken_since_return: Cell<usize>,
 }
+
+/// Buffers used since memory was last returned before a pause in traffic returns it again:
+/// a few requests now and then do not make a worker walk its heap each time.
+const RETURN_AFTER_TAKEN: usize = 64;
+
+/// Free buffers of each kind kept while traffic pauses: traffic that comes back refills the
+/// pool in a few requests.
+const KEEP_WHILE_PAUSED: usize = 4;
 
 impl BufferPool {
     /// A pool of buffers of `capacity` bytes, keeping at most `keep_max` free ones of each kind.
@@ -34,7 +52,30 @@ impl BufferPool {
             plain: RefCell::new(Vec::new()),
             capacity,
             keep_max,
+            taken_lately: Cell::new(0),
+            taken_since_return: Cell::new(0),
         }
+    }
+
+    /// Called periodically by the worker: true when no buffer was taken since the previous
+    /// call after at least [`RETURN_AFTER_TAKEN`] were taken since the last time it said so.
+    /// The pool has then shrunk to [`KEEP_WHILE_PAUSED`] free buffers of each kind, and the
+    /// caller returns the allocator's free memory to the system.
+    pub fn traffic_paused(&self) -> bool {
+        let lately = self.taken_lately.replace(0);
+        let since = self.taken_since_return.get() + lately;
+        if lately > 0 || since < RETURN_AFTER_TAKEN {
+            self.taken_since_return.set(since);
+            return false;
+        }
+        self.taken_since_return.set(0);
+        self.free.borrow_mut().truncate(KEEP_WHILE_PAUSED);
+        self.plain.borrow_mut().truncate(KEEP_WHILE_PAUSED);
+        true
+    }
+
+    fn count_taken(&self) {
+        self.taken_lately.set(self.taken_lately.get() + 1);
     }
 
     /// Buffer size.
@@ -45,6 +86,7 @@ impl BufferPool {
     /// A read buffer with header scratch (empty).
     pub fn take(&self) -> IoBuf {
         let popped = self.free.borrow_mut().pop();
+        self.count_taken();
         popped.unwrap_or_else(|| IoBuf {
             data: Vec::with_capacity(self.capacity),
             headers: Vec::with_capacity(128),
@@ -64,6 +106,7 @@ impl BufferPool {
     /// A plain buffer (responses, upstream reads), empty.
     pub fn take_plain(&self) -> Vec<u8> {
         let popped = self.plain.borrow_mut().pop();
+        self.count_taken();
         popped.unwrap_or_else(|| Vec::with_capacity(self.capacity))
     }
 
@@ -74,5 +117,56 @@ impl BufferPool {
             buf.clear();
             plain.push(buf);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn free_counts(pool: &BufferPool) -> (usize, usize) {
+        (pool.free.borrow().len(), pool.plain.borrow().len())
+    }
+
+    #[test]
+    fn a_pause_after_traffic_shrinks_the_pool_once() {
+        let pool = BufferPool::new(16 * 1024, 64);
+        // 100 connections busy at once, each with a read buffer and a plain one.
+        let reads: Vec<IoBuf> = (0..100).map(|_| pool.take()).collect();
+        let plains: Vec<Vec<u8>> = (0..100).map(|_| pool.take_plain()).collect();
+        assert!(!pool.traffic_paused(), "buffers were taken since the last call");
+        reads.into_iter().for_each(|b| pool.give(b));
+        plains.into_iter().for_each(|b| pool.give_plain(b));
+        assert_eq!(free_counts(&pool), (64, 64), "the pool keeps keep_max of each");
+        assert!(pool.traffic_paused(), "none taken since: paused");
+        assert_eq!(free_counts(&pool), (KEEP_WHILE_PAUSED, KEEP_WHILE_PAUSED));
+        assert!(!pool.traffic_paused(), "said once per pause");
+    }
+
+    #[test]
+    fn steady_traffic_never_pauses() {
+        let pool = BufferPool::new(16 * 1024, 64);
+        for _ in 0..1_000 {
+            for _ in 0..10 {
+                let buf = pool.take();
+                pool.give(buf);
+            }
+            assert!(!pool.traffic_paused());
+        }
+    }
+
+    #[test]
+    fn a_few_requests_now_and_then_are_not_worth_returning_memory() {
+        let pool = BufferPool::new(16 * 1024, 64);
+        for _ in 0..RETURN_AFTER_TAKEN - 1 {
+            let buf = pool.take_plain();
+            pool.give_plain(buf);
+            assert!(!pool.traffic_paused(), "taken since the last call");
+            assert!(!pool.traffic_paused(), "paused, but fewer than the threshold since");
+        }
+        let buf = pool.take();
+        pool.give(buf);
+        assert!(!pool.traffic_paused());
+        assert!(pool.traffic_paused(), "the threshold's worth, then a pause");
     }
 }

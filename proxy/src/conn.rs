@@ -65,8 +65,9 @@ pub struct Conn {
     proxy: ProxyProtocol,
     /// This connection's request counts in the worker's in-flight requests.
     in_flight: Option<InFlight>,
-    /// An upgrade the upstream accepted: run once the request is logged and let go.
-    pub(crate) pending_tunnel: Option<PendingTunnel>,
+    /// An upgrade the upstream accepted: run once the request is logged and let go. Boxed:
+    /// every idle connection's task carries this field, and upgrades are rare.
+    pub(crate) pending_tunnel: Option<Box<PendingTunnel>>,
 }
 
 /// A switched connection's other end, waiting for its request to finish.
@@ -260,38 +261,47 @@ impl Conn {
     /// — the worker's sweep enforces the deadline, see [`crate::registry`]) and the connection.
     /// The busy state's future is large (it spans parsing, routing and the integration), so it
     /// lives in a box allocated once per busy period.
-    pub async fn serve(mut self) {
-        match self.proxy_expectation() {
-            Some(expected) => self.proxy = expected,
-            None => {
-                bump(&self.worker.counters.rejected_proxy_protocol);
+    ///
+    /// An `async move` block rather than an `async fn`: an `async fn` moves its `self` argument
+    /// into a second slot of the state machine, so every idle connection would carry its
+    /// `Conn` twice; a block's captured `self` is used in place (pinned by the test
+    /// `an_idle_connection_task_holds_the_connection_once`).
+    #[allow(clippy::manual_async_fn)]
+    pub fn serve(mut self) -> impl std::future::Future<Output = ()> {
+        async move {
+            match self.proxy_expectation() {
+                Some(expected) => self.proxy = expected,
+                None => {
+                    bump(&self.worker.counters.rejected_proxy_protocol);
+                    return;
+                }
+            }
+            // A direct client is checked before any byte is read; behind PROXY protocol, the
+            // client is known only after the header (see `busy`).
+            if self.proxy == ProxyProtocol::Off && !self.prefilter_admits() {
                 return;
             }
-        }
-        // A direct client is checked before any byte is read; behind PROXY protocol, the
-        // client is known only after the header (see `busy`).
-        if self.proxy == ProxyProtocol::Off && !self.prefilter_admits() {
-            return;
-        }
-        let mut wait_ms = self.worker.plan().plan.limits.header_read_timeout_ms;
-        loop {
-            let deadline = Instant::now() + Duration::from_millis(wait_ms);
-            self.worker
-                .registry
-                .borrow_mut()
-                .set_idle(self.slot, Some(deadline));
-            // Not relaxed: on epoll a relaxed wait may report stale readiness, and the read that
-            // follows would then sit holding a buffer (one poll(2) more per wait on epoll).
-            let ready = self.stream.readable(false).await;
-            let expired = {
-                let mut registry = self.worker.registry.borrow_mut();
-                registry.set_idle(self.slot, None);
-                registry.expired(self.slot)
-            };
-            if ready.is_err() || expired || !self.busy_boxed().await {
-                return;
+            let mut wait_ms = self.worker.plan().plan.limits.header_read_timeout_ms;
+            loop {
+                let deadline = Instant::now() + Duration::from_millis(wait_ms);
+                self.worker
+                    .registry
+                    .borrow_mut()
+                    .set_idle(self.slot, Some(deadline));
+                // Not relaxed: on epoll a relaxed wait may report stale readiness, and the read
+                // that follows would then sit holding a buffer (one poll(2) more per wait on
+                // epoll).
+                let ready = self.stream.readable(false).await;
+                let expired = {
+                    let mut registry = self.worker.registry.borrow_mut();
+                    registry.set_idle(self.slot, None);
+                    registry.expired(self.slot)
+                };
+                if ready.is_err() || expired || !self.busy_boxed().await {
+                    return;
+                }
+                wait_ms = self.worker.plan().plan.limits.idle_timeout_ms;
             }
-            wait_ms = self.worker.plan().plan.limits.idle_timeout_ms;
         }
     }
 
@@ -573,7 +583,7 @@ impl Conn {
             // The request is logged and counted: its plan and capture buffer are let go, so a
             // tunnel that lives for hours holds neither.
             drop(wp);
-            self.run_tunnel(tunnel).await;
+            self.run_tunnel(*tunnel).await;
         }
         (after, buf, status)
     }
@@ -752,6 +762,24 @@ fn without_port(host: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The size of the future `f` returns, without calling it.
+    fn returned_size<A, F: std::future::Future>(_f: fn(A) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every idle keep-alive connection is one task holding this future, so its size is
+    /// memory per connection (the bench measures the whole; this pins the largest part).
+    /// It holds the connection once (not the copy an `async fn` would make of its `self`),
+    /// the readiness wait and a few words of loop state; the busy state is boxed.
+    #[test]
+    fn an_idle_connection_task_holds_the_connection_once() {
+        let conn = std::mem::size_of::<Conn>();
+        let task = returned_size(Conn::serve);
+        eprintln!("Conn {conn} bytes, connection task {task} bytes");
+        assert!(conn <= 208, "Conn grew to {conn} bytes: box rarely used state");
+        assert!(task <= conn + 160, "connection task is {task} bytes for a {conn}-byte Conn");
+    }
 
     #[test]
     fn dot_segments_are_found_raw_and_encoded() {

@@ -842,9 +842,9 @@ async fn tunnel(
     };
     // The tunnel itself runs after the request is done (logged, its plan and buffers let go):
     // see `Conn::run_tunnel`.
-    conn.pending_tunnel = Some(crate::conn::PendingTunnel {
+    conn.pending_tunnel = Some(Box::new(crate::conn::PendingTunnel {
         upstream: upstream.stream,
         limits: tunnel_limits,
-    });
+    }));
     After::Close
 }

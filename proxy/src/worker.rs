@@ -493,6 +493,9 @@ async fn sweep_loop(worker: Rc<Worker>) {
         monoio::time::sleep(SWEEP_INTERVAL).await;
         worker.registry.borrow_mut().sweep(Instant::now());
         worker.access_log.flush();
+        if worker.buffers.traffic_paused() {
+            crate::sys::return_free_memory();
+        }
         worker
             .date
             .set(crate::clock::http_date(crate::clock::now()));
