@@ -134,10 +134,17 @@ mod tests {
         // 100 connections busy at once, each with a read buffer and a plain one.
         let reads: Vec<IoBuf> = (0..100).map(|_| pool.take()).collect();
         let plains: Vec<Vec<u8>> = (0..100).map(|_| pool.take_plain()).collect();
-        assert!(!pool.traffic_paused(), "buffers were taken since the last call");
+        assert!(
+            !pool.traffic_paused(),
+            "buffers were taken since the last call"
+        );
         reads.into_iter().for_each(|b| pool.give(b));
         plains.into_iter().for_each(|b| pool.give_plain(b));
-        assert_eq!(free_counts(&pool), (64, 64), "the pool keeps keep_max of each");
+        assert_eq!(
+            free_counts(&pool),
+            (64, 64),
+            "the pool keeps keep_max of each"
+        );
         assert!(pool.traffic_paused(), "none taken since: paused");
         assert_eq!(free_counts(&pool), (KEEP_WHILE_PAUSED, KEEP_WHILE_PAUSED));
         assert!(!pool.traffic_paused(), "said once per pause");
@@ -162,7 +169,10 @@ mod tests {
             let buf = pool.take_plain();
             pool.give_plain(buf);
             assert!(!pool.traffic_paused(), "taken since the last call");
-            assert!(!pool.traffic_paused(), "paused, but fewer than the threshold since");
+            assert!(
+                !pool.traffic_paused(),
+                "paused, but fewer than the threshold since"
+            );
         }
         let buf = pool.take();
         pool.give(buf);

@@ -777,8 +777,14 @@ mod tests {
         let conn = std::mem::size_of::<Conn>();
         let task = returned_size(Conn::serve);
         eprintln!("Conn {conn} bytes, connection task {task} bytes");
-        assert!(conn <= 208, "Conn grew to {conn} bytes: box rarely used state");
-        assert!(task <= conn + 160, "connection task is {task} bytes for a {conn}-byte Conn");
+        assert!(
+            conn <= 208,
+            "Conn grew to {conn} bytes: box rarely used state"
+        );
+        assert!(
+            task <= conn + 160,
+            "connection task is {task} bytes for a {conn}-byte Conn"
+        );
     }
 
     #[test]
