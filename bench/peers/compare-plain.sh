@@ -5,48 +5,34 @@
 #   bench/peers/compare-plain.sh [ROUNDS] [SECONDS] [DRIVER...]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
 rounds=${1:-5}; secs=${2:-8}; shift 2 || true
 drivers=("$@"); [ ${#drivers[@]} -gt 0 ] || drivers=(uring epoll)
-for tool in nginx haproxy wrk; do
-  command -v $tool >/dev/null || { echo "missing $tool: apt-get install -y nginx-light haproxy wrk"; exit 1; }
-done
-bin=${TOLLGATE_BIN:-$root/target/release/tollgate}
-[ -x "$bin" ] || { echo "build first: cargo build --release -p tollgate"; exit 1; }
+require_tools "apt-get install -y nginx-light haproxy wrk" nginx haproxy wrk
+require_built "$bin"
 dir=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
-for f in origin.conf nginx-proxy.conf haproxy.cfg; do sed -e "s#@DIR@#$dir#g" -e "s#@ORIGIN_PORT@#9000#g" -e "s#@NGINX_PORT@#8080#g" -e "s#@HAPROXY_PORT@#8081#g" "$here/$f.in" > "$dir/$f"; done
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  nginx -c "$dir/origin.conf" -p "$dir" -s stop 2>/dev/null || true
-  nginx -c "$dir/nginx-proxy.conf" -p "$dir" -s stop 2>/dev/null || true
-  [ -f "$dir/haproxy.pid" ] && kill "$(cat "$dir/haproxy.pid")" 2>/dev/null || true; }
-trap cleanup EXIT
-taskset -c 0 nginx -c "$dir/origin.conf" -p "$dir"
-taskset -c 1 nginx -c "$dir/nginx-proxy.conf" -p "$dir"
-taskset -c 1 haproxy -D -f "$dir/haproxy.cfg"
+for f in origin.conf nginx-proxy.conf haproxy.cfg; do render "$f.in" "$dir" > "$dir/$f"; done
+start_nginx 0 "$dir/origin.conf"
+start_nginx 1 "$dir/nginx-proxy.conf"
+start_haproxy 1 "$dir/haproxy.cfg" "$dir/haproxy.pid"
 declare -A tg_pid
 port=8090
 for d in "${drivers[@]}"; do
   sed "s#127.0.0.1:8090#127.0.0.1:$port#" "$here/tollgate.toml" > "$dir/tollgate-$d.toml"
-  taskset -c 1 "$bin" run -c "$dir/tollgate-$d.toml" --driver "$d" 2> "$dir/tollgate-$d.log" &
-  tg_pid[$d]=$!; pids+=($!); port=$((port+1))
+  start_tollgate "$dir/tollgate-$d.log" 1 "$dir/tollgate-$d.toml" --driver "$d"
+  tg_pid[$d]=$started; port=$((port+1))
 done
-for _ in $(seq 1 100); do
-  ok=1; for d in "${drivers[@]}"; do grep -q ready "$dir/tollgate-$d.log" || ok=0; done
-  [ $ok -eq 1 ] && break; sleep 0.1
-done
+for d in "${drivers[@]}"; do wait_log "$dir/tollgate-$d.log" ready || true; done
 ngx_worker=$(pgrep -P "$(cat "$dir/nginx-proxy.pid")" | head -1)
 hap=$(cat "$dir/haproxy.pid")
 for p in $ngx_worker $hap "${tg_pid[@]}"; do
   mask=$(taskset -p "$p" | awk '{print $NF}'); [ "$mask" = "2" ] || { echo "pinning failed for $p (mask $mask)"; exit 1; }
 done
-tick=$(getconf CLK_TCK)
-cpu() { local s=0; for p in $1; do for t in /proc/$p/task/*/stat; do read -r -a f < "$t"; s=$((s+f[13]+f[14])); done; done; echo $s; }
-run() { local name=$1 url=$2 pids=$3
+run() { local name=$1 url=$2 pid=$3
   local c0 t0 out c1 t1 rps util
-  c0=$(cpu "$pids"); t0=$(date +%s.%N)
+  c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
   out=$(taskset -c 0 wrk -t1 -c64 -d"${secs}s" --latency "$url" 2>&1)
-  c1=$(cpu "$pids"); t1=$(date +%s.%N)
+  c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}'); p99=$(echo "$out" | awk '/ 99%/ {print $2}')
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}'); non2xx=${non2xx:-0}
   util=$(echo "($c1-$c0)/$tick/($t1-$t0)" | bc -l)

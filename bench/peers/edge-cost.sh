@@ -5,11 +5,11 @@
 # tollgate on CPU 1; wrk, the nginx origin and HAProxy on CPU 0.
 #   bench/peers/edge-cost.sh [ROUNDS] [SECONDS] [DRIVER]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd); . "$here/lib.sh"
 rounds=${1:-3}; secs=${2:-6}; driver=${3:-uring}
-bin=${TOLLGATE_BIN:-$root/target/release/tollgate}
+require_built "$bin"
 dir=$(mktemp -d /tmp/tollgate-edge.XXXXXX)
-sed -e "s#@DIR@#$dir#g" -e "s#@ORIGIN_PORT@#9000#g" "$here/origin.conf.in" > "$dir/origin.conf"
+render origin.conf.in "$dir" > "$dir/origin.conf"
 # Three tollgates from the bench config: plain (8090), access log to a file (8091), PROXY
 # protocol required from loopback (8092).
 base=$(sed 's/127.0.0.1:8090/@BIND@/' "$here/tollgate.toml")
@@ -39,25 +39,21 @@ backend plain
 backend proxied
   server t 127.0.0.1:8092 maxconn 1024 send-proxy-v2
 CFG
-taskset -c 0 nginx -c "$dir/origin.conf" -p "$dir"
+start_nginx 0 "$dir/origin.conf"
 pids=()
 for v in plain logged proxied; do
-  taskset -c 1 "$bin" run -c "$dir/$v.toml" --driver "$driver" 2> "$dir/$v.log" & pids+=($!)
+  start_tollgate "$dir/$v.log" 1 "$dir/$v.toml" --driver "$driver"; pids+=("$started")
 done
-trap 'kill "${pids[@]}" 2>/dev/null; kill "$(cat "$dir/haproxy.pid" 2>/dev/null)" 2>/dev/null; nginx -c "$dir/origin.conf" -p "$dir" -s stop' EXIT
-for v in plain logged proxied; do
-  for _ in $(seq 1 100); do grep -q ready "$dir/$v.log" && break; sleep 0.1; done
-done
-taskset -c 0 haproxy -D -f "$dir/haproxy.cfg"
-tick=$(getconf CLK_TCK)
+for v in plain logged proxied; do wait_log "$dir/$v.log" ready || true; done
+start_haproxy 0 "$dir/haproxy.cfg" "$dir/haproxy.pid"
 measure() { local name=$1 pid=$2 port=$3 a b out rps n
-  read -r -a a < "/proc/$pid/stat"
+  a=$(cpu_ticks "$pid")
   out=$(taskset -c 0 wrk -t1 -c64 -d"${secs}s" "http://127.0.0.1:$port/plain/1k")
-  read -r -a b < "/proc/$pid/stat"
+  b=$(cpu_ticks "$pid")
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}'); n=$(echo "$rps*$secs" | bc)
   printf "%-16s rps=%6.0f tollgate_cpu_us_per_req=%5.2f req_per_cpu_s=%6.0f\n" "$name" "$rps" \
-    "$(echo "(${b[13]}+${b[14]}-${a[13]}-${a[14]})*1000000/$tick/$n" | bc -l)" \
-    "$(echo "$n/((${b[13]}+${b[14]}-${a[13]}-${a[14]})/$tick)" | bc -l)"
+    "$(echo "($b-$a)*1000000/$tick/$n" | bc -l)" \
+    "$(echo "$n/(($b-$a)/$tick)" | bc -l)"
 }
 for _ in $(seq 1 "$rounds"); do
   measure log-off "${pids[0]}" 8090

@@ -3,9 +3,9 @@
 # (each used once), for N in the arguments; prints KB per connection against the baseline.
 #   bench/peers/idle-memory.sh DRIVER N...
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd); . "$here/lib.sh"
 driver=$1; shift
-bin=${TOLLGATE_BIN:-$root/target/release/tollgate}
+require_built "$bin"
 dir=$(mktemp -d /tmp/tollgate-idle.XXXXXX)
 cat > "$dir/idle.toml" <<TOML
 [server]
@@ -25,10 +25,8 @@ integration = "ok"
 type = "mock"
 body = "ok"
 TOML
-"$bin" run -c "$dir/idle.toml" --driver "$driver" 2> "$dir/log" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do grep -q ready "$dir/log" && break; sleep 0.1; done
+start_tollgate "$dir/log" - "$dir/idle.toml" --driver "$driver"; pid=$started
+wait_log "$dir/log" ready || true
 port=$(grep -o 'addr=127.0.0.1:[0-9]*' "$dir/log" | head -1 | cut -d: -f2)
 pss() { awk '/^Pss:/ {print $2}' /proc/$pid/smaps_rollup; }
 # warm up the buffer pools with one request

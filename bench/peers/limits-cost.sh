@@ -17,35 +17,14 @@
 # The origin is `tollgate-bench origin` (1 thread, 1 KiB body), not the nginx origin.
 #   bench/peers/limits-cost.sh [ROUNDS] [SECONDS] [DRIVER]     (accuracy run: E_SECS, 10)
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd); . "$here/lib.sh"
 rounds=${1:-5}; secs=${2:-10}; driver=${3:-uring}; e_secs=${E_SECS:-10}
-bin=${TOLLGATE_BIN:-$root/target/release/tollgate}
-bench=${TOLLGATE_BENCH_BIN:-$root/target/release/tollgate-bench}
-missing=()
-for t in nginx haproxy taskset python3; do command -v "$t" > /dev/null || missing+=("$t"); done
-if ((${#missing[@]})); then
-  echo "missing on PATH: ${missing[*]}; install: apt-get install -y nginx-light haproxy util-linux python3" >&2
-  exit 1
-fi
-for b in "$bin" "$bench"; do
-  [[ -x $b ]] || { echo "no $b; build: cargo build --release -p tollgate -p tollgate-bench" >&2; exit 1; }
-done
+require_tools "apt-get install -y nginx-light haproxy util-linux python3" nginx haproxy taskset python3
+require_built "$bin" "$bench"
 dir=$(mktemp -d /tmp/tollgate-limits.XXXXXX)
-pids=()
-cleanup() {
-  ((${#pids[@]})) && kill "${pids[@]}" 2> /dev/null
-  for p in "$dir"/*/haproxy.pid; do [[ -f $p ]] && kill "$(cat "$p")" 2> /dev/null; done
-  for c in "$dir"/*/nginx.conf; do [[ -f $c ]] && nginx -c "$c" -p "$(dirname "$c")" -s stop 2> /dev/null; done
-  return 0
-}
-trap cleanup EXIT
 # Free ports from the OS, all bound at once so they differ.
-read -r po tg_plain tg_keys tg_many tg_one tg_acc ng_many ng_one hp_many hp_one < <(python3 -c '
-import socket
-s = [socket.socket() for _ in range(10)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*(x.getsockname()[1] for x in s))')
-taskset -c 0 "$bench" origin --listen "127.0.0.1:$po" --threads 1 --body-bytes 1024 > "$dir/origin.out" & pids+=($!)
+read -r po tg_plain tg_keys tg_many tg_one tg_acc ng_many ng_one hp_many hp_one < <(free_ports 10)
+taskset -c 0 "$bench" origin --listen "127.0.0.1:$po" --threads 1 --body-bytes 1024 > "$dir/origin.out" & track $!
 
 # tollgate configs: bench/peers/tollgate.toml on its own port, the origin's port, plus $2 in
 # the API's table and $3 at the end.
@@ -91,13 +70,13 @@ api = \"bench\"" > "$dir/accuracy.toml"
 # config's `warn`) nothing is written, as tollgate and HAProxy write nothing.
 peer_configs() { local name=$1 nport=$2 hport=$3 zone=$4 req=$5 rate=$6
   mkdir -p "$dir/ng-$name" "$dir/hp-$name"
-  sed -e "s#@DIR@#$dir/ng-$name#g" -e "s/@ORIGIN_PORT@/$po/" -e "s/@NGINX_PORT@/$nport/" \
+  render nginx-proxy.conf.in "$dir/ng-$name" "$po" "$nport" | sed \
       -e "s#^  server {#  $zone\n  limit_req_status 429;\n  limit_req_log_level info;\n  server {#" \
       -e "s#location /plain/ {#location /plain/ { $req#" \
-      -e "s#nginx-proxy.pid#nginx.pid#" "$here/nginx-proxy.conf.in" > "$dir/ng-$name/nginx.conf"
-  sed -e "s#@DIR@#$dir/hp-$name#g" -e "s/@ORIGIN_PORT@/$po/" -e "s/@HAPROXY_PORT@/$hport/" \
+      -e "s#nginx-proxy.pid#nginx.pid#" > "$dir/ng-$name/nginx.conf"
+  render haproxy.cfg.in "$dir/hp-$name" "$po" "" "$hport" | sed \
       -e "s#^  bind .*#&\n  stick-table type ip size 100k expire 30s store http_req_rate(1s)\n  http-request track-sc0 src\n  http-request deny deny_status 429 if { sc_http_req_rate(0) gt $rate }#" \
-      "$here/haproxy.cfg.in" > "$dir/hp-$name/haproxy.cfg"
+      > "$dir/hp-$name/haproxy.cfg"
 }
 # shellcheck disable=SC2016 # $binary_remote_addr is nginx's, not the shell's
 peer_configs many "$ng_many" "$hp_many" \
@@ -106,21 +85,19 @@ peer_configs many "$ng_many" "$hp_many" \
 peer_configs one "$ng_one" "$hp_one" \
   'limit_req_zone $binary_remote_addr zone=z:10m rate=1r/s;' 'limit_req zone=z;' 1
 
-for _ in $(seq 1 100); do grep -q listening "$dir/origin.out" && break; sleep 0.1; done
-grep -q listening "$dir/origin.out" || { echo "origin did not start" >&2; exit 1; }
+wait_log "$dir/origin.out" listening || { echo "origin did not start" >&2; exit 1; }
 declare -A pid
 for v in plain keys client-many client-one; do
-  taskset -c 1 "$bin" run -c "$dir/$v.toml" --driver "$driver" --workers 1 2> "$dir/$v.log" & pids+=($!)
-  pid[$v]=$!
+  start_tollgate "$dir/$v.log" 1 "$dir/$v.toml" --driver "$driver" --workers 1
+  pid[$v]=$started
 done
-"$bin" run -c "$dir/accuracy.toml" --driver "$driver" --workers 2 2> "$dir/accuracy.log" & pids+=($!)
+start_tollgate "$dir/accuracy.log" - "$dir/accuracy.toml" --driver "$driver" --workers 2
 for v in plain keys client-many client-one accuracy; do
-  for _ in $(seq 1 100); do grep -q ready "$dir/$v.log" && break; sleep 0.1; done
-  grep -q ready "$dir/$v.log" || { echo "tollgate $v did not start:" >&2; cat "$dir/$v.log" >&2; exit 1; }
+  wait_log "$dir/$v.log" ready || { echo "tollgate $v did not start:" >&2; cat "$dir/$v.log" >&2; exit 1; }
 done
 for n in many one; do
-  taskset -c 1 nginx -c "$dir/ng-$n/nginx.conf" -p "$dir/ng-$n"
-  taskset -c 1 haproxy -D -f "$dir/hp-$n/haproxy.cfg"
+  start_nginx 1 "$dir/ng-$n/nginx.conf"
+  start_haproxy 1 "$dir/hp-$n/haproxy.cfg" "$dir/hp-$n/haproxy.pid"
 done
 for n in many one; do
   for _ in $(seq 1 100); do [[ -s $dir/ng-$n/nginx.pid && -s $dir/hp-$n/haproxy.pid ]] && break; sleep 0.1; done
@@ -132,7 +109,6 @@ done
 declare -A port=([plain]=$tg_plain [keys]=$tg_keys [client-many]=$tg_many [client-one]=$tg_one
   [nginx-many]=$ng_many [nginx-one]=$ng_one [haproxy-many]=$hp_many [haproxy-one]=$hp_one)
 
-tick=$(getconf CLK_TCK)
 # Formatting and aggregation of load's JSON: `line TICK` (one "NAME USER SYS JSON" line),
 # `summary TICK` (all of them: medians over rounds, ratios), `accuracy RATE BURST SECS` (JSON).
 py=$(cat << 'PY'
@@ -186,12 +162,12 @@ elif mode == "accuracy":
 PY
 )
 # One run: proxy CPU ticks around a load run; appends "NAME USER SYS JSON" and prints the line.
-measure() { local name=$1 proc=$2; shift 2; local a b out
-  read -r -a a < "/proc/${pid[$proc]}/stat"
+measure() { local name=$1 proc=$2; shift 2; local ua sa ub sb out
+  read -r ua sa < <(cpu_times "${pid[$proc]}")
   out=$(taskset -c 0 "$bench" load --url "http://127.0.0.1:${port[$proc]}/plain/1k" \
     -c 100 -t 1 -d "${secs}s" --warmup 0s --json "$@")
-  read -r -a b < "/proc/${pid[$proc]}/stat"
-  echo "$name $((b[13] - a[13])) $((b[14] - a[14])) $out" >> "$dir/results"
+  read -r ub sb < <(cpu_times "${pid[$proc]}")
+  echo "$name $((ub - ua)) $((sb - sa)) $out" >> "$dir/results"
   tail -1 "$dir/results" | python3 -c "$py" line "$tick"
 }
 bind=(--bind-count 50)

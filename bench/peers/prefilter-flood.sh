@@ -13,23 +13,14 @@
 # listener, not through the veth) runs alone and under each flood.
 #   sudo bench/peers/prefilter-flood.sh [FLOOD_RATE] [SECONDS] [ROUNDS]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd); . "$here/lib.sh"
 rate=${1:-20000}; secs=${2:-10}; rounds=${3:-3}
-bin=${TOLLGATE_BIN:-$root/target/release/tollgate}
-bench=${TOLLGATE_BENCH_BIN:-$root/target/release/tollgate-bench}
 [[ $(id -u) -eq 0 ]] || { echo "needs root (network namespace, XDP)" >&2; exit 1; }
-for b in "$bin" "$bench"; do
-  [[ -x $b ]] || { echo "no $b; build: cargo build --release -p tollgate -p tollgate-bench" >&2; exit 1; }
-done
+require_built "$bin" "$bench"
 dir=$(mktemp -d /tmp/tollgate-flood.XXXXXX)
 ns=tgflood$$; host_if=tgfh$$; peer_if=tgfp$$
-pids=()
-cleanup() {
-  ((${#pids[@]})) && kill "${pids[@]}" 2> /dev/null
-  ip link del "$host_if" 2> /dev/null; ip netns del "$ns" 2> /dev/null
-  return 0
-}
-trap cleanup EXIT
+on_exit "ip netns del $ns"
+on_exit "ip link del $host_if"
 ip netns add "$ns"
 ip link add "$host_if" type veth peer name "$peer_if"
 ip link set "$peer_if" netns "$ns"
@@ -38,8 +29,7 @@ ip netns exec "$ns" ip addr add 10.202.0.2/24 dev "$peer_if"
 ip netns exec "$ns" ip link set "$peer_if" up
 ip netns exec "$ns" ip link set lo up
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-admin_port=$(free_port)
+admin_port=$(free_ports 1)
 start_gateway() { local mode=$1 port=$2
   cat > "$dir/$mode.toml" <<CFG
 [server]
@@ -66,12 +56,11 @@ integration = "hello"
 type = "mock"
 body = "hello"
 CFG
-  taskset -c 1 "$bin" run -c "$dir/$mode.toml" 2> "$dir/$mode.log" & gw=$!
-  for _ in $(seq 1 100); do grep -q '"ready"\|ready generation' "$dir/$mode.log" && break; sleep 0.05; done
+  start_tollgate "$dir/$mode.log" 1 "$dir/$mode.toml"; gw=$started
+  wait_log "$dir/$mode.log" '"ready"\|ready generation' 100 0.05 || true
 }
 busy_jiffies() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
-proc_jiffies() { awk '{print $14+$15}' "/proc/$1/stat"; }
-proc_user() { awk '{print $14}' "/proc/$1/stat"; }
+proc_user() { local u s; read -r u s < <(cpu_times "$1"); echo "$u"; }
 # The kernel's own accounting of the XDP program (run count and time), on while this runs.
 xdp_runs() { curl -s "http://127.0.0.1:$admin_port/prefilter" |
   python3 -c 'import json,sys; r=json.load(sys.stdin).get("xdpRuns") or {}; print(r.get("count",0), r.get("timeNs",0))'; }
@@ -86,44 +75,43 @@ legit() { taskset -c 0 "$bench" load --url "http://10.202.0.1:$1/hello" -c 64 -t
   python3 -c 'import json,sys; print(int(json.load(sys.stdin)["rps"]))'; }
 flood_start() { ip netns exec "$ns" taskset -c 0 "$bench" load --url "http://10.202.0.1:$1/hello" \
   --new-connection-per-request --rate "$rate" -c 4000 -t 1 -d "$((secs + 2))s" --warmup 0s --timeout 100ms \
-  > "$dir/flood.out" 2>&1 & flood=$!; }
+  > "$dir/flood.out" 2>&1 & flood=$!; track "$flood"; }
 
-tick=$(getconf CLK_TCK)
 stats_before=$(sysctl -n kernel.bpf_stats_enabled)
 sysctl -qw kernel.bpf_stats_enabled=1
-trap 'sysctl -qw kernel.bpf_stats_enabled="$stats_before"; cleanup' EXIT
+on_exit "sysctl -qw kernel.bpf_stats_enabled=$stats_before"
 for round in $(seq 1 "$rounds"); do
   for mode in auto userspace; do
-    port=$(free_port); start_gateway "$mode" "$port"; pids=("$gw")
+    port=$(free_ports 1); start_gateway "$mode" "$port"
     # The pre-filter thread attaches XDP just after start-up: wait for its verdict.
     for _ in $(seq 1 100); do grep -q "XDP attached\|XDP not attached\|pre-filter active" "$dir/$mode.log" && break; sleep 0.05; done
     att=$(grep "XDP attached" "$dir/$mode.log" | grep -o 'mode=[a-z]*' | head -1 | sed 's/mode=/xdp-/' || true)
     [[ -n $att ]] || att=no-xdp
     base=$(legit "$port")
     # The flood alone: what refusing it costs the machine.
-    flood_start "$port"; pids+=("$flood")
+    flood_start "$port"
     sleep 1   # the sender ramps up before the window opens
-    b0=$(busy_jiffies); f0=$(proc_jiffies "$flood"); u0=$(proc_user "$flood"); r0=$(refused_count "$mode")
+    b0=$(busy_jiffies); f0=$(cpu_ticks "$flood"); u0=$(proc_user "$flood"); r0=$(refused_count "$mode")
     read -r n0 t0 < <(xdp_runs)
     sleep "$((secs - 1))"
-    b1=$(busy_jiffies); f1=$(proc_jiffies "$flood"); u1=$(proc_user "$flood"); r1=$(refused_count "$mode")
+    b1=$(busy_jiffies); f1=$(cpu_ticks "$flood"); u1=$(proc_user "$flood"); r1=$(refused_count "$mode")
     read -r n1 t1 < <(xdp_runs)
     xdp_ns=$(python3 -c "print(f'{($t1-$t0)/max($n1-$n0,1):.0f}' if $n1 > $n0 else '-')")
-    wait "$flood" || true
+    wait "$flood" || true; untrack "$flood"
     refused=$((r1 - r0)); window=$((secs - 1))
     cost=$(python3 -c "print(f'{(($b1-$b0)-($f1-$f0))/$tick*1e6/max($refused,1):.2f}')")
     # The same with the sender's kernel time counted as cost: on a veth pair the receiving
     # side (XDP included) runs in the sender's softirq context and is charged to it.
     cost_k=$(python3 -c "print(f'{(($b1-$b0)-($u1-$u0))/$tick*1e6/max($refused,1):.2f}')")
     # The legitimate client under the same flood.
-    flood_start "$port"; pids+=("$flood")
+    flood_start "$port"
     sleep 1
     under=$(legit "$port")
-    wait "$flood" || true
+    wait "$flood" || true; untrack "$flood"
     printf "round %d %-9s %-11s refused=%7d (%5.0f/s) us_per_refused: machine-sender=%6s machine-sender_user=%6s xdp_ns_per_packet=%4s legit_rps alone=%7d under_flood=%7d ratio=%.3f\n" \
       "$round" "$mode" "$att" "$refused" "$(python3 -c "print($refused/$window)")" "$cost" "$cost_k" "$xdp_ns" "$base" "$under" \
       "$(python3 -c "print($under/$base)")"
-    kill "$gw" 2> /dev/null; wait "$gw" 2> /dev/null || true; pids=()
+    kill "$gw" 2> /dev/null; wait "$gw" 2> /dev/null || true; untrack "$gw"
   done
 done
 echo "configs and logs: $dir"

@@ -8,22 +8,14 @@
 #   bench/peers/priority.sh [SECONDS]    (env: BRONZE_RATE=70000 IN_FLIGHT_MAX=100 DELAY_MS=2
 #                                         GOLD_CONNS=50 BRONZE_CONNS=400)
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd); . "$here/lib.sh"
 secs=${1:-10}
-bin=${TOLLGATE_BIN:-$root/target/release/tollgate}
-bench=${TOLLGATE_BENCH_BIN:-$root/target/release/tollgate-bench}
-for b in "$bin" "$bench"; do
-  [[ -x $b ]] || { echo "no $b; build: cargo build --release -p tollgate -p tollgate-bench" >&2; exit 1; }
-done
+require_built "$bin" "$bench"
 dir=$(mktemp -d /tmp/tollgate-priority.XXXXXX)
-pids=()
-cleanup() { ((${#pids[@]})) && kill "${pids[@]}" 2> /dev/null; return 0; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-origin=$(free_port)
-"$bench" origin --listen "127.0.0.1:$origin" --delay-ms "${DELAY_MS:-2}" --threads 1 > "$dir/origin.out" 2>&1 & pids+=($!)
+origin=$(free_ports 1)
+"$bench" origin --listen "127.0.0.1:$origin" --delay-ms "${DELAY_MS:-2}" --threads 1 > "$dir/origin.out" 2>&1 & track $!
 echo gold-key-value-0123456789 > "$dir/gold.txt"; echo bronze-key-value-0123456789 > "$dir/bronze.txt"
-run() { local name=$1 overload=$2 port; port=$(free_port)
+run() { local name=$1 overload=$2 port; port=$(free_ports 1)
   cat > "$dir/$name.toml" <<CFG
 [server]
 workers = 1
@@ -62,8 +54,8 @@ integration = "origin"
 type = "http"
 url = "http://127.0.0.1:$origin/{proxy}"
 CFG
-  "$bin" run -c "$dir/$name.toml" 2> "$dir/$name.log" & local gw=$!
-  for _ in $(seq 1 100); do grep -q "ready" "$dir/$name.log" && break; sleep 0.05; done
+  start_tollgate "$dir/$name.log" - "$dir/$name.toml"; local gw=$started
+  wait_log "$dir/$name.log" ready 100 0.05 || true
   local loads=()
   for tier in gold bronze; do
     "$bench" load --url "http://127.0.0.1:$port/x" -c "$([[ $tier == gold ]] && echo "${GOLD_CONNS:-50}" || echo "${BRONZE_CONNS:-400}")" -t 1 -d "${secs}s" --warmup 1s $([[ $tier == bronze ]] && echo "--rate ${BRONZE_RATE:-70000}") \
@@ -79,7 +71,7 @@ shed = r["status"].get("503", 0) / r["duration_s"]
 print(f'{sys.argv[2]:<12} {sys.argv[3]:<7} served/s={ok:8.0f} shed(503)/s={shed:8.0f} p50={r["latency_us"]["p50"]/1000:6.1f} ms p99={r["latency_us"]["p99"]/1000:6.1f} ms')
 PY
   done
-  kill "$gw"; wait "$gw" 2> /dev/null || true
+  kill "$gw"; wait "$gw" 2> /dev/null || true; untrack "$gw"
 }
 run no-shedding ""
 run shedding "[overload]
