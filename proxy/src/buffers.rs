@@ -2,10 +2,9 @@
 //! gives it back when its request is done, so an idle keep-alive connection holds no buffer.
 //!
 //! The pool keeps up to `keep_max` free buffers of each kind for the next requests; a burst
-//! of busy connections allocates more and frees them when it ends. Neither the pool nor the
-//! allocator gives memory back to the system by itself, so when traffic pauses the pool
-//! shrinks and tells its worker to return free memory ([`BufferPool::traffic_paused`]): a
-//! worker that goes on holding many idle connections does not keep the burst's memory.
+//! of busy connections allocates more and frees them when it ends. When traffic pauses, the
+//! pool lets go of its own free buffers too ([`BufferPool::shrink_when_paused`]), so a worker
+//! that goes on holding many idle connections keeps no burst-sized pool.
 
 use std::cell::{Cell, RefCell};
 use std::ops::Range;
@@ -30,14 +29,14 @@ pub struct BufferPool {
     plain: RefCell<Vec<Vec<u8>>>,
     capacity: usize,
     keep_max: usize,
-    /// Buffers taken since the last [`Self::traffic_paused`] call.
+    /// Buffers taken since the last [`Self::shrink_when_paused`] call.
     taken_lately: Cell<usize>,
-    /// Buffers taken since free memory was last returned.
+    /// Buffers taken since the pool last shrank.
     taken_since_return: Cell<usize>,
 }
 
-/// Buffers used since memory was last returned before a pause in traffic returns it again:
-/// a few requests now and then do not make a worker walk its heap each time.
+/// Buffers used since the pool last shrank before a pause in traffic shrinks it again: a few
+/// requests now and then do not empty the pool each time.
 const RETURN_AFTER_TAKEN: usize = 64;
 
 /// Free buffers of each kind kept while traffic pauses: traffic that comes back refills the
@@ -57,11 +56,10 @@ impl BufferPool {
         }
     }
 
-    /// Called periodically by the worker: true when no buffer was taken since the previous
-    /// call after at least [`RETURN_AFTER_TAKEN`] were taken since the last time it said so.
-    /// The pool has then shrunk to [`KEEP_WHILE_PAUSED`] free buffers of each kind, and the
-    /// caller returns the allocator's free memory to the system.
-    pub fn traffic_paused(&self) -> bool {
+    /// Called periodically by the worker. When no buffer was taken since the previous call,
+    /// after at least [`RETURN_AFTER_TAKEN`] were taken since the pool last shrank, the pool
+    /// shrinks to [`KEEP_WHILE_PAUSED`] free buffers of each kind; returns whether it did.
+    pub fn shrink_when_paused(&self) -> bool {
         let lately = self.taken_lately.replace(0);
         let since = self.taken_since_return.get() + lately;
         if lately > 0 || since < RETURN_AFTER_TAKEN {
@@ -135,7 +133,7 @@ mod tests {
         let reads: Vec<IoBuf> = (0..100).map(|_| pool.take()).collect();
         let plains: Vec<Vec<u8>> = (0..100).map(|_| pool.take_plain()).collect();
         assert!(
-            !pool.traffic_paused(),
+            !pool.shrink_when_paused(),
             "buffers were taken since the last call"
         );
         reads.into_iter().for_each(|b| pool.give(b));
@@ -145,9 +143,9 @@ mod tests {
             (64, 64),
             "the pool keeps keep_max of each"
         );
-        assert!(pool.traffic_paused(), "none taken since: paused");
+        assert!(pool.shrink_when_paused(), "none taken since: paused");
         assert_eq!(free_counts(&pool), (KEEP_WHILE_PAUSED, KEEP_WHILE_PAUSED));
-        assert!(!pool.traffic_paused(), "said once per pause");
+        assert!(!pool.shrink_when_paused(), "said once per pause");
     }
 
     #[test]
@@ -158,25 +156,28 @@ mod tests {
                 let buf = pool.take();
                 pool.give(buf);
             }
-            assert!(!pool.traffic_paused());
+            assert!(!pool.shrink_when_paused());
         }
     }
 
     #[test]
-    fn a_few_requests_now_and_then_are_not_worth_returning_memory() {
+    fn a_few_requests_now_and_then_do_not_empty_the_pool() {
         let pool = BufferPool::new(16 * 1024, 64);
         for _ in 0..RETURN_AFTER_TAKEN - 1 {
             let buf = pool.take_plain();
             pool.give_plain(buf);
-            assert!(!pool.traffic_paused(), "taken since the last call");
+            assert!(!pool.shrink_when_paused(), "taken since the last call");
             assert!(
-                !pool.traffic_paused(),
+                !pool.shrink_when_paused(),
                 "paused, but fewer than the threshold since"
             );
         }
         let buf = pool.take();
         pool.give(buf);
-        assert!(!pool.traffic_paused());
-        assert!(pool.traffic_paused(), "the threshold's worth, then a pause");
+        assert!(!pool.shrink_when_paused());
+        assert!(
+            pool.shrink_when_paused(),
+            "the threshold's worth, then a pause"
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! `tollgate` command line: `run` serves a configuration, `check` validates one.
 
+mod allocator;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -61,6 +63,9 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    if !allocator::configured() {
+        tracing::warn!("mimalloc options left as the environment set them (MIMALLOC_*)");
+    }
     match cli.command {
         Cmd::Check { config } => match tollgate_config::load(&config) {
             Ok(plan) => {

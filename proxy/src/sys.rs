@@ -1,8 +1,7 @@
 //! The system calls std and monoio do not offer, in one place: shutting down a socket's read
 //! side (to end a readiness wait from outside the task), a non-blocking peek (to check a
 //! pooled upstream connection before reuse), duplicating a socket (a tunnel writes through a
-//! second descriptor while it reads through the first), raising the open-files limit and
-//! returning free heap memory to the system.
+//! second descriptor while it reads through the first), and raising the open-files limit.
 
 use std::os::fd::RawFd;
 
@@ -66,19 +65,6 @@ pub(crate) fn is_quiet(fd: RawFd) -> bool {
         )
     };
     n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
-}
-
-/// Hands the allocator's free memory back to the system (glibc's `malloc_trim`: free pages in
-/// every arena are released with `madvise`). Called after a burst of busy connections ends, so
-/// a worker holding many idle connections does not keep the burst's buffers resident.
-pub(crate) fn return_free_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim(3) takes a padding size and no pointers; it only rearranges the
-    // allocator's own free lists, under the allocator's locks.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Raises the soft limit on open files to the hard limit; returns (soft, hard) after it.

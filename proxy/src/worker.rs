@@ -493,9 +493,9 @@ async fn sweep_loop(worker: Rc<Worker>) {
         monoio::time::sleep(SWEEP_INTERVAL).await;
         worker.registry.borrow_mut().sweep(Instant::now());
         worker.access_log.flush();
-        if worker.buffers.traffic_paused() {
-            crate::sys::return_free_memory();
-        }
+        // Free buffers a burst left in the pool go back to the allocator, which returns the
+        // pages they empty to the system (see the bin's `allocator`).
+        worker.buffers.shrink_when_paused();
         worker
             .date
             .set(crate::clock::http_date(crate::clock::now()));
