@@ -12,6 +12,8 @@
 #               a throttle and a quota that never refuse          goal: ≥ 0.90 × a's req/CPU-s
 #   c-*         per-client-address limit that never refuses, 50 source addresses (--bind-count)
 #   d-*         the same limits refusing almost everything (429/CPU-s)  goal: tollgate ≥ 1.5 × nginx
+#   d-floor     no limit at all: a zero-work responder (tollgate-bench origin, 128-byte body, on
+#               CPU 1) answering the same load, the floor under any server's answers per CPU-s
 #   e accuracy  tollgate --workers 2 (not pinned), plan throttle 2000/s burst 200, open loop
 #               8000 req/s with that key: accepted vs 2000 × seconds + 200
 # The origin is `tollgate-bench origin` (1 thread, 1 KiB body), not the nginx origin.
@@ -23,8 +25,10 @@ require_tools "apt-get install -y nginx-light haproxy util-linux python3" nginx 
 require_built "$bin" "$bench"
 dir=$(mktemp -d /tmp/tollgate-limits.XXXXXX)
 # Free ports from the OS, all bound at once so they differ.
-read -r po tg_plain tg_keys tg_many tg_one tg_acc ng_many ng_one hp_many hp_one < <(free_ports 10)
+read -r po pf tg_plain tg_keys tg_many tg_one tg_acc ng_many ng_one hp_many hp_one < <(free_ports 11)
 taskset -c 0 "$bench" origin --listen "127.0.0.1:$po" --threads 1 --body-bytes 1024 > "$dir/origin.out" & track $!
+taskset -c 1 "$bench" origin --listen "127.0.0.1:$pf" --threads 1 --body-bytes 128 > "$dir/floor.out" & track $!
+floor_pid=$!
 
 # tollgate configs: bench/peers/tollgate.toml on its own port, the origin's port, plus $2 in
 # the API's table and $3 at the end.
@@ -86,7 +90,8 @@ peer_configs one "$ng_one" "$hp_one" \
   'limit_req_zone $binary_remote_addr zone=z:10m rate=1r/s;' 'limit_req zone=z;' 1
 
 wait_log "$dir/origin.out" listening || { echo "origin did not start" >&2; exit 1; }
-declare -A pid
+wait_log "$dir/floor.out" listening || { echo "zero-work responder did not start" >&2; exit 1; }
+declare -A pid=([floor]=$floor_pid)
 for v in plain keys client-many client-one; do
   start_tollgate "$dir/$v.log" 1 "$dir/$v.toml" --driver "$driver" --workers 1
   pid[$v]=$started
@@ -106,7 +111,7 @@ for n in many one; do
   [[ -n $p && -s $dir/hp-$n/haproxy.pid ]] || { echo "nginx or HAProxy ($n) did not start" >&2; exit 1; }
   pid[nginx-$n]=$p; pid[haproxy-$n]=$(cat "$dir/hp-$n/haproxy.pid")
 done
-declare -A port=([plain]=$tg_plain [keys]=$tg_keys [client-many]=$tg_many [client-one]=$tg_one
+declare -A port=([floor]=$pf [plain]=$tg_plain [keys]=$tg_keys [client-many]=$tg_many [client-one]=$tg_one
   [nginx-many]=$ng_many [nginx-one]=$ng_one [haproxy-many]=$hp_many [haproxy-one]=$hp_one)
 
 # Formatting and aggregation of load's JSON: `line TICK` (one "NAME USER SYS JSON" line),
@@ -151,6 +156,8 @@ elif mode == "summary":
     for peer in ("nginx", "haproxy"):
         print(f"d-tollgate / d-{peer:<7} 429/CPU-s     = {ratio('d-tollgate', 'd-' + peer, 'r429'):.3f}"
               + ("  (goal >= 1.5)" if peer == "nginx" else ""))
+    print(f"d-floor answers / d-nginx 429s per CPU-s = {med['d-floor']['rcs'] / med['d-nginx']['r429']:.3f}"
+          "  (a zero-work responder: the most any server reaches)")
 elif mode == "accuracy":
     rate, burst, secs = float(args[0]), float(args[1]), float(args[2])
     r = json.loads(sys.stdin.read()); st = r.get("status", {})
@@ -181,6 +188,7 @@ for r in $(seq 1 "$rounds"); do
   measure d-tollgate client-one "${bind[@]}"
   measure d-nginx nginx-one "${bind[@]}"
   measure d-haproxy haproxy-one "${bind[@]}"
+  measure d-floor floor "${bind[@]}"
 done
 python3 -c "$py" summary "$tick" < "$dir/results"
 
