@@ -28,7 +28,7 @@ declare -A pid=([nginx]=$(pgrep -P "$(cat "$dir/nginx-proxy.pid")" | head -1))
 for d in uring epoll; do
   start_tollgate "$dir/tollgate-$d.log" 1 "$dir/tollgate-$d.toml" --driver "$d"
   pid[tollgate-$d]=$started
-  wait_log "$dir/tollgate-$d.log" ready || { echo "tollgate did not start: $dir/tollgate-$d.log" >&2; exit 1; }
+  wait_ready "$dir/tollgate-$d.log"
 done
 declare -A port=([nginx]=$nginx [tollgate-uring]=$tollgate [tollgate-epoll]=$tollgate_epoll
   [epoll]=$epoll [uring]=$uring [uring-multishot]=$multishot)

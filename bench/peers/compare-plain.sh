@@ -22,7 +22,7 @@ for d in "${drivers[@]}"; do
   start_tollgate "$dir/tollgate-$d.log" 1 "$dir/tollgate-$d.toml" --driver "$d"
   tg_pid[$d]=$started; port=$((port+1))
 done
-for d in "${drivers[@]}"; do wait_log "$dir/tollgate-$d.log" ready || true; done
+for d in "${drivers[@]}"; do wait_ready "$dir/tollgate-$d.log"; done
 ngx_worker=$(pgrep -P "$(cat "$dir/nginx-proxy.pid")" | head -1)
 hap=$(cat "$dir/haproxy.pid")
 for p in $ngx_worker $hap "${tg_pid[@]}"; do

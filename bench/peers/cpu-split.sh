@@ -11,7 +11,7 @@ for f in origin.conf nginx-proxy.conf; do render "$f.in" "$dir" > "$dir/$f"; don
 start_nginx 0 "$dir/origin.conf"
 start_nginx 1 "$dir/nginx-proxy.conf"
 start_tollgate "$dir/tollgate.log" 1 "$here/tollgate.toml" --driver "$driver"; tg=$started
-wait_log "$dir/tollgate.log" ready || true
+wait_ready "$dir/tollgate.log"
 ng=$(pgrep -P "$(cat "$dir/nginx-proxy.pid")" | head -1)
 measure() { local name=$1 pid=$2 port=$3 ua sa ub sb out rps n
   read -r ua sa < <(cpu_times "$pid")

@@ -44,7 +44,7 @@ pids=()
 for v in plain logged proxied; do
   start_tollgate "$dir/$v.log" 1 "$dir/$v.toml" --driver "$driver"; pids+=("$started")
 done
-for v in plain logged proxied; do wait_log "$dir/$v.log" ready || true; done
+for v in plain logged proxied; do wait_ready "$dir/$v.log"; done
 start_haproxy 0 "$dir/haproxy.cfg" "$dir/haproxy.pid"
 measure() { local name=$1 pid=$2 port=$3 a b out rps n
   a=$(cpu_ticks "$pid")

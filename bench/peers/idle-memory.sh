@@ -26,7 +26,7 @@ type = "mock"
 body = "ok"
 TOML
 start_tollgate "$dir/log" - "$dir/idle.toml" --driver "$driver"; pid=$started
-wait_log "$dir/log" ready || true
+wait_ready "$dir/log"
 port=$(grep -o 'addr=127.0.0.1:[0-9]*' "$dir/log" | head -1 | cut -d: -f2)
 pss() { awk '/^Pss:/ {print $2}' /proc/$pid/smaps_rollup; }
 # warm up the buffer pools with one request

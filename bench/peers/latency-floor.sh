@@ -19,7 +19,7 @@ taskset -c 0 "$bench" origin --listen "127.0.0.1:$origin" --threads 1 > "$dir/or
 track $!
 start_nginx 1 "$dir/nginx-proxy.conf"
 start_tollgate "$dir/tollgate.log" 1 "$dir/tollgate.toml"
-wait_log "$dir/tollgate.log" ready || { echo "tollgate did not start: $dir/tollgate.log" >&2; exit 1; }
+wait_ready "$dir/tollgate.log"
 wait_log "$dir/origin.log" "$origin" || { echo "origin did not start: $dir/origin.log" >&2; exit 1; }
 run() {
   taskset -c 0 "$bench" load --url "http://127.0.0.1:$2/plain/1k" --json --threads 1 \

@@ -119,6 +119,15 @@ wait_log() {
   return 1
 }
 
+# wait_ready LOG [PATTERN [TRIES [SECONDS]]]: waits for tollgate's start-up line (PATTERN,
+# default `ready`) in LOG, as wait_log; exits 1 showing LOG if it never came.
+wait_ready() {
+  wait_log "$1" "${2:-ready}" "${3:-100}" "${4:-0.1}" && return 0
+  echo "tollgate did not start; its log ($1):" >&2
+  cat "$1" >&2 || true
+  exit 1
+}
+
 # cpu_times PID: prints "UTIME STIME" of PID (all its threads) in clock ticks, from
 # /proc/PID/stat (the fields after the command name, which may contain spaces).
 cpu_times() {

@@ -98,7 +98,7 @@ for v in plain keys client-many client-one; do
 done
 start_tollgate "$dir/accuracy.log" - "$dir/accuracy.toml" --driver "$driver" --workers 2
 for v in plain keys client-many client-one accuracy; do
-  wait_log "$dir/$v.log" ready || { echo "tollgate $v did not start:" >&2; cat "$dir/$v.log" >&2; exit 1; }
+  wait_ready "$dir/$v.log"
 done
 for n in many one; do
   start_nginx 1 "$dir/ng-$n/nginx.conf"

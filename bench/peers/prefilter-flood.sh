@@ -57,7 +57,7 @@ type = "mock"
 body = "hello"
 CFG
   start_tollgate "$dir/$mode.log" 1 "$dir/$mode.toml"; gw=$started
-  wait_log "$dir/$mode.log" '"ready"\|ready generation' 100 0.05 || true
+  wait_ready "$dir/$mode.log" '"ready"\|ready generation' 100 0.05
 }
 busy_jiffies() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
 proc_user() { local u s; read -r u s < <(cpu_times "$1"); echo "$u"; }

@@ -55,7 +55,7 @@ type = "http"
 url = "http://127.0.0.1:$origin/{proxy}"
 CFG
   start_tollgate "$dir/$name.log" - "$dir/$name.toml"; local gw=$started
-  wait_log "$dir/$name.log" ready 100 0.05 || true
+  wait_ready "$dir/$name.log" ready 100 0.05
   local loads=()
   for tier in gold bronze; do
     "$bench" load --url "http://127.0.0.1:$port/x" -c "$([[ $tier == gold ]] && echo "${GOLD_CONNS:-50}" || echo "${BRONZE_CONNS:-400}")" -t 1 -d "${secs}s" --warmup 1s $([[ $tier == bronze ]] && echo "--rate ${BRONZE_RATE:-70000}") \

@@ -202,7 +202,7 @@ impl Report {
 
     pub fn to_table(&self) -> String {
         let mut out = format!(
-            "{} round(s) of {:.0} s per scenario and contender; medians (min–max) over rounds\n",
+            "{} round(s) of {} s per scenario and contender; medians (min–max) over rounds\n",
             self.rounds, self.seconds
         );
         for s in &self.scenarios {
