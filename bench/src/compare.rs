@@ -181,7 +181,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_args(args: &CompareArgs) -> Result<Self> {
-        let (rounds, seconds) = if args.quick { (1, 3.0) } else { (5, 10.0) };
+        let (rounds, seconds) = if args.quick { (1, 3.0) } else { (5, 8.0) };
         let rounds = args.rounds.unwrap_or(rounds);
         let seconds = args.seconds.unwrap_or(seconds);
         if rounds == 0 || !seconds.is_finite() || seconds <= 0.0 {

@@ -21,7 +21,7 @@ fn defaults_quick_and_scenarios() -> Result<()> {
         settings(&[])?,
         Settings {
             rounds: 5,
-            seconds: 10.0,
+            seconds: 8.0,
             scenarios: all
         }
     );
