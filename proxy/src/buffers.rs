@@ -32,7 +32,7 @@ pub struct BufferPool {
     /// Buffers taken since the last [`Self::shrink_when_paused`] call.
     taken_lately: Cell<usize>,
     /// Buffers taken since the pool last shrank.
-    taken_since_return: Cell<usize>,
+    taken_since_shrink: Cell<usize>,
 }
 
 /// Buffers used since the pool last shrank before a pause in traffic shrinks it again: a few
@@ -52,7 +52,7 @@ impl BufferPool {
             capacity,
             keep_max,
             taken_lately: Cell::new(0),
-            taken_since_return: Cell::new(0),
+            taken_since_shrink: Cell::new(0),
         }
     }
 
@@ -61,12 +61,12 @@ impl BufferPool {
     /// shrinks to [`KEEP_WHILE_PAUSED`] free buffers of each kind; returns whether it did.
     pub fn shrink_when_paused(&self) -> bool {
         let lately = self.taken_lately.replace(0);
-        let since = self.taken_since_return.get() + lately;
+        let since = self.taken_since_shrink.get() + lately;
         if lately > 0 || since < RETURN_AFTER_TAKEN {
-            self.taken_since_return.set(since);
+            self.taken_since_shrink.set(since);
             return false;
         }
-        self.taken_since_return.set(0);
+        self.taken_since_shrink.set(0);
         self.free.borrow_mut().truncate(KEEP_WHILE_PAUSED);
         self.plain.borrow_mut().truncate(KEEP_WHILE_PAUSED);
         true
