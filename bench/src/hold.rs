@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::{HoldArgs, Target};
 use crate::hold_child::FD_RESERVE;
 use crate::hold_report::{self, HoldReport, Step, EXTRAPOLATE_TO};
-use crate::rlimit;
+use crate::nofile;
 
 /// Reads the `Pss:` line of `/proc/PID/smaps_rollup`, in kB.
 pub fn read_pss_kb(pid: u32) -> Result<u64> {
@@ -216,7 +216,7 @@ pub fn run(args: &HoldArgs) -> Result<()> {
         bail!("--counts needs at least one positive count");
     }
     // Holders inherit the raised limit, and raise their own as well.
-    let (soft, hard) = rlimit::raise_nofile_limit().context("reading RLIMIT_NOFILE")?;
+    let (soft, hard) = nofile::raise_nofile_limit().context("reading RLIMIT_NOFILE")?;
     check_nofile(args.per_process, counts[counts.len() - 1], soft, hard)?;
     let baseline = read_pss_kb(args.pid)?;
     let mut fleet = Fleet {

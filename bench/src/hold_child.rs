@@ -31,7 +31,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::cli::{HoldChildArgs, Target};
 use crate::http::{build_request, Parser};
 use crate::recv::RecvBuf;
-use crate::{rlimit, runtime};
+use crate::{nofile, runtime};
 
 /// Connects (or pings) in flight at once per holder.
 pub const IN_FLIGHT: usize = 500;
@@ -57,7 +57,7 @@ struct Shared {
 /// Runs the command loop until `exit` or end of stdin, with the soft open-files limit raised
 /// to the hard one first (the parent checked that the hard one is enough).
 pub fn run(args: &HoldChildArgs) -> Result<()> {
-    rlimit::raise_nofile_limit().context("reading RLIMIT_NOFILE")?;
+    nofile::raise_nofile_limit().context("reading RLIMIT_NOFILE")?;
     let target = Target::parse(&args.url)?;
     let shared = Rc::new(Shared {
         addr: target.addr,

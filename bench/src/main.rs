@@ -22,11 +22,11 @@ mod hold_child;
 mod hold_report;
 mod http;
 mod load;
+mod nofile;
 mod origin;
 mod recv;
 mod report;
 mod requests;
-mod rlimit;
 mod runtime;
 mod stats;
 

@@ -1,7 +1,8 @@
 //! The system calls std and monoio do not offer, in one place: shutting down a socket's read
 //! side (to end a readiness wait from outside the task), a non-blocking peek (to check a
 //! pooled upstream connection before reuse), duplicating a socket (a tunnel writes through a
-//! second descriptor while it reads through the first), and raising the open-files limit.
+//! second descriptor while it reads through the first), and raising the open-files limit
+//! (through the `rlimit` crate).
 
 use std::os::fd::RawFd;
 
@@ -67,29 +68,12 @@ pub(crate) fn is_quiet(fd: RawFd) -> bool {
     n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
 }
 
-/// Raises the soft limit on open files to the hard limit; returns (soft, hard) after it.
+/// Raises the soft limit on open files to the hard limit; returns (soft, hard) after it. If
+/// the kernel refuses the raise, the limits stay as they were and are returned as they are.
 pub(crate) fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit(2) writes the struct we own for the duration of the call.
-    #[allow(unsafe_code)]
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
-        };
-        // SAFETY: setrlimit(2) reads the struct we own for the duration of the call.
-        #[allow(unsafe_code)]
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) } == 0 {
-            limit = raised;
-        }
-    }
-    Ok((limit.rlim_cur, limit.rlim_max))
+    // A refused raise leaves the limits as they were: the caller logs what they are.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    rlimit::Resource::NOFILE.get()
 }
 
 #[cfg(test)]
