@@ -11,16 +11,21 @@ drivers=("$@"); [ ${#drivers[@]} -gt 0 ] || drivers=(uring epoll)
 require_tools "apt-get install -y nginx-light haproxy wrk" nginx haproxy wrk
 require_built "$bin"
 dir=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
-for f in origin.conf nginx-proxy.conf haproxy.cfg; do render "$f.in" "$dir" > "$dir/$f"; done
+read -r origin nginx haproxy tg_ports < <(free_ports $((3 + ${#drivers[@]})))
+read -r -a tg_ports <<< "$tg_ports"
+for f in origin.conf nginx-proxy.conf haproxy.cfg; do
+  render "$f.in" "$dir" "$origin" "$nginx" "$haproxy" > "$dir/$f"
+done
 start_nginx 0 "$dir/origin.conf"
 start_nginx 1 "$dir/nginx-proxy.conf"
 start_haproxy 1 "$dir/haproxy.cfg" "$dir/haproxy.pid"
-declare -A tg_pid
-port=8090
-for d in "${drivers[@]}"; do
-  sed "s#127.0.0.1:8090#127.0.0.1:$port#" "$here/tollgate.toml" > "$dir/tollgate-$d.toml"
+declare -A tg_pid tg_port
+for i in "${!drivers[@]}"; do
+  d=${drivers[$i]}; port=${tg_ports[$i]}; tg_port[$d]=$port
+  sed -e "s#127.0.0.1:8090#127.0.0.1:$port#" -e "s#//127.0.0.1:9000/#//127.0.0.1:$origin/#" \
+    "$here/tollgate.toml" > "$dir/tollgate-$d.toml"
   start_tollgate "$dir/tollgate-$d.log" 1 "$dir/tollgate-$d.toml" --driver "$d"
-  tg_pid[$d]=$started; port=$((port+1))
+  tg_pid[$d]=$started
 done
 for d in "${drivers[@]}"; do wait_ready "$dir/tollgate-$d.log"; done
 ngx_worker=$(pgrep -P "$(cat "$dir/nginx-proxy.pid")" | head -1)
@@ -38,11 +43,10 @@ run() { local name=$1 url=$2 pid=$3
   util=$(echo "($c1-$c0)/$tick/($t1-$t0)" | bc -l)
   printf "%-16s rps=%8.0f p99=%-8s non2xx=%s cores=%4.2f req_per_cpu_s=%8.0f\n" "$name" "$rps" "$p99" "$non2xx" "$util" "$(echo "$rps/$util" | bc -l)"
 }
-taskset -c 0 wrk -t1 -c64 -d2s http://127.0.0.1:8080/plain/ >/dev/null
+taskset -c 0 wrk -t1 -c64 -d2s "http://127.0.0.1:$nginx/plain/" >/dev/null
 for r in $(seq 1 "$rounds"); do
   echo "# round $r"
-  run nginx http://127.0.0.1:8080/plain/1k "$ngx_worker"
-  run haproxy http://127.0.0.1:8081/plain/1k "$hap"
-  port=8090
-  for d in "${drivers[@]}"; do run "tollgate-$d" "http://127.0.0.1:$port/plain/1k" "${tg_pid[$d]}"; port=$((port+1)); done
+  run nginx "http://127.0.0.1:$nginx/plain/1k" "$ngx_worker"
+  run haproxy "http://127.0.0.1:$haproxy/plain/1k" "$hap"
+  for d in "${drivers[@]}"; do run "tollgate-$d" "http://127.0.0.1:${tg_port[$d]}/plain/1k" "${tg_pid[$d]}"; done
 done

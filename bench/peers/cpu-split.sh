@@ -7,10 +7,13 @@ here=$(cd "$(dirname "$0")" && pwd); . "$here/lib.sh"
 rounds=${1:-3}; secs=${2:-6}; driver=${3:-uring}
 require_built "$bin"
 dir=$(mktemp -d /tmp/tollgate-split.XXXXXX)
-for f in origin.conf nginx-proxy.conf; do render "$f.in" "$dir" > "$dir/$f"; done
+read -r origin nginx tollgate < <(free_ports 3)
+for f in origin.conf nginx-proxy.conf; do render "$f.in" "$dir" "$origin" "$nginx" > "$dir/$f"; done
+sed -e "s#127.0.0.1:8090#127.0.0.1:$tollgate#" -e "s#//127.0.0.1:9000/#//127.0.0.1:$origin/#" \
+  "$here/tollgate.toml" > "$dir/tollgate.toml"
 start_nginx 0 "$dir/origin.conf"
 start_nginx 1 "$dir/nginx-proxy.conf"
-start_tollgate "$dir/tollgate.log" 1 "$here/tollgate.toml" --driver "$driver"; tg=$started
+start_tollgate "$dir/tollgate.log" 1 "$dir/tollgate.toml" --driver "$driver"; tg=$started
 wait_ready "$dir/tollgate.log"
 ng=$(pgrep -P "$(cat "$dir/nginx-proxy.pid")" | head -1)
 measure() { local name=$1 pid=$2 port=$3 ua sa ub sb out rps n
@@ -23,4 +26,4 @@ measure() { local name=$1 pid=$2 port=$3 ua sa ub sb out rps n
     "$(echo "($sb-$sa)*1000000/$tick/$n" | bc -l)" \
     "$(echo "($ub+$sb-$ua-$sa)*1000000/$tick/$n" | bc -l)"
 }
-for _ in $(seq 1 "$rounds"); do measure nginx "$ng" 8080; measure tollgate "$tg" 8090; done
+for _ in $(seq 1 "$rounds"); do measure nginx "$ng" "$nginx"; measure tollgate "$tg" "$tollgate"; done

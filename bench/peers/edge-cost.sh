@@ -9,13 +9,14 @@ here=$(cd "$(dirname "$0")" && pwd); . "$here/lib.sh"
 rounds=${1:-3}; secs=${2:-6}; driver=${3:-uring}
 require_built "$bin"
 dir=$(mktemp -d /tmp/tollgate-edge.XXXXXX)
-render origin.conf.in "$dir" > "$dir/origin.conf"
-# Three tollgates from the bench config: plain (8090), access log to a file (8091), PROXY
-# protocol required from loopback (8092).
-base=$(sed 's/127.0.0.1:8090/@BIND@/' "$here/tollgate.toml")
-echo "${base//@BIND@/127.0.0.1:8090}" > "$dir/plain.toml"
-{ echo "${base//@BIND@/127.0.0.1:8091}"; printf '\n[access_log]\npath = "%s/access.log"\n' "$dir"; } > "$dir/logged.toml"
-echo "${base//@BIND@/127.0.0.1:8092}" | sed 's/^backlog = 65535$/backlog = 65535\nproxy_protocol = "required"\nproxy_protocol_from = ["127.0.0.1"]/' > "$dir/proxied.toml"
+read -r origin plain logged proxied hap_plain hap_proxied < <(free_ports 6)
+render origin.conf.in "$dir" "$origin" > "$dir/origin.conf"
+# Three tollgates from the bench config: plain, access log to a file, PROXY protocol required
+# from loopback.
+base=$(sed -e 's/127.0.0.1:8090/@BIND@/' -e "s#//127.0.0.1:9000/#//127.0.0.1:$origin/#" "$here/tollgate.toml")
+echo "${base//@BIND@/127.0.0.1:$plain}" > "$dir/plain.toml"
+{ echo "${base//@BIND@/127.0.0.1:$logged}"; printf '\n[access_log]\npath = "%s/access.log"\n' "$dir"; } > "$dir/logged.toml"
+echo "${base//@BIND@/127.0.0.1:$proxied}" | sed 's/^backlog = 65535$/backlog = 65535\nproxy_protocol = "required"\nproxy_protocol_from = ["127.0.0.1"]/' > "$dir/proxied.toml"
 cat > "$dir/haproxy.cfg" <<CFG
 global
   nbthread 1
@@ -29,15 +30,15 @@ defaults
   option http-keep-alive
   http-reuse always
 frontend plain
-  bind 127.0.0.1:8180
+  bind 127.0.0.1:$hap_plain
   default_backend plain
 frontend proxied
-  bind 127.0.0.1:8181
+  bind 127.0.0.1:$hap_proxied
   default_backend proxied
 backend plain
-  server t 127.0.0.1:8090 maxconn 1024
+  server t 127.0.0.1:$plain maxconn 1024
 backend proxied
-  server t 127.0.0.1:8092 maxconn 1024 send-proxy-v2
+  server t 127.0.0.1:$proxied maxconn 1024 send-proxy-v2
 CFG
 start_nginx 0 "$dir/origin.conf"
 pids=()
@@ -56,9 +57,9 @@ measure() { local name=$1 pid=$2 port=$3 a b out rps n
     "$(echo "$n/(($b-$a)/$tick)" | bc -l)"
 }
 for _ in $(seq 1 "$rounds"); do
-  measure log-off "${pids[0]}" 8090
-  measure log-on "${pids[1]}" 8091
-  measure haproxy-plain "${pids[0]}" 8180
-  measure haproxy-pp2 "${pids[2]}" 8181
+  measure log-off "${pids[0]}" "$plain"
+  measure log-on "${pids[1]}" "$logged"
+  measure haproxy-plain "${pids[0]}" "$hap_plain"
+  measure haproxy-pp2 "${pids[2]}" "$hap_proxied"
 done
 echo "access log lines written: $(wc -l < "$dir/access.log")"
