@@ -20,10 +20,10 @@ const ARENA_EAGER_COMMIT: mi_option_t = 4;
 /// they are returned (1000 ms by default).
 const PURGE_DELAY: mi_option_t = 15;
 
-/// The defaults of those options in the bundled mimalloc, which identify their numbers (the
-/// Rust bindings' constants follow an older numbering).
-const DEFAULTS: [(mi_option_t, std::ffi::c_long); 2] =
-    [(ARENA_EAGER_COMMIT, 2), (PURGE_DELAY, 1000)];
+/// Each option: its number, its default in the bundled mimalloc (which identifies the number:
+/// the Rust bindings' constants follow an older numbering), and the value set here.
+const OPTIONS: [(mi_option_t, std::ffi::c_long, std::ffi::c_long); 2] =
+    [(ARENA_EAGER_COMMIT, 2, 0), (PURGE_DELAY, 1000, 0)];
 
 /// Runs [`configure`] as an ELF constructor, before `main` and before the Rust runtime's first
 /// allocation: mimalloc reserves its first arena on that allocation, with the options it finds
@@ -39,35 +39,33 @@ extern "C" fn configure_before_main() {
 
 static CONFIGURED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Whether the options were set before `main` (false: the bundled mimalloc's options are not
-/// numbered as expected, or the environment set them: `MIMALLOC_*`).
+/// Whether both options were set before `main`. False when one of them was not at its
+/// expected default: set in the environment (`MIMALLOC_*`, which then wins), or numbered
+/// differently in the bundled mimalloc.
 pub fn configured() -> bool {
     CONFIGURED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Sets mimalloc's options. Returns false (and changes nothing) if the bundled mimalloc's
-/// options do not have their expected defaults.
+/// Sets each option that still has its expected default (so an option set in the environment
+/// keeps that value, and a renumbered one is left alone); true when both were set.
 fn configure() -> bool {
-    if !options_are_as_expected() {
-        return false;
-    }
-    #[allow(unsafe_code)]
-    // SAFETY: mi_option_set takes an option number and a value, no pointers; the numbers were
-    // just checked against the bundled library.
-    unsafe {
-        mi_option_set(ARENA_EAGER_COMMIT, 0);
-        mi_option_set(PURGE_DELAY, 0);
-    }
-    true
-}
-
-fn options_are_as_expected() -> bool {
-    DEFAULTS.iter().all(|&(option, default)| {
+    let mut all = true;
+    for (option, default, value) in OPTIONS {
         #[allow(unsafe_code)]
         // SAFETY: mi_option_get takes an option number, no pointers.
-        let value = unsafe { mi_option_get(option) };
-        value == default
-    })
+        let current = unsafe { mi_option_get(option) };
+        if current != default {
+            all = false;
+            continue;
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: mi_option_set takes an option number and a value, no pointers; the number
+        // was just checked against the bundled library's default for it.
+        unsafe {
+            mi_option_set(option, value)
+        };
+    }
+    all
 }
 
 #[cfg(test)]
@@ -83,11 +81,11 @@ mod tests {
             "mimalloc's option numbers changed (or MIMALLOC_* is set): update \
              ARENA_EAGER_COMMIT and PURGE_DELAY from include/mimalloc.h of the bundled version"
         );
-        for option in [ARENA_EAGER_COMMIT, PURGE_DELAY] {
+        for (option, _, want) in OPTIONS {
             #[allow(unsafe_code)]
             // SAFETY: mi_option_get takes an option number, no pointers.
             let value = unsafe { mi_option_get(option) };
-            assert_eq!(value, 0, "option {option}");
+            assert_eq!(value, want, "option {option}");
         }
     }
 }

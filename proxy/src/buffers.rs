@@ -33,11 +33,17 @@ pub struct BufferPool {
     taken_lately: Cell<usize>,
     /// Buffers taken since the pool last shrank.
     taken_since_shrink: Cell<usize>,
+    /// Consecutive calls of [`Self::shrink_when_paused`] without a buffer taken.
+    quiet_calls: Cell<usize>,
 }
 
 /// Buffers used since the pool last shrank before a pause in traffic shrinks it again: a few
 /// requests now and then do not empty the pool each time.
 const RETURN_AFTER_TAKEN: usize = 64;
+
+/// Calls of [`BufferPool::shrink_when_paused`] without a buffer taken before the pool shrinks:
+/// a second at the worker's 50 ms sweep, so bursts a little apart reuse the pool.
+const QUIET_CALLS_BEFORE_SHRINK: usize = 20;
 
 /// Free buffers of each kind kept while traffic pauses: traffic that comes back refills the
 /// pool in a few requests.
@@ -53,16 +59,24 @@ impl BufferPool {
             keep_max,
             taken_lately: Cell::new(0),
             taken_since_shrink: Cell::new(0),
+            quiet_calls: Cell::new(0),
         }
     }
 
-    /// Called periodically by the worker. When no buffer was taken since the previous call,
-    /// after at least [`RETURN_AFTER_TAKEN`] were taken since the pool last shrank, the pool
-    /// shrinks to [`KEEP_WHILE_PAUSED`] free buffers of each kind; returns whether it did.
+    /// Called periodically by the worker (every 50 ms). When no buffer was taken during the
+    /// last [`QUIET_CALLS_BEFORE_SHRINK`] calls, after at least [`RETURN_AFTER_TAKEN`] were
+    /// taken since the pool last shrank, the pool shrinks to [`KEEP_WHILE_PAUSED`] free buffers
+    /// of each kind; returns whether it did. Short gaps between bursts keep the pool.
     pub fn shrink_when_paused(&self) -> bool {
         let lately = self.taken_lately.replace(0);
-        let since = self.taken_since_shrink.get() + lately;
-        if lately > 0 || since < RETURN_AFTER_TAKEN {
+        let since = self.taken_since_shrink.get().saturating_add(lately);
+        let quiet = if lately > 0 {
+            0
+        } else {
+            self.quiet_calls.get() + 1
+        };
+        self.quiet_calls.set(quiet.min(QUIET_CALLS_BEFORE_SHRINK));
+        if quiet < QUIET_CALLS_BEFORE_SHRINK || since < RETURN_AFTER_TAKEN {
             self.taken_since_shrink.set(since);
             return false;
         }
@@ -122,6 +136,15 @@ impl BufferPool {
 mod tests {
     use super::*;
 
+    /// Calls the pause check as the sweep does while nothing is taken; whether the last
+    /// call shrank the pool (none before it may).
+    fn pause(pool: &BufferPool) -> bool {
+        for _ in 1..QUIET_CALLS_BEFORE_SHRINK {
+            assert!(!pool.shrink_when_paused(), "shrank before a full pause");
+        }
+        pool.shrink_when_paused()
+    }
+
     fn free_counts(pool: &BufferPool) -> (usize, usize) {
         (pool.free.borrow().len(), pool.plain.borrow().len())
     }
@@ -143,9 +166,9 @@ mod tests {
             (64, 64),
             "the pool keeps keep_max of each"
         );
-        assert!(pool.shrink_when_paused(), "none taken since: paused");
+        assert!(pause(&pool), "none taken for a full pause");
         assert_eq!(free_counts(&pool), (KEEP_WHILE_PAUSED, KEEP_WHILE_PAUSED));
-        assert!(!pool.shrink_when_paused(), "said once per pause");
+        assert!(!pause(&pool), "once per pause");
     }
 
     #[test]
@@ -167,17 +190,24 @@ mod tests {
             let buf = pool.take_plain();
             pool.give_plain(buf);
             assert!(!pool.shrink_when_paused(), "taken since the last call");
-            assert!(
-                !pool.shrink_when_paused(),
-                "paused, but fewer than the threshold since"
-            );
+            assert!(!pause(&pool), "paused, but fewer than the threshold since");
         }
         let buf = pool.take();
         pool.give(buf);
         assert!(!pool.shrink_when_paused());
-        assert!(
-            pool.shrink_when_paused(),
-            "the threshold's worth, then a pause"
-        );
+        assert!(pause(&pool), "the threshold's worth, then a pause");
+    }
+
+    #[test]
+    fn gaps_shorter_than_a_pause_keep_the_pool() {
+        let pool = BufferPool::new(16 * 1024, 64);
+        for _ in 0..50 {
+            let bufs: Vec<IoBuf> = (0..100).map(|_| pool.take()).collect();
+            bufs.into_iter().for_each(|b| pool.give(b));
+            for _ in 1..QUIET_CALLS_BEFORE_SHRINK {
+                assert!(!pool.shrink_when_paused(), "a gap, not a pause");
+            }
+            assert_eq!(free_counts(&pool).0, 64);
+        }
     }
 }

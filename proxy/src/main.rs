@@ -64,7 +64,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     if !allocator::configured() {
-        tracing::warn!("mimalloc options left as the environment set them (MIMALLOC_*)");
+        tracing::warn!(
+            "mimalloc options not all set (MIMALLOC_* in the environment wins; or the bundled \
+             mimalloc numbers its options differently): idle connections may keep more memory"
+        );
     }
     match cli.command {
         Cmd::Check { config } => match tollgate_config::load(&config) {
