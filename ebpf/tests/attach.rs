@@ -6,6 +6,8 @@
 //! without root (or `unshare`/`ip`) it prints a loud skip line, and fails instead when
 //! `TOLLGATE_REQUIRE_BPF=1`.
 
+mod common;
+use common::is_root;
 use std::io::Write as _;
 use std::process::Command;
 
@@ -114,14 +116,4 @@ fn attach_checks() -> Result<()> {
         other => bail!("unknown interface: expected an Attach error, got {other:?}"),
     }
     Ok(())
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let uids = status.lines().find(|l| l.starts_with("Uid:"))?.to_owned();
-            uids.split_whitespace().nth(2).map(|euid| euid == "0")
-        })
-        .unwrap_or(false)
 }

@@ -11,6 +11,8 @@
 //! cases ran`) is written straight to stderr, past libtest's capture, so it shows in a
 //! plain `cargo test` run.
 
+mod common;
+use common::is_root;
 use std::io::Write as _;
 use std::net::IpAddr;
 
@@ -106,6 +108,16 @@ fn expect(p: &Prefilter, packet: &[u8], want: u32, what: &str) -> Result<()> {
             name(got),
             name(want)
         );
+    }
+    Ok(())
+}
+
+/// Sets a SYN bucket of rate 1/s and burst 3, and spends the burst with three SYNs from
+/// `src` (each passes).
+fn fill_syn_bucket(p: &mut Prefilter, src: &str) -> Result<()> {
+    p.maps_mut().limits.set(limits(1, 3, 0, 0))?;
+    for n in 1..=3 {
+        expect(p, &syn(src, 443), XDP_PASS, &format!("SYN {n}"))?;
     }
     Ok(())
 }
@@ -274,31 +286,14 @@ fn cases() -> Vec<Case> {
         case(
             "4th SYN from one source drops (syn_burst 3)",
             syn("198.51.100.20", 443),
-            |p: &mut Prefilter| {
-                p.maps_mut().limits.set(limits(1, 3, 0, 0))?;
-                for n in 1..=3 {
-                    expect(p, &syn("198.51.100.20", 443), XDP_PASS, &format!("SYN {n}"))?;
-                }
-                Ok(())
-            },
+            |p: &mut Prefilter| fill_syn_bucket(p, "198.51.100.20"),
             XDP_DROP,
             SYN_RATE,
         ),
         case(
             "ipv6: 4th SYN from one source drops (syn_burst 3)",
             syn("2001:db8:5::20", 443),
-            |p: &mut Prefilter| {
-                p.maps_mut().limits.set(limits(1, 3, 0, 0))?;
-                for n in 1..=3 {
-                    expect(
-                        p,
-                        &syn("2001:db8:5::20", 443),
-                        XDP_PASS,
-                        &format!("SYN {n}"),
-                    )?;
-                }
-                Ok(())
-            },
+            |p: &mut Prefilter| fill_syn_bucket(p, "2001:db8:5::20"),
             XDP_DROP,
             SYN_RATE,
         ),
@@ -321,13 +316,7 @@ fn cases() -> Vec<Case> {
                 .tcp(443, TcpFlags::SYN_ACK)
                 .build()
                 .into_bytes(),
-            |p: &mut Prefilter| {
-                p.maps_mut().limits.set(limits(1, 3, 0, 0))?;
-                for n in 1..=3 {
-                    expect(p, &syn("198.51.100.22", 443), XDP_PASS, &format!("SYN {n}"))?;
-                }
-                Ok(())
-            },
+            |p: &mut Prefilter| fill_syn_bucket(p, "198.51.100.22"),
             XDP_PASS,
             PASS,
         ),
@@ -335,10 +324,7 @@ fn cases() -> Vec<Case> {
             "another source is unaffected by a full SYN bucket",
             syn("198.51.100.24", 443),
             |p: &mut Prefilter| {
-                p.maps_mut().limits.set(limits(1, 3, 0, 0))?;
-                for n in 1..=3 {
-                    expect(p, &syn("198.51.100.23", 443), XDP_PASS, &format!("SYN {n}"))?;
-                }
+                fill_syn_bucket(p, "198.51.100.23")?;
                 expect(p, &syn("198.51.100.23", 443), XDP_DROP, "SYN 4")?;
                 Ok(())
             },
@@ -615,17 +601,6 @@ fn prefilter() -> Result<Option<Prefilter>> {
     let mut p = Prefilter::load().context("loading the pre-filter")?;
     p.maps_mut().ports.replace_all(&GATEWAY_PORTS)?;
     Ok(Some(p))
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let uids = status.lines().find(|l| l.starts_with("Uid:"))?.to_owned();
-            // Real, effective, saved, filesystem: the effective one decides.
-            uids.split_whitespace().nth(2).map(|euid| euid == "0")
-        })
-        .unwrap_or(false)
 }
 
 /// Writes past libtest's output capture (which only catches the print macros).
