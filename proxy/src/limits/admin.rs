@@ -566,23 +566,13 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 
 fn usage(keeper: &mut Keeper, plan_id: &str, query: &str) -> Result<Answer> {
     plan_exists(keeper, plan_id)?;
-    if keeper.store.is_none() {
-        return Err(error(
-            409,
-            "usage is kept in the `[state]` directory; none is configured",
-        ));
-    }
-    let (start, end) = date_range(query)?;
-    keeper.flush_usage(now_secs());
     let only = query_param(query, "keyId");
     let prefix = format!("plan/{plan_id}/key/");
+    let (start, end, rows) = stored_usage(keeper, query, &prefix)?;
     let store = keeper
         .store
         .as_ref()
         .ok_or_else(|| error(409, "no state directory"))?;
-    let rows = store
-        .usage_by_prefix(&prefix, start, end)
-        .map_err(|e| error(500, e.to_string()))?;
     let plan = keeper
         .plan
         .usage
@@ -654,6 +644,32 @@ fn usage(keeper: &mut Keeper, plan_id: &str, query: &str) -> Result<Answer> {
     ))
 }
 
+/// The usage rows under `prefix` for the query's date range (its day numbers first), after
+/// writing out what the workers counted so far.
+#[allow(clippy::type_complexity)]
+fn stored_usage(
+    keeper: &mut Keeper,
+    query: &str,
+    prefix: &str,
+) -> Result<(i64, i64, Vec<(String, crate::state::DailyUsage)>)> {
+    if keeper.store.is_none() {
+        return Err(error(
+            409,
+            "usage is kept in the `[state]` directory; none is configured",
+        ));
+    }
+    let (start, end) = date_range(query)?;
+    keeper.flush_usage(now_secs());
+    let store = keeper
+        .store
+        .as_ref()
+        .ok_or_else(|| error(409, "no state directory"))?;
+    let rows = store
+        .usage_by_prefix(prefix, start, end)
+        .map_err(|e| error(500, e.to_string()))?;
+    Ok((start, end, rows))
+}
+
 /// `startDate` and `endDate` of a usage query, as day numbers.
 fn date_range(query: &str) -> Result<(i64, i64)> {
     let day = |name: &str| -> Result<i64> {
@@ -677,21 +693,7 @@ fn date_range(query: &str) -> Result<(i64, i64)> {
 }
 
 fn route_usage(keeper: &mut Keeper, query: &str) -> Result<Answer> {
-    if keeper.store.is_none() {
-        return Err(error(
-            409,
-            "usage is kept in the `[state]` directory; none is configured",
-        ));
-    }
-    let (start, end) = date_range(query)?;
-    keeper.flush_usage(now_secs());
-    let store = keeper
-        .store
-        .as_ref()
-        .ok_or_else(|| error(409, "no state directory"))?;
-    let rows = store
-        .usage_by_prefix("route/", start, end)
-        .map_err(|e| error(500, e.to_string()))?;
+    let (start, end, rows) = stored_usage(keeper, query, "route/")?;
     let mut items = serde_json::Map::new();
     let mut lines = String::from("route,date,served,throttled,quotaRejected\n");
     for (subject, days) in rows {
