@@ -81,7 +81,11 @@ impl Client {
 
     /// Connects to `addr`, returning the error.
     pub fn try_connect(addr: SocketAddr) -> std::io::Result<Client> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        Client::over(TcpStream::connect_timeout(&addr, Duration::from_secs(5))?)
+    }
+
+    /// A client over a connected stream, with the suite's socket options and timeouts.
+    fn over(stream: TcpStream) -> std::io::Result<Client> {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(READ_TIMEOUT))?;
         stream.set_write_timeout(Some(READ_TIMEOUT))?;
@@ -103,15 +107,7 @@ impl Client {
             )?;
             socket.bind(&SocketAddr::new(source, 0).into())?;
             socket.connect_timeout(&addr.into(), Duration::from_secs(5))?;
-            let stream: TcpStream = socket.into();
-            stream.set_nodelay(true)?;
-            stream.set_read_timeout(Some(READ_TIMEOUT))?;
-            stream.set_write_timeout(Some(READ_TIMEOUT))?;
-            Ok(Client {
-                stream,
-                buf: Vec::new(),
-                eof: false,
-            })
+            Client::over(socket.into())
         };
         connect().unwrap_or_else(|e| panic!("connect {addr} from {source}: {e}"))
     }

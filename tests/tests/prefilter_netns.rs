@@ -174,21 +174,19 @@ fn scenario(gw: &Gateway, ns: &Netns, mode: &str, xdp: bool) {
         "status 200",
         "{mode}: served at first"
     );
+    // Reloads with `denied` as the deny list and waits until the kernel maps have it.
+    let reload_deny_list = |denied: &str| {
+        let mark = gw.mark();
+        assert!(gw.reload(&config(ns, mode, denied)).is_ok());
+        if xdp {
+            gw.wait_for_since(mark, |e| is(e, "XDP maps updated"), DEADLINE)
+                .expect("XDP maps updated");
+        }
+    };
     // A deny-list entry by reload.
-    let mark = gw.mark();
-    let denied = format!("\"{}/32\"", ns.client_ip);
-    assert!(gw.reload(&config(ns, mode, &denied)).is_ok());
-    if xdp {
-        gw.wait_for_since(mark, |e| is(e, "XDP maps updated"), DEADLINE)
-            .expect("XDP maps updated");
-    }
+    reload_deny_list(&format!("\"{}/32\"", ns.client_ip));
     assert_eq!(ns.get(addr, "/hello"), refused, "{mode}: denied");
-    let mark = gw.mark();
-    assert!(gw.reload(&config(ns, mode, "")).is_ok());
-    if xdp {
-        gw.wait_for_since(mark, |e| is(e, "XDP maps updated"), DEADLINE)
-            .expect("XDP maps updated");
-    }
+    reload_deny_list("");
     assert_eq!(
         ns.get(addr, "/hello"),
         "status 200",
