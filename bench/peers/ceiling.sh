@@ -19,8 +19,7 @@ read -r origin nginx tollgate tollgate_epoll epoll uring multishot < <(free_port
 for f in origin.conf nginx-proxy.conf; do render "$f.in" "$dir" "$origin" "$nginx" > "$dir/$f"; done
 for d in uring epoll; do
   [[ $d == uring ]] && p=$tollgate || p=$tollgate_epoll
-  sed -e "s#127.0.0.1:8090#127.0.0.1:$p#" -e "s#//127.0.0.1:9000/#//127.0.0.1:$origin/#" \
-    "$here/tollgate.toml" > "$dir/tollgate-$d.toml"
+  tollgate_toml "$p" "$origin" > "$dir/tollgate-$d.toml"
 done
 start_nginx 0 "$dir/origin.conf"
 start_nginx 1 "$dir/nginx-proxy.conf"

@@ -22,8 +22,7 @@ start_haproxy 1 "$dir/haproxy.cfg" "$dir/haproxy.pid"
 declare -A tg_pid tg_port
 for i in "${!drivers[@]}"; do
   d=${drivers[$i]}; port=${tg_ports[$i]}; tg_port[$d]=$port
-  sed -e "s#127.0.0.1:8090#127.0.0.1:$port#" -e "s#//127.0.0.1:9000/#//127.0.0.1:$origin/#" \
-    "$here/tollgate.toml" > "$dir/tollgate-$d.toml"
+  tollgate_toml "$port" "$origin" > "$dir/tollgate-$d.toml"
   start_tollgate "$dir/tollgate-$d.log" 1 "$dir/tollgate-$d.toml" --driver "$d"
   tg_pid[$d]=$started
 done

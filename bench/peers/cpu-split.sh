@@ -9,8 +9,7 @@ require_built "$bin"
 dir=$(mktemp -d /tmp/tollgate-split.XXXXXX)
 read -r origin nginx tollgate < <(free_ports 3)
 for f in origin.conf nginx-proxy.conf; do render "$f.in" "$dir" "$origin" "$nginx" > "$dir/$f"; done
-sed -e "s#127.0.0.1:8090#127.0.0.1:$tollgate#" -e "s#//127.0.0.1:9000/#//127.0.0.1:$origin/#" \
-  "$here/tollgate.toml" > "$dir/tollgate.toml"
+tollgate_toml "$tollgate" "$origin" > "$dir/tollgate.toml"
 start_nginx 0 "$dir/origin.conf"
 start_nginx 1 "$dir/nginx-proxy.conf"
 start_tollgate "$dir/tollgate.log" 1 "$dir/tollgate.toml" --driver "$driver"; tg=$started

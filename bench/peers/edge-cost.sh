@@ -13,7 +13,7 @@ read -r origin plain logged proxied hap_plain hap_proxied < <(free_ports 6)
 render origin.conf.in "$dir" "$origin" > "$dir/origin.conf"
 # Three tollgates from the bench config: plain, access log to a file, PROXY protocol required
 # from loopback.
-base=$(sed -e 's/127.0.0.1:8090/@BIND@/' -e "s#//127.0.0.1:9000/#//127.0.0.1:$origin/#" "$here/tollgate.toml")
+base=$(tollgate_toml @BIND@ "$origin" | sed 's/127.0.0.1:@BIND@/@BIND@/')
 echo "${base//@BIND@/127.0.0.1:$plain}" > "$dir/plain.toml"
 { echo "${base//@BIND@/127.0.0.1:$logged}"; printf '\n[access_log]\npath = "%s/access.log"\n' "$dir"; } > "$dir/logged.toml"
 echo "${base//@BIND@/127.0.0.1:$proxied}" | sed 's/^backlog = 65535$/backlog = 65535\nproxy_protocol = "required"\nproxy_protocol_from = ["127.0.0.1"]/' > "$dir/proxied.toml"

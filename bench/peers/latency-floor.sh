@@ -13,8 +13,7 @@ require_built "$bin" "$bench"
 dir=$(mktemp -d /tmp/tollgate-latency.XXXXXX)
 read -r origin nginx tollgate < <(free_ports 3)
 render nginx-proxy.conf.in "$dir" "$origin" "$nginx" > "$dir/nginx-proxy.conf"
-sed -e "s#127.0.0.1:8090#127.0.0.1:$tollgate#" -e "s#//127.0.0.1:9000/#//127.0.0.1:$origin/#" \
-  "$here/tollgate.toml" > "$dir/tollgate.toml"
+tollgate_toml "$tollgate" "$origin" > "$dir/tollgate.toml"
 taskset -c 0 "$bench" origin --listen "127.0.0.1:$origin" --threads 1 > "$dir/origin.log" 2>&1 &
 track $!
 start_nginx 1 "$dir/nginx-proxy.conf"

@@ -69,6 +69,12 @@ render() {
   printf '%s\n' "$text"
 }
 
+# tollgate_toml PORT ORIGIN_PORT: prints bench/peers/tollgate.toml listening on PORT and
+# proxying to the origin on ORIGIN_PORT (the file's own 8090 and 9000 replaced).
+tollgate_toml() {
+  sed -e "s#127.0.0.1:8090#127.0.0.1:$1#" -e "s#//127.0.0.1:9000/#//127.0.0.1:$2/#" "$here/tollgate.toml"
+}
+
 # free_ports N: prints N different loopback ports that were free a moment ago (all bound at
 # once, then released).
 free_ports() {

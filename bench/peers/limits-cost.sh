@@ -33,8 +33,7 @@ floor_pid=$!
 # tollgate configs: bench/peers/tollgate.toml on its own port, the origin's port, plus $2 in
 # the API's table and $3 at the end.
 tg_config() { local port=$1 api=$2 top=$3
-  sed -e "s/127.0.0.1:8090/127.0.0.1:$port/" -e "s/127.0.0.1:9000/127.0.0.1:$po/" \
-      -e "s/^id = \"bench\"\$/id = \"bench\"\n$api/" "$here/tollgate.toml"
+  tollgate_toml "$port" "$po" | sed "s/^id = \"bench\"\$/id = \"bench\"\n$api/"
   printf '\n%s\n' "$top"
 }
 keys=(); key_ids=()
