@@ -3,7 +3,7 @@
 //! Everything behind the route decision that does not depend on the downstream protocol.
 //!
 //! ## Key components
-//! - [`pool`]: per-worker keep-alive pools of upstream connections, keyed by the upstream's
+//! - [`conn_pool`]: per-worker keep-alive pools of upstream connections, keyed by the upstream's
 //!   stable authority so they carry over across reloads (idle cap, idle timeout, lifetime).
 //! - [`resolve`]: upstream name resolution. It blocks, so only the control thread calls it;
 //!   workers connect to the socket addresses it leaves in the plan.
@@ -18,5 +18,5 @@
 #![forbid(unsafe_code)]
 
 pub mod mock;
-pub mod pool;
+pub mod conn_pool;
 pub mod resolve;

@@ -19,7 +19,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use monoio::net::TcpStream;
-use tollgate_backends::pool::{HostPool, Pooled};
+use tollgate_backends::conn_pool::{HostPool, Pooled};
 use tollgate_config::plan::{HttpTarget, UpstreamSettings};
 use tollgate_config::responses::{ResponseCatalogue, ResponseType};
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use monoio::io::AsyncReadRent;
 use monoio::net::TcpListener;
-use tollgate_backends::pool::HostPool;
+use tollgate_backends::conn_pool::HostPool;
 use tollgate_config::Plan;
 use tracing::{info, warn};
 
