@@ -12,4 +12,8 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" -eq 0 ]; then export TOLLGATE_REQUIRE_BPF=1; fi
 
 cargo build --workspace --bins
+# The fuzz targets live outside the workspace (cargo-fuzz builds them with nightly): build them
+# here with the stable toolchain too, so a move or an interface change cannot break them
+# silently.
+(cd backends/fuzz && cargo build --target-dir ../../target/fuzz)
 cargo test --workspace

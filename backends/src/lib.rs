@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod mock;
 pub mod conn_pool;
+pub mod mock;
 pub mod resolve;
+pub mod wire;

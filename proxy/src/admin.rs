@@ -269,7 +269,7 @@ fn respond(
 ) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        crate::respond::reason(status),
+        tollgate_backends::wire::respond::reason(status),
         body.len()
     );
     stream.write_all(head.as_bytes())?;

@@ -18,17 +18,17 @@ use tollgate_config::responses::{ResponseCatalogue, ResponseType};
 use tracing::debug;
 
 use crate::access_log::capture::{Answered, Captured};
-use crate::body::{BodyError, BodyReader};
-use crate::buffers::IoBuf;
 use crate::client_addr;
 use crate::counters::bump;
-use crate::http1::{
+use crate::worker::{Worker, WorkerPlan};
+use tollgate_backends::wire::body::{BodyError, BodyReader};
+use tollgate_backends::wire::buffers::IoBuf;
+use tollgate_backends::wire::http1::{
     head_may_be_complete, parse_request, BodyFraming, HeadError, HeadLimits, Method, RequestHead,
     Version,
 };
-use crate::io::{read_more, write_all, IoFail};
-use crate::respond::{self, Reply};
-use crate::worker::{Worker, WorkerPlan};
+use tollgate_backends::wire::io::{read_more, write_all, IoFail};
+use tollgate_backends::wire::respond::{self, Reply};
 
 mod answer;
 mod limit;
@@ -459,9 +459,13 @@ impl Conn {
             bytes: [0; REQUEST_ID_MAX],
             len: 0,
         };
-        let given = crate::http1::head::find_header(&buf.data, &buf.headers, name).filter(|v| {
-            !v.is_empty() && v.len() <= REQUEST_ID_MAX && v.iter().all(|b| b.is_ascii_graphic())
-        });
+        let given =
+            tollgate_backends::wire::http1::head::find_header(&buf.data, &buf.headers, name)
+                .filter(|v| {
+                    !v.is_empty()
+                        && v.len() <= REQUEST_ID_MAX
+                        && v.iter().all(|b| b.is_ascii_graphic())
+                });
         match given {
             Some(v) => {
                 id.bytes[..v.len()].copy_from_slice(v);

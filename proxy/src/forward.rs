@@ -23,18 +23,18 @@ use tollgate_backends::conn_pool::{HostPool, Pooled};
 use tollgate_config::plan::{HttpTarget, UpstreamSettings};
 use tollgate_config::responses::{ResponseCatalogue, ResponseType};
 
-use crate::body::BodyReader;
-use crate::buffers::IoBuf;
 use crate::conn::{After, Conn, Facts};
 use crate::head_out::{connection_header, DownstreamHead, UpstreamHead};
-use crate::http1::{
+use crate::tunnel::TunnelLimits;
+use crate::worker::WorkerPlan;
+use tollgate_backends::wire::body::BodyReader;
+use tollgate_backends::wire::buffers::IoBuf;
+use tollgate_backends::wire::http1::{
     parse_response, BodyFraming, ChunkedDecoder, HeadLimits, Method, ResponseFraming, ResponseHead,
     Version,
 };
-use crate::io::{read_more, write_all, IoFail};
-use crate::respond::content_length;
-use crate::tunnel::TunnelLimits;
-use crate::worker::WorkerPlan;
+use tollgate_backends::wire::io::{read_more, write_all, IoFail};
+use tollgate_backends::wire::respond::content_length;
 
 /// Pooled connections idle at least this long are checked before reuse.
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
@@ -485,11 +485,12 @@ async fn read_response_head(
     loop {
         // A head arriving in many small reads is parsed once it may be complete, not per read.
         let limits = &UPSTREAM_HEAD_LIMITS;
-        let parsed = if crate::http1::head_may_be_complete(&ubuf.data, scanned, limits) {
-            parse_response(&ubuf.data, limits, &mut ubuf.headers, head_request)
-        } else {
-            Ok(None)
-        };
+        let parsed =
+            if tollgate_backends::wire::http1::head_may_be_complete(&ubuf.data, scanned, limits) {
+                parse_response(&ubuf.data, limits, &mut ubuf.headers, head_request)
+            } else {
+                Ok(None)
+            };
         match parsed {
             Ok(Some(head)) if head.status == 101 && upgrade && switches_to_websocket(ubuf) => {
                 return Ok(head)

@@ -8,8 +8,10 @@ use std::ops::Range;
 use tollgate_config::plan::{HttpTarget, RoutePlan, UpstreamPlan};
 use tollgate_config::template::Part;
 
-use crate::http1::{connection_tokens_contain, is_hop_by_hop, HeaderSpan, RequestHead, Version};
-use crate::respond::{header, status_line};
+use tollgate_backends::wire::http1::{
+    connection_tokens_contain, is_hop_by_hop, HeaderSpan, RequestHead, Version,
+};
+use tollgate_backends::wire::respond::{header, status_line};
 
 /// Headers tollgate sets itself on the upstream request; the client's copies are replaced
 /// (X-Forwarded-For and Forwarded are extended, not replaced).

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
 
-use crate::io::{read_more, write_all, IoFail};
 use crate::worker::Worker;
+use tollgate_backends::wire::io::{read_more, write_all, IoFail};
 
 /// Longest wait for bytes after a readiness wake-up.
 const SPURIOUS_WAKE_READ: Duration = Duration::from_millis(100);

@@ -24,7 +24,6 @@ use tollgate_config::Plan;
 use tracing::{info, warn};
 
 use crate::access_log::WorkerLog;
-use crate::buffers::BufferPool;
 use crate::conn::Conn;
 use crate::counters::{bump, RouteCounters, WorkerCounters};
 use crate::driver::Driver;
@@ -32,6 +31,7 @@ use crate::limits::runtime::LimitsRuntime;
 use crate::registry::Registry;
 use crate::request_id::RequestIds;
 use crate::sys::shutdown_read;
+use tollgate_backends::wire::buffers::BufferPool;
 
 /// Size of pooled I/O buffers; heads larger than this grow a buffer for that request.
 const BUFFER_BYTES: usize = 16 * 1024;

@@ -7,9 +7,9 @@
 use std::ops::Range;
 use std::time::Instant;
 
-use crate::http1::head::find_header;
-use crate::http1::{HeaderSpan, RequestHead, Version};
 use crate::worker::Worker;
+use tollgate_backends::wire::http1::head::find_header;
+use tollgate_backends::wire::http1::{HeaderSpan, RequestHead, Version};
 
 use super::Record;
 

@@ -8,10 +8,10 @@ use std::time::Duration;
 use tollgate_config::responses::{ResponseCatalogue, ResponseType};
 
 use super::{After, Conn, Facts};
-use crate::buffers::IoBuf;
 use crate::limits::keeper::now_ns;
 use crate::limits::phase::{self, Asked, Refusal, Verdict};
 use crate::worker::WorkerPlan;
+use tollgate_backends::wire::buffers::IoBuf;
 
 /// How long a request waits for the keeper to reserve quota before a 503.
 const QUOTA_WAIT: Duration = Duration::from_millis(250);

@@ -7,10 +7,10 @@ use tollgate_config::plan::ProxyProtocol;
 use tracing::debug;
 
 use super::Conn;
-use crate::buffers::IoBuf;
 use crate::client_addr::{self, ProxyHeader, ProxyParse};
 use crate::counters::bump;
-use crate::io::{read_more, IoFail};
+use tollgate_backends::wire::buffers::IoBuf;
+use tollgate_backends::wire::io::{read_more, IoFail};
 
 impl Conn {
     /// Whether this connection must, may or must not start with a PROXY header, by its

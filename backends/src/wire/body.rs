@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
-use crate::http1::{BodyFraming, ChunkedDecoder};
-use crate::io::{read_more, IoFail};
+use crate::wire::http1::{BodyFraming, ChunkedDecoder};
+use crate::wire::io::{read_more, IoFail};
 
 /// Why a body could not be read.
 #[derive(Debug)]

@@ -147,10 +147,10 @@ pub fn gateway(
 pub fn mock(out: &mut Vec<u8>, m: &MockResponse, reply: Reply<'_>) {
     status_line(out, m.status);
     header(out, b"date", &reply.date);
-    for (n, v) in tollgate_backends::mock::headers(m) {
+    for (n, v) in crate::mock::headers(m) {
         header(out, n.as_bytes(), v.as_bytes());
     }
-    if !tollgate_backends::mock::has_content_type(m) && !m.body.is_empty() {
+    if !crate::mock::has_content_type(m) && !m.body.is_empty() {
         header(out, b"content-type", b"application/json");
     }
     header(out, reply.id_header.as_bytes(), reply.request_id);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate::http1::ChunkedDecoder;
+use tollgate_backends::wire::http1::ChunkedDecoder;
 
 fn decode_all(parts: &[&[u8]]) -> Result<(Vec<u8>, bool, usize), ()> {
     let mut decoder = ChunkedDecoder::new();

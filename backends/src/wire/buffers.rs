@@ -9,7 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::ops::Range;
 
-use crate::http1::HeaderSpan;
+use crate::wire::http1::HeaderSpan;
 
 /// A read buffer with the header-span scratch that parses it.
 #[derive(Debug)]

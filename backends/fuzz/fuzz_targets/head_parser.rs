@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate::http1::{parse_request, parse_response, HeadLimits};
+use tollgate_backends::wire::http1::{parse_request, parse_response, HeadLimits};
 
 fuzz_target!(|data: &[u8]| {
     let limits = HeadLimits::default();
