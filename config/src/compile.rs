@@ -27,6 +27,11 @@ pub const DEFAULT_HEADER_BYTES_MAX: u64 = 10_240;
 pub const DEFAULT_URL_BYTES_MAX: u64 = 10_240;
 /// AWS's integration timeout.
 pub const DEFAULT_INTEGRATION_TIMEOUT_MS: u64 = 29_000;
+/// Region when `[server] region` is absent: AWS's oldest region.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// Account id when `[server] account_id` is absent: an all-zero placeholder (LocalStack's
+/// default too), so ARNs of an unconfigured gateway are plainly not a real account's.
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
 
 /// Parses and compiles `text` (read from `path`, used in messages).
 pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
@@ -180,12 +185,55 @@ fn compile_settings(src: &Source<'_>, s: &ServerSection) -> Result<Settings, Con
         }
         Some(h) => h.get_ref().to_ascii_lowercase(),
     };
+    // Both go into ARNs (colon-separated) and event JSON as written, so they are checked
+    // here, where the error can name the line, rather than left to fail later at AWS.
+    let region = match &s.region {
+        None => DEFAULT_REGION.to_string(),
+        Some(r) if !is_region(r.get_ref()) => {
+            return Err(src.error(
+                span(r),
+                "server.region",
+                format!("{:?} is not an AWS region name", r.get_ref()),
+                "lowercase letters, digits and '-', at most 32 characters, e.g. \"us-east-1\"",
+            ))
+        }
+        Some(r) => r.get_ref().clone(),
+    };
+    let account_id = match &s.account_id {
+        None => DEFAULT_ACCOUNT_ID.to_string(),
+        Some(a) if !is_account_id(a.get_ref()) => {
+            return Err(src.error(
+                span(a),
+                "server.account_id",
+                format!("{:?} is not an AWS account id", a.get_ref()),
+                "a string of exactly 12 digits, e.g. \"123456789012\"",
+            ))
+        }
+        Some(a) => a.get_ref().clone(),
+    };
     Ok(Settings {
         workers,
         driver,
         shutdown_timeout_ms: s.shutdown_timeout_ms.unwrap_or(10_000),
         request_id_header,
+        region,
+        account_id,
     })
+}
+
+/// An AWS region name as it appears in ARNs (`us-east-1`, `eu-central-2`, `us-gov-west-1`).
+/// Only the alphabet and length are checked, not a list of regions: new regions and
+/// partitions keep appearing, and a fixed list would reject them until the next release.
+fn is_region(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// An AWS account id: exactly 12 ASCII digits (leading zeros included).
+fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 const HOUR_MS: u64 = 3_600_000;
@@ -392,4 +440,79 @@ pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LISTENER: &str = "[[listeners]]\nname = \"main\"\nbind = \"127.0.0.1:0\"\n";
+
+    fn settings(server: &str) -> Settings {
+        compile(Path::new("t.toml"), &format!("{server}\n{LISTENER}"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .settings
+    }
+
+    #[test]
+    fn identity_defaults_apply_when_absent() {
+        for server in ["", "[server]\nworkers = 2\n"] {
+            let settings = settings(server);
+            assert_eq!(settings.region, "us-east-1");
+            assert_eq!(settings.account_id, "000000000000");
+        }
+    }
+
+    #[test]
+    fn configured_identity_reaches_the_plan() {
+        let settings =
+            settings("[server]\nregion = \"eu-central-2\"\naccount_id = \"012345678901\"\n");
+        assert_eq!(settings.region, "eu-central-2");
+        // The leading zero survives: the key is a string for that reason.
+        assert_eq!(settings.account_id, "012345678901");
+    }
+
+    #[test]
+    fn account_id_is_exactly_twelve_ascii_digits() {
+        for good in ["000000000000", "123456789012"] {
+            assert!(is_account_id(good), "{good}");
+        }
+        // Too short, too long, a sign, spaces, dashes as the console prints them, and
+        // non-ASCII digits (Arabic-Indic) that `char::is_numeric` would accept.
+        for bad in [
+            "",
+            "12345",
+            "1234567890123",
+            "+12345678901",
+            " 12345678901",
+            "1234-5678-9012",
+            "١٢٣٤٥٦٧٨٩٠١٢",
+        ] {
+            assert!(!is_account_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn region_is_lowercase_letters_digits_and_hyphens() {
+        for good in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "a",
+            &"a".repeat(32),
+        ] {
+            assert!(is_region(good), "{good}");
+        }
+        for bad in [
+            "",
+            "US East",
+            "us-East-1",
+            "us_east_1",
+            "us-east-1 ",
+            "us.east.1",
+            &"a".repeat(33),
+        ] {
+            assert!(!is_region(bad), "{bad:?}");
+        }
+    }
 }

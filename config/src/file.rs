@@ -107,6 +107,12 @@ pub struct ServerSection {
     pub shutdown_timeout_ms: Option<u64>,
     /// Header carrying the request id, propagated when a client sends one.
     pub request_id_header: Option<Spanned<String>>,
+    /// AWS region the gateway presents itself in (`us-east-1`): method ARNs, AWS-service
+    /// calls.
+    pub region: Option<Spanned<String>>,
+    /// 12-digit AWS account id the gateway presents itself as: `requestContext.accountId`,
+    /// ARNs. A string, not an integer, because account ids keep their leading zeros.
+    pub account_id: Option<Spanned<String>>,
 }
 
 /// `[limits]`.

@@ -38,7 +38,8 @@ pub mod usage;
 use std::path::Path;
 
 pub use compile::{
-    compile, DEFAULT_BODY_BYTES_MAX, DEFAULT_HEADER_BYTES_MAX, DEFAULT_INTEGRATION_TIMEOUT_MS,
+    compile, DEFAULT_ACCOUNT_ID, DEFAULT_BODY_BYTES_MAX, DEFAULT_HEADER_BYTES_MAX,
+    DEFAULT_INTEGRATION_TIMEOUT_MS, DEFAULT_REGION,
 };
 pub use compile_api::DEFAULT_KEY;
 pub use error::{ConfigError, Located};

@@ -48,6 +48,12 @@ pub struct Settings {
     pub shutdown_timeout_ms: u64,
     /// Request id header name, lowercase.
     pub request_id_header: String,
+    /// AWS region name (`us-east-1`): the region of method ARNs given to authorizers and
+    /// of AWS-service calls.
+    pub region: String,
+    /// 12 ASCII digits: function events' `requestContext.accountId` and the account of
+    /// ARNs.
+    pub account_id: String,
 }
 
 /// Downstream limits and timeouts.
@@ -182,7 +188,8 @@ pub enum ApiKind {
 /// One API.
 #[derive(Debug)]
 pub struct ApiPlan {
-    /// Stable id.
+    /// Stable id from the file; also the `apiId` of events and ARNs
+    /// (`requestContext.apiId`, `$context.apiId`), as API Gateway's generated API id is.
     pub id: String,
     /// Kind.
     pub kind: ApiKind,
