@@ -1,23 +1,39 @@
 //! # tollgate-backends
 //!
-//! Everything behind the route decision that does not depend on the downstream protocol.
+//! Everything behind the route decision: the integrations, the one interface they share, and
+//! the HTTP/1 wire that both the gateway's server side and the integrations' client side use.
 //!
 //! ## Key components
-//! - [`conn_pool`]: per-worker keep-alive pools of upstream connections, keyed by the upstream's
-//!   stable authority so they carry over across reloads (idle cap, idle timeout, lifetime).
+//! - [`exchange`]: the interface — a backend gets a [`Request`] (the protocol-neutral view
+//!   of the routed request) and a [`Downstream`] (the client it answers on), and returns
+//!   [`Finished`]. Phases shape its response through [`ResponseFilters`].
+//! - [`dispatch`]: the closed `match` from a route's integration to its backend.
+//! - Integrations, one file or folder per kind: [`http`] (an HTTP endpoint over pooled
+//!   keep-alive connections, streamed bodies, WebSocket upgrades) and [`mock`] (a fixed
+//!   response). `function`, `pool`, `aws` and `queue` go beside them.
+//! - [`per_worker`]: the integrations' per-worker state for a plan generation, carried over
+//!   across reloads by stable key; [`conn_pool`]: keep-alive pools of upstream connections.
+//! - [`wire`]: the HTTP/1.1 codec, buffer pool, deadline-bound I/O and body framing.
 //! - [`resolve`]: upstream name resolution. It blocks, so only the control thread calls it;
 //!   workers connect to the socket addresses it leaves in the plan.
-//! - [`mock`]: the `mock` integration's fixed response.
 //!
 //! ## Architecture
-//! Pools are `Rc` + `RefCell` per worker (thread-per-core: no locks, no atomics). A worker
-//! builds a fresh pool index for each plan it applies and reuses the pools whose authority
-//! and addresses did not change.
+//! Per-worker state is `Rc` + `Cell`/`RefCell` (thread-per-core: no locks, no atomics). The
+//! backends are generic over the downstream's stream type and instantiated by the gateway, so
+//! nothing is boxed per request and a TLS stream can stand where the TCP stream stands.
 
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
 
 pub mod conn_pool;
+pub mod dispatch;
+pub mod exchange;
+pub mod http;
 pub mod mock;
+pub mod per_worker;
 pub mod resolve;
+pub mod sys;
 pub mod wire;
+
+pub use dispatch::integrate;
+pub use exchange::{After, Downstream, Finished, Request, ResponseFilters};
+pub use per_worker::Backends;

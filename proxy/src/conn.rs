@@ -17,15 +17,16 @@ use tollgate_config::plan::{ForwardingHeader, IntegrationPlan, Limits, ProxyProt
 use tollgate_config::responses::{ResponseCatalogue, ResponseType};
 use tracing::debug;
 
+use tollgate_backends::exchange::Report;
+use tollgate_backends::{Downstream, Finished, Request, ResponseFilters};
+
 use crate::access_log::capture::{Answered, Captured};
 use crate::client_addr;
 use crate::counters::bump;
 use crate::worker::{Worker, WorkerPlan};
-use tollgate_backends::wire::body::{BodyError, BodyReader};
 use tollgate_backends::wire::buffers::IoBuf;
 use tollgate_backends::wire::http1::{
     head_may_be_complete, parse_request, BodyFraming, HeadError, HeadLimits, Method, RequestHead,
-    Version,
 };
 use tollgate_backends::wire::io::{read_more, write_all, IoFail};
 use tollgate_backends::wire::respond::{self, Reply};
@@ -65,17 +66,6 @@ pub struct Conn {
     proxy: ProxyProtocol,
     /// This connection's request counts in the worker's in-flight requests.
     in_flight: Option<InFlight>,
-    /// An upgrade the upstream accepted: run once the request is logged and let go. Boxed:
-    /// every idle connection's task carries this field, and upgrades are rare.
-    pub(crate) pending_tunnel: Option<Box<PendingTunnel>>,
-}
-
-/// A switched connection's other end, waiting for its request to finish.
-pub(crate) struct PendingTunnel {
-    /// The upstream socket (never pooled again).
-    pub upstream: TcpStream,
-    /// Idle, duration and write limits, from the plan the request ran on.
-    pub limits: crate::tunnel::TunnelLimits,
 }
 
 /// One request in [`Worker::in_flight`] until dropped.
@@ -128,14 +118,7 @@ enum Ended {
     Gone,
 }
 
-/// How a request ended for its connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum After {
-    /// Ready for the next request.
-    KeepAlive,
-    /// Close the connection.
-    Close,
-}
+pub use tollgate_backends::After;
 
 /// While it lives, the connection is registered as a tunnel to an upstream socket (so a drain
 /// closes it last, and both of its sockets).
@@ -157,12 +140,8 @@ impl Drop for TunnelMark {
 /// phases that see the request's facts only by shared reference can still record.
 #[derive(Default)]
 pub struct Outcome {
-    /// The integration's status, when an integration answered.
-    pub integration_status: Cell<Option<u16>>,
-    /// From the request sent upstream to the upstream's response head.
-    pub integration_latency: Cell<Option<Duration>>,
-    /// Response body bytes sent to the client.
-    pub response_length: Cell<u64>,
+    /// What the integration reported (its status and latency, the response length).
+    pub integration: Report,
     /// Message of a gateway-made error response.
     pub error_message: Cell<Option<&'static str>>,
     /// Type of a gateway-made response (escalation tells throttling from quota refusals).
@@ -203,6 +182,7 @@ impl Facts {
             close,
             date: self.date,
             extra: b"",
+            own: b"",
         }
     }
 }
@@ -236,7 +216,6 @@ impl Conn {
             accepted: Instant::now(),
             proxy: ProxyProtocol::Off,
             in_flight: None,
-            pending_tunnel: None,
         }
     }
 
@@ -513,6 +492,7 @@ impl Conn {
             Some(why) => Err(Err(why)),
             None => self.route(&wp, &facts, &mut buf).map_err(Ok),
         };
+        let mut tunnel = None;
         let (status, after, route) = match route {
             // The connection is the client's own: closed without an answer (status 0: not
             // logged, not counted as a response).
@@ -535,10 +515,12 @@ impl Conn {
             Ok(index) => {
                 let r = &plan.routes[index];
                 let catalogue = &plan.apis[r.api].responses;
-                let (status, after, b) = self.dispatch(&wp, index, &facts, buf, catalogue).await;
+                let (status, after, b, upgraded) =
+                    self.dispatch(&wp, index, &facts, buf, catalogue).await;
                 buf = b;
+                tunnel = upgraded;
                 // A tunnel's latency is the time to its 101, not its whole life.
-                let elapsed = match facts.outcome.integration_latency.get() {
+                let elapsed = match facts.outcome.integration.latency.get() {
                     Some(to_101) if status == 101 => to_101,
                     _ => facts.started.elapsed(),
                 };
@@ -583,11 +565,11 @@ impl Conn {
             }
         }
         self.in_flight = None;
-        if let Some(tunnel) = self.pending_tunnel.take() {
+        if let Some(tunnel) = tunnel {
             // The request is logged and counted: its plan and capture buffer are let go, so a
             // tunnel that lives for hours holds neither.
             drop(wp);
-            self.run_tunnel(*tunnel).await;
+            self.run_tunnel(tunnel).await;
         }
         (after, buf, status)
     }
@@ -662,7 +644,9 @@ impl Conn {
             .ok_or(ResponseType::ResourceNotFound)
     }
 
-    /// Runs the route's integration.
+    /// Runs the route's integration (after the size check and the limits phase); returns the
+    /// status, what becomes of the connection, the buffer, and an upgraded upstream to tunnel
+    /// to once the request is logged.
     async fn dispatch(
         &mut self,
         wp: &WorkerPlan,
@@ -670,43 +654,78 @@ impl Conn {
         facts: &Facts,
         buf: IoBuf,
         catalogue: &ResponseCatalogue,
-    ) -> (u16, After, IoBuf) {
+    ) -> (u16, After, IoBuf, Option<PendingTunnel>) {
         let limits = &wp.plan.limits;
         if let BodyFraming::Length(n) = facts.head.framing {
             if n > limits.body_bytes_max {
-                let status = self
-                    .answer(
-                        wp,
-                        catalogue,
-                        ResponseType::RequestTooLarge,
-                        None,
-                        facts,
-                        true,
-                    )
-                    .await;
-                return (status, After::Close, buf);
+                let kind = ResponseType::RequestTooLarge;
+                let status = self.answer(wp, catalogue, kind, None, facts, true).await;
+                return (status, After::Close, buf, None);
             }
         }
-        let buf = match self.limit(wp, index, facts, buf, catalogue).await {
+        let mut buf = match self.limit(wp, index, facts, buf, catalogue).await {
             Ok(buf) => buf,
-            Err(refused) => return refused,
+            Err((status, after, buf)) => return (status, after, buf, None),
         };
         // Only admitted requests count in flight: refusals are quick and must not crowd out
         // the tiers that are still served.
         if wp.plan.usage.overload.is_some() {
             self.in_flight = Some(InFlight::enter(&self.worker));
         }
-        match &wp.plan.routes[index].integration {
-            IntegrationPlan::NotFound => {
-                let kind = ResponseType::ResourceNotFound;
-                self.refuse(wp, catalogue, kind, facts, buf).await
+        let filters = ResponseFilters::NONE;
+        let req = Request {
+            plan: &wp.plan,
+            route: &wp.plan.routes[index],
+            head: &facts.head,
+            id: facts.id.as_bytes(),
+            started: facts.started,
+            date: facts.date,
+            client: facts.client_ip(),
+            peer: self.peer,
+            local_port: self.local_port,
+            report: &facts.outcome.integration,
+            filters: &filters,
+        };
+        let mut down = Downstream {
+            stream: &mut self.stream,
+            buf: &mut buf,
+            buffers: &self.worker.buffers,
+            draining: &self.worker.draining,
+            write_timeout: Duration::from_millis(limits.response_write_timeout_ms),
+        };
+        match tollgate_backends::integrate(&req, &mut down, &wp.backends).await {
+            Finished::Sent { status, after } => (status, after, buf, None),
+            Finished::Broken { status } => (status, After::Close, buf, None),
+            Finished::Answer { kind, detail } => {
+                let status = self.answer(wp, catalogue, kind, detail, facts, true).await;
+                (status, After::Close, buf, None)
             }
-            IntegrationPlan::Mock(m) => self.mock(wp, m, facts, buf, catalogue).await,
-            IntegrationPlan::Http(target) => {
-                crate::forward::forward(self, wp, index, target, facts, buf, catalogue).await
+            Finished::Refuse { kind } => {
+                let (status, after, buf) = self.refuse(wp, catalogue, kind, facts, buf).await;
+                (status, after, buf, None)
+            }
+            Finished::Upgraded(upstream) => {
+                let tunnel = PendingTunnel {
+                    upstream: *upstream,
+                    limits: crate::tunnel::TunnelLimits {
+                        idle: Duration::from_millis(limits.tunnel_idle_timeout_ms),
+                        until: Instant::now()
+                            + Duration::from_millis(limits.tunnel_duration_max_ms),
+                        write_timeout: Duration::from_millis(limits.response_write_timeout_ms),
+                    },
+                };
+                (101, After::Close, buf, Some(tunnel))
             }
         }
     }
+}
+
+/// A switched connection's other end, waiting for its request to be logged.
+pub(crate) struct PendingTunnel {
+    /// The upstream socket (never pooled again).
+    pub upstream: TcpStream,
+    /// Idle, duration and write limits, from the plan the request ran on.
+    pub limits: crate::tunnel::TunnelLimits,
 }
 
 /// True when a path has a `.` or `..` segment, also percent-encoded (`%2e`, `.%2E`, …).

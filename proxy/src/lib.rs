@@ -31,8 +31,6 @@ pub mod conn;
 pub mod control;
 pub mod counters;
 pub mod driver;
-pub mod forward;
-pub mod head_out;
 pub mod limits;
 pub mod listen;
 pub mod metrics;

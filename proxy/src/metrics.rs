@@ -150,7 +150,8 @@ impl Snapshot {
             .collect();
         routes.push(route("", "", "(unmatched)", &wp.unmatched));
         let pools = wp
-            .pools
+            .backends
+            .conn_pools
             .iter()
             .map(|p| PoolSnapshot {
                 upstream: p.authority.clone(),

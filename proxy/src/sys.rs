@@ -1,8 +1,8 @@
 //! The system calls std and monoio do not offer, in one place: shutting down a socket's read
-//! side (to end a readiness wait from outside the task), a non-blocking peek (to check a
-//! pooled upstream connection before reuse), duplicating a socket (a tunnel writes through a
-//! second descriptor while it reads through the first), and raising the open-files limit
-//! (through the `rlimit` crate).
+//! side (to end a readiness wait from outside the task), duplicating a socket (a tunnel writes
+//! through a second descriptor while it reads through the first), and raising the open-files
+//! limit (through the `rlimit` crate). The upstream side's one system call (a peek before
+//! reusing a pooled connection) is in `tollgate_backends::sys`.
 
 use std::os::fd::RawFd;
 
@@ -48,68 +48,10 @@ pub(crate) fn dup_stream(fd: RawFd) -> std::io::Result<std::net::TcpStream> {
     Ok(std::net::TcpStream::from(owned))
 }
 
-/// True when an idle upstream connection has nothing to read and is still open: no stale
-/// response bytes (an upstream that sent more than it framed, or an unsolicited `408` before
-/// closing) and no end-of-stream. Reusing a connection that is not quiet would hand those bytes
-/// to the next request as its response.
-pub(crate) fn is_quiet(fd: RawFd) -> bool {
-    let mut byte = 0u8;
-    // SAFETY: recv(2) writes at most 1 byte into `byte`, which lives for the call; the
-    // descriptor is owned by the pooled connection the caller holds.
-    #[allow(unsafe_code)]
-    let n = unsafe {
-        libc::recv(
-            fd,
-            (&raw mut byte).cast::<libc::c_void>(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
-}
-
 /// Raises the soft limit on open files to the hard limit; returns (soft, hard) after it. If
 /// the kernel refuses the raise, the limits stay as they were and are returned as they are.
 pub(crate) fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
     // A refused raise leaves the limits as they were: the caller logs what they are.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     rlimit::Resource::NOFILE.get()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-    use std::os::fd::AsRawFd;
-
-    #[test]
-    fn quiet_only_without_pending_bytes_or_eof() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut server, _) = listener.accept().unwrap();
-        assert!(is_quiet(client.as_raw_fd()));
-        server.write_all(b"x").unwrap();
-        // Wait (bounded) for the byte to arrive, then it is no longer quiet.
-        let mut quiet = true;
-        for _ in 0..1000 {
-            quiet = is_quiet(client.as_raw_fd());
-            if !quiet {
-                break;
-            }
-            std::thread::yield_now();
-        }
-        assert!(!quiet, "pending byte seen");
-        let client2 = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server2, _) = listener.accept().unwrap();
-        drop(server2);
-        let mut closed_seen = false;
-        for _ in 0..1000 {
-            if !is_quiet(client2.as_raw_fd()) {
-                closed_seen = true;
-                break;
-            }
-            std::thread::yield_now();
-        }
-        assert!(closed_seen, "end of stream seen");
-    }
 }

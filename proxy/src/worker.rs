@@ -5,8 +5,9 @@
 //! Plans: the worker holds the current plan in an `Rc` that every request clones when its
 //! head is parsed, so a keep-alive connection sees a new route on its next request while an
 //! in-flight request finishes on the plan it started with. Applying a plan builds the
-//! worker's view of it ([`WorkerPlan`]): upstream pools and route counters are carried over
-//! by stable key (upstream authority; API id + stage + route key), never by position.
+//! worker's view of it ([`WorkerPlan`]): the integrations' state (upstream pools) and route
+//! counters are carried over by stable key (upstream authority; API id + stage + route key),
+//! never by position.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use monoio::io::AsyncReadRent;
 use monoio::net::TcpListener;
-use tollgate_backends::conn_pool::HostPool;
+use tollgate_backends::Backends;
 use tollgate_config::Plan;
 use tracing::{info, warn};
 
@@ -97,8 +98,8 @@ pub struct WorkerPlan {
     pub plan: Arc<Plan>,
     /// Its generation.
     pub generation: u64,
-    /// Upstream pools by `plan.upstreams` index.
-    pub pools: Vec<Rc<HostPool>>,
+    /// The integrations' per-worker state (upstream connection pools, …).
+    pub backends: Backends,
     /// Route counters by `plan.routes` index.
     pub routes: Vec<Rc<RouteCounters>>,
     /// Requests that matched no route.
@@ -114,25 +115,14 @@ impl WorkerPlan {
         limits: Arc<LimitsRuntime>,
         old: Option<&WorkerPlan>,
     ) -> Self {
-        let mut old_pools: HashMap<&str, &Rc<HostPool>> = HashMap::new();
         let mut old_routes: HashMap<(&str, &str, &str), &Rc<RouteCounters>> = HashMap::new();
         if let Some(old) = old {
-            for p in &old.pools {
-                old_pools.insert(p.authority.as_str(), p);
-            }
             for (r, c) in old.plan.routes.iter().zip(&old.routes) {
                 let api = old.plan.apis[r.api].id.as_str();
                 old_routes.insert((api, r.stage.as_str(), r.route_key.as_str()), c);
             }
         }
-        let pools = plan
-            .upstreams
-            .iter()
-            .map(|u| match old_pools.get(u.authority.as_str()) {
-                Some(p) if p.matches(&u.addrs, &plan.upstream) => Rc::clone(p),
-                _ => Rc::new(HostPool::new(&u.authority, u.addrs.clone(), &plan.upstream)),
-            })
-            .collect();
+        let backends = Backends::build(&plan, old.map(|o| &o.backends));
         let routes = plan
             .routes
             .iter()
@@ -151,7 +141,7 @@ impl WorkerPlan {
         Self {
             plan,
             generation,
-            pools,
+            backends,
             routes,
             unmatched,
             limits,
@@ -163,7 +153,7 @@ impl WorkerPlan {
         Self {
             plan: Arc::clone(&self.plan),
             generation: self.generation,
-            pools: self.pools.clone(),
+            backends: self.backends.clone(),
             routes: self.routes.clone(),
             unmatched: Rc::clone(&self.unmatched),
             limits,
@@ -306,9 +296,7 @@ impl Worker {
             shutdown_read(l.fd);
         }
         self.close_idle();
-        for pool in &self.plan().pools {
-            pool.clear();
-        }
+        self.plan().backends.clear();
     }
 
     fn close_idle(&self) {
@@ -443,8 +431,7 @@ async fn control_loop(
     }
     worker.access_log.flush();
     let plan = worker.plan();
-    let connects: u64 = plan.pools.iter().map(|p| p.connected.get()).sum();
-    let reuses: u64 = plan.pools.iter().map(|p| p.reused.get()).sum();
+    let (connects, reuses) = plan.backends.connects_and_reuses();
     let requests: u64 = plan
         .routes
         .iter()

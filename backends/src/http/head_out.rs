@@ -8,10 +8,10 @@ use std::ops::Range;
 use tollgate_config::plan::{HttpTarget, RoutePlan, UpstreamPlan};
 use tollgate_config::template::Part;
 
-use tollgate_backends::wire::http1::{
+use crate::wire::http1::{
     connection_tokens_contain, is_hop_by_hop, HeaderSpan, RequestHead, Version,
 };
-use tollgate_backends::wire::respond::{header, status_line};
+use crate::wire::respond::{header, status_line};
 
 /// Headers tollgate sets itself on the upstream request; the client's copies are replaced
 /// (X-Forwarded-For and Forwarded are extended, not replaced).

@@ -8,7 +8,7 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
+use monoio::io::AsyncReadRent;
 
 use crate::wire::http1::{BodyFraming, ChunkedDecoder};
 use crate::wire::io::{read_more, IoFail};
@@ -71,9 +71,9 @@ impl BodyReader {
     }
 
     /// The next piece of body data as a range of `buf`, or None at the end of the body.
-    pub async fn next(
+    pub async fn next<S: AsyncReadRent>(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         buf: &mut Vec<u8>,
         timeout: Duration,
     ) -> Result<Option<Range<usize>>, BodyError> {

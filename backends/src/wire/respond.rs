@@ -1,8 +1,7 @@
 //! Writing responses the gateway makes itself: the catalogue of gateway response types
-//! (`{"message": "..."}` JSON, the request id header, per-API overrides) and `mock`
-//! integrations. One function renders every such response, so they all look alike.
+//! (`{"message": "..."}` JSON, the request id header, per-API overrides), and the status and
+//! header lines every writer shares (the `mock` integration renders its own with them).
 
-use tollgate_config::plan::MockResponse;
 use tollgate_config::responses::{ResponseCatalogue, ResponseType};
 
 /// What a gateway-made response needs to know about its request.
@@ -18,8 +17,11 @@ pub struct Reply<'a> {
     pub close: bool,
     /// The `date` header value (the worker's cached IMF-fixdate).
     pub date: [u8; 29],
-    /// More header lines, each ending in CRLF (`Retry-After` of a 429).
+    /// More header lines, each ending in CRLF: what the phases add to every response (see
+    /// `exchange::ResponseFilters`).
     pub extra: &'a [u8],
+    /// The answer's own header lines, each ending in CRLF (`Retry-After` of a 429).
+    pub own: &'a [u8],
 }
 
 /// Canonical reason phrase for a status.
@@ -117,6 +119,7 @@ pub fn gateway(
             header(out, n.as_bytes(), v.as_bytes());
         }
     }
+    out.extend_from_slice(reply.own);
     out.extend_from_slice(reply.extra);
     if reply.close {
         header(out, b"connection", b"close");
@@ -141,27 +144,6 @@ pub fn gateway(
         out.truncate(body_start + trailer_len);
     }
     status
-}
-
-/// Renders a `mock` integration's response into `out`.
-pub fn mock(out: &mut Vec<u8>, m: &MockResponse, reply: Reply<'_>) {
-    status_line(out, m.status);
-    header(out, b"date", &reply.date);
-    for (n, v) in crate::mock::headers(m) {
-        header(out, n.as_bytes(), v.as_bytes());
-    }
-    if !crate::mock::has_content_type(m) && !m.body.is_empty() {
-        header(out, b"content-type", b"application/json");
-    }
-    header(out, reply.id_header.as_bytes(), reply.request_id);
-    content_length(out, m.body.len() as u64);
-    if reply.close {
-        header(out, b"connection", b"close");
-    }
-    out.extend_from_slice(b"\r\n");
-    if !reply.head_request {
-        out.extend_from_slice(m.body.as_bytes());
-    }
 }
 
 fn render_template(out: &mut Vec<u8>, template: &str, message: &str, request_id: &[u8]) {
@@ -225,6 +207,7 @@ mod tests {
             close,
             date: *b"Sun, 06 Nov 1994 08:49:37 GMT",
             extra: b"",
+            own: b"",
         }
     }
 

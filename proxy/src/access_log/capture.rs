@@ -107,13 +107,14 @@ impl Captured {
             path: &b[self.path.clone()],
             protocol: self.protocol,
             status: a.status,
-            response_length: outcome.response_length.get(),
+            response_length: outcome.integration.response_length.get(),
             response_latency_ms: elapsed.as_millis() as u64,
             integration_latency_ms: outcome
-                .integration_latency
+                .integration
+                .latency
                 .get()
                 .map(|d| d.as_millis() as u64),
-            integration_status: outcome.integration_status.get(),
+            integration_status: outcome.integration.status.get(),
             stage: a.stage,
             api_id: a.api_id,
             domain_name: &b[self.host.clone()],

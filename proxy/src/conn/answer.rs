@@ -1,6 +1,6 @@
 //! Answers the connection writes itself: gateway responses from the catalogue (with extra
-//! header lines, for a 429's `Retry-After`), refusals that keep or close the connection, mock
-//! integrations, answers to heads that never parsed, and `100 Continue`.
+//! header lines, for a 429's `Retry-After`), refusals that keep or close the connection, and
+//! answers to heads that never parsed.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,7 @@ impl Conn {
             close: true,
             date: self.worker.date.get(),
             extra: b"",
+            own: b"",
         };
         let catalogue = &plan.plan.default_responses;
         let status = respond::gateway(&mut out, catalogue, kind, detail, reply);
@@ -62,7 +63,10 @@ impl Conn {
             outcome
                 .error_message
                 .set(Some(detail.unwrap_or(kind.default_message())));
-            outcome.response_length.set(respond::body_len(&out));
+            outcome
+                .integration
+                .response_length
+                .set(respond::body_len(&out));
             let answered = Answered {
                 request_id: id.as_bytes(),
                 ip: self.peer.ip(),
@@ -78,48 +82,6 @@ impl Conn {
         let timeout = Duration::from_millis(plan.plan.limits.response_write_timeout_ms);
         let (_, out) = write_all(&mut self.stream, out, timeout).await;
         self.worker.buffers.give_plain(out);
-    }
-
-    pub(super) async fn mock(
-        &mut self,
-        wp: &WorkerPlan,
-        m: &tollgate_config::plan::MockResponse,
-        facts: &Facts,
-        mut buf: IoBuf,
-        catalogue: &ResponseCatalogue,
-    ) -> (u16, After, IoBuf) {
-        // The body is read and discarded so the connection can carry the next request, within
-        // the request deadline.
-        let deadline = facts.started + Duration::from_millis(wp.plan.limits.request_timeout_ms);
-        let discard = self.discard_body(wp, facts, &mut buf);
-        let discarded = monoio::time::timeout_at(deadline.into(), discard).await;
-        if let Err(e) = discarded.unwrap_or(Err(BodyError::Timeout)) {
-            let status = self.body_failed(wp, catalogue, facts, e).await;
-            return (status, After::Close, buf);
-        }
-        let keep = facts.head.keep_alive && !self.worker.draining.get();
-        let mut out = self.worker.buffers.take_plain();
-        let reply = facts.reply(&wp.plan.settings.request_id_header, !keep);
-        respond::mock(&mut out, m, reply);
-        facts.outcome.response_length.set(respond::body_len(&out));
-        if facts.head.version == Version::Http10 && keep {
-            // HTTP/1.0 clients need to hear that the connection stays open.
-            let at = out
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map_or(out.len(), |p| p + 2);
-            out.splice(at..at, b"connection: keep-alive\r\n".iter().copied());
-        }
-        let ok = self.send(wp, out).await;
-        (
-            m.status,
-            if ok && keep {
-                After::KeepAlive
-            } else {
-                After::Close
-            },
-            buf,
-        )
     }
 
     /// Answers a request without reading its body; the connection stays open only when there
@@ -162,67 +124,6 @@ impl Conn {
         )
     }
 
-    /// Sends `100 Continue` when the client waits for it before sending its body.
-    pub async fn continue_if_expected(
-        &mut self,
-        wp: &WorkerPlan,
-        facts: &Facts,
-        buf: &IoBuf,
-    ) -> bool {
-        if !facts.head.expect_continue || buf.data.len() > facts.head.head_len {
-            return true;
-        }
-        let mut out = self.worker.buffers.take_plain();
-        out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-        self.send(wp, out).await
-    }
-
-    pub(super) async fn discard_body(
-        &mut self,
-        wp: &WorkerPlan,
-        facts: &Facts,
-        buf: &mut IoBuf,
-    ) -> Result<(), BodyError> {
-        let limits = &wp.plan.limits;
-        if facts.head.framing == BodyFraming::None {
-            buf.data.drain(..facts.head.head_len.min(buf.data.len()));
-            return Ok(());
-        }
-        if !self.continue_if_expected(wp, facts, buf).await {
-            return Err(BodyError::Closed);
-        }
-        let mut reader = BodyReader::new(
-            facts.head.framing,
-            limits.body_bytes_max,
-            facts.head.head_len,
-        );
-        let timeout = Duration::from_millis(limits.body_read_timeout_ms);
-        while reader
-            .next(&mut self.stream, &mut buf.data, timeout)
-            .await?
-            .is_some()
-        {}
-        reader.finish(&mut buf.data);
-        Ok(())
-    }
-
-    /// Answers a body that could not be read; returns the status sent (or that would have been).
-    pub async fn body_failed(
-        &mut self,
-        wp: &WorkerPlan,
-        catalogue: &ResponseCatalogue,
-        facts: &Facts,
-        e: BodyError,
-    ) -> u16 {
-        let (kind, detail) = match e {
-            BodyError::TooLarge => (ResponseType::RequestTooLarge, None),
-            BodyError::Malformed(m) => (ResponseType::BadRequest, Some(m)),
-            BodyError::Timeout => (ResponseType::RequestTimeout, None),
-            BodyError::Closed => return 400,
-        };
-        self.answer(wp, catalogue, kind, detail, facts, true).await
-    }
-
     /// Writes a gateway response; returns its status.
     pub async fn answer(
         &mut self,
@@ -251,14 +152,17 @@ impl Conn {
     ) -> u16 {
         let mut out = self.worker.buffers.take_plain();
         let mut reply = facts.reply(&wp.plan.settings.request_id_header, close);
-        reply.extra = extra;
+        reply.own = extra;
         let status = respond::gateway(&mut out, catalogue, kind, detail, reply);
         let outcome = &facts.outcome;
         outcome
             .error_message
             .set(Some(detail.unwrap_or(kind.default_message())));
         outcome.gateway_kind.set(Some(kind));
-        outcome.response_length.set(respond::body_len(&out));
+        outcome
+            .integration
+            .response_length
+            .set(respond::body_len(&out));
         self.send(wp, out).await;
         status
     }
