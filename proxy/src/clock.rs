@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds added to the system clock (only ever non-zero with `--test-clock`).
 static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
@@ -24,6 +24,25 @@ pub fn now() -> SystemTime {
     } else {
         real - Duration::from_millis(offset.unsigned_abs())
     }
+}
+
+/// Nanoseconds since the epoch on the gateway clock (token buckets, quota periods).
+pub fn now_ns() -> u64 {
+    now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Milliseconds since the epoch on the gateway clock (block expiry).
+pub fn now_ms() -> u64 {
+    now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Seconds since the epoch on the gateway clock (quota periods, usage days).
+pub fn now_secs() -> i64 {
+    now_ns().div_euclid(1_000_000_000) as i64
 }
 
 /// Moves the clock forward by `ms` (test clock only).

@@ -34,6 +34,7 @@ pub mod driver;
 pub mod limits;
 pub mod listen;
 pub mod metrics;
+pub mod pipeline;
 pub mod prefilter;
 pub mod registry;
 pub mod request_id;

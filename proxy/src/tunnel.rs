@@ -39,6 +39,30 @@ pub struct TunnelLimits {
     pub write_timeout: Duration,
 }
 
+/// A switched connection's other end, waiting for its request to be logged (the connection
+/// runs the tunnel after that, see [`crate::conn`]).
+pub struct PendingTunnel {
+    /// The upstream socket (never pooled again).
+    pub upstream: TcpStream,
+    /// Idle, duration and write limits, from the plan the request ran on.
+    pub limits: TunnelLimits,
+}
+
+impl PendingTunnel {
+    /// The tunnel to `upstream` under `limits` (its duration counted from now).
+    pub fn new(upstream: TcpStream, limits: &tollgate_config::plan::Limits) -> Self {
+        let ms = Duration::from_millis;
+        PendingTunnel {
+            upstream,
+            limits: TunnelLimits {
+                idle: ms(limits.tunnel_idle_timeout_ms),
+                until: Instant::now() + ms(limits.tunnel_duration_max_ms),
+                write_timeout: ms(limits.response_write_timeout_ms),
+            },
+        }
+    }
+}
+
 /// How a tunnel (or one direction of it) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TunnelEnd {

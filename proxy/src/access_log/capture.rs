@@ -40,7 +40,7 @@ pub struct Answered<'a> {
     /// Stage.
     pub stage: &'a str,
     /// What the phases recorded.
-    pub outcome: &'a crate::conn::Outcome,
+    pub outcome: &'a crate::pipeline::request::Outcome,
 }
 
 fn append(bytes: &mut Vec<u8>, value: &[u8]) -> Range<usize> {
@@ -85,6 +85,11 @@ impl Captured {
         }
     }
 
+    /// Gives the copy back to the pool without logging (a request closed without an answer).
+    pub fn discard(self, worker: &Worker) {
+        worker.buffers.give_plain(self.bytes);
+    }
+
     /// Writes the line into the worker's log buffer and gives the copy back to the pool.
     pub fn log(
         self,
@@ -93,9 +98,7 @@ impl Captured {
         a: &Answered<'_>,
     ) {
         let elapsed = a.started.elapsed();
-        let now_ms = crate::clock::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = crate::clock::now_ms();
         let b = &self.bytes;
         let outcome = a.outcome;
         let record = Record {

@@ -17,20 +17,20 @@ impl Conn {
     /// listener's settings and its source; None when it is refused (a listener that requires
     /// the header, and a source that may not send it).
     pub(super) fn proxy_expectation(&self) -> Option<ProxyProtocol> {
-        let wp = self.worker.plan();
+        let wp = self.client.worker.plan();
         let listener = wp
             .plan
             .listeners
             .iter()
-            .find(|l| *l.name == *self.listener)?;
-        let trusted = client_addr::is_trusted(self.peer.ip(), &listener.proxy_protocol_from);
+            .find(|l| *l.name == *self.client.listener)?;
+        let trusted = client_addr::is_trusted(self.client.peer.ip(), &listener.proxy_protocol_from);
         match listener.proxy_protocol {
             ProxyProtocol::Off => Some(ProxyProtocol::Off),
             ProxyProtocol::Optional if trusted => Some(ProxyProtocol::Optional),
             ProxyProtocol::Optional => Some(ProxyProtocol::Off),
             ProxyProtocol::Required if trusted => Some(ProxyProtocol::Required),
             ProxyProtocol::Required => {
-                debug!(peer = %self.peer, "connection refused: source may not send a PROXY header");
+                debug!(peer = %self.client.peer, "connection refused: source may not send a PROXY header");
                 None
             }
         }
@@ -45,7 +45,7 @@ impl Conn {
         mut buf: IoBuf,
         required: bool,
     ) -> Option<IoBuf> {
-        let timeout = self.worker.plan().plan.limits.header_read_timeout_ms;
+        let timeout = self.client.worker.plan().plan.limits.header_read_timeout_ms;
         let deadline = self.accepted + Duration::from_millis(timeout);
         loop {
             if !buf.data.is_empty() {
@@ -56,16 +56,16 @@ impl Conn {
                             destination,
                         } = header
                         {
-                            self.peer = source;
-                            self.local_port = destination.port();
+                            self.client.peer = source;
+                            self.client.local_port = destination.port();
                         }
                         buf.data.drain(..consumed);
                         return Some(buf);
                     }
                     ProxyParse::Invalid(why) if required => {
-                        debug!(peer = %self.peer, why, "connection refused: invalid PROXY header");
-                        bump(&self.worker.counters.rejected_proxy_protocol);
-                        self.worker.buffers.give(buf);
+                        debug!(peer = %self.client.peer, why, "connection refused: invalid PROXY header");
+                        bump(&self.client.worker.counters.rejected_proxy_protocol);
+                        self.client.worker.buffers.give(buf);
                         return None;
                     }
                     // Optional: not a PROXY header, so plain HTTP.
@@ -73,15 +73,15 @@ impl Conn {
                     ProxyParse::Incomplete => {}
                 }
             }
-            match read_more(&mut self.stream, &mut buf.data, deadline).await {
+            match read_more(&mut self.client.stream, &mut buf.data, deadline).await {
                 Ok(_) => {}
                 Err(e) => {
                     if required {
-                        bump(&self.worker.counters.rejected_proxy_protocol);
+                        bump(&self.client.worker.counters.rejected_proxy_protocol);
                     }
                     // After a timeout the cancelled read may still own the buffer.
                     if !matches!(e, IoFail::Timeout) {
-                        self.worker.buffers.give(buf);
+                        self.client.worker.buffers.give(buf);
                     }
                     return None;
                 }

@@ -19,9 +19,10 @@ use serde_json::{json, Value};
 use tollgate_config::period::{day_number, format_day, parse_day};
 use tollgate_config::usage::{hex, sha256, KEY_VALUE_LEN_MAX};
 
-use super::keeper::{now_secs, wall_ms, Keeper};
+use super::keeper::{wall_ms, Keeper};
 use super::quota::ALLOWANCE_MAX;
 use super::runtime::LimitsRuntime;
+use crate::clock::now_secs;
 use crate::state::{QuotaRecord, StoredKey};
 
 /// An admin request for this module.

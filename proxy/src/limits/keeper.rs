@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use super::assemble::{assemble, Counters, Inputs, KeySource};
 use super::quota::QuotaCounter;
 use super::runtime::LimitsRuntime;
+use crate::clock::{now_ns, now_secs};
 use crate::state::{QuotaRecord, StateStore, StoredKey, UsageCounts, UsageDelta};
 use crate::worker::Command;
 
@@ -39,18 +40,6 @@ pub type SharedKeeper = Arc<Mutex<Keeper>>;
 /// Locks the keeper, also after a panic elsewhere (its state stays consistent per call).
 pub fn lock(keeper: &SharedKeeper) -> MutexGuard<'_, Keeper> {
     keeper.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Seconds since the epoch on the gateway clock.
-pub fn now_secs() -> i64 {
-    now_ns().div_euclid(1_000_000_000) as i64
-}
-
-/// Nanoseconds since the epoch on the gateway clock.
-pub fn now_ns() -> u64 {
-    crate::clock::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Durable limit state and the counters that outlive runtimes.

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tollgate_config::Plan;
 
 use super::blocks::{Block, BlockReason, PrefilterState};
-use super::now_ms;
+use crate::clock::now_ms;
 
 /// True for paths this module serves.
 pub fn serves(path: &str) -> bool {

@@ -93,12 +93,8 @@ impl PrefilterState {
     /// Takes one new connection of `ip`; false when over its rate.
     pub fn take_connection(&self, ip: IpAddr, rate: &Rate) -> bool {
         matches!(
-            self.connections.acquire(
-                self.connection_scope,
-                ip,
-                rate,
-                crate::limits::keeper::now_ns()
-            ),
+            self.connections
+                .acquire(self.connection_scope, ip, rate, crate::clock::now_ns()),
             Decision::Allowed { .. }
         )
     }
@@ -202,7 +198,7 @@ impl PrefilterState {
     /// Drops idle connection buckets, and escalation windows that can no longer reach a
     /// rule's count (older than the previous window).
     pub fn evict(&self, plan: Option<&PrefilterPlan>, now_ms: u64) {
-        self.connections.evict_idle(crate::limits::keeper::now_ns());
+        self.connections.evict_idle(crate::clock::now_ns());
         let rules: &[EscalationRule] = plan.map_or(&[], |p| &p.escalation);
         self.offenses.pin().retain(|_, o| {
             rules.iter().take(RULES_MAX).enumerate().any(|(i, r)| {

@@ -14,7 +14,6 @@ pub mod kernel;
 pub mod sweeper;
 
 use std::net::IpAddr;
-use std::time::UNIX_EPOCH;
 
 use tollgate_config::prefilter::{Offense, PrefilterPlan};
 
@@ -40,13 +39,6 @@ impl Refused {
             Refused::ConnectionRate => "connection_rate",
         }
     }
-}
-
-/// Gateway clock in milliseconds since the epoch.
-pub fn now_ms() -> u64 {
-    crate::clock::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Checks a new connection's source: allow list (and balancers), deny list, blocks, then its

@@ -13,7 +13,7 @@ use tollgate_config::Plan;
 use tracing::info;
 
 use super::blocks::{Block, PrefilterState};
-use super::now_ms;
+use crate::clock::now_ms;
 
 /// The kernel view's reason when the plan has no `[prefilter]`.
 const NOT_CONFIGURED: &str = "no [prefilter] configured";

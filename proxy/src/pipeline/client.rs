@@ -1,0 +1,24 @@
+//! The client connection as the phases see it: its worker, its stream and where it came from.
+//! The connection's own bookkeeping (registry slot, request count, PROXY state) stays in
+//! [`crate::conn::Conn`], which holds one of these.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use monoio::net::TcpStream;
+
+use crate::worker::Worker;
+
+/// A downstream connection's parts that requests use.
+pub struct Client {
+    /// Its worker.
+    pub worker: Rc<Worker>,
+    /// The socket.
+    pub stream: TcpStream,
+    /// The peer's address (the client, or a balancer; a PROXY header may replace it).
+    pub peer: SocketAddr,
+    /// Local port it connected to (a PROXY header may replace it).
+    pub local_port: u16,
+    /// Name of the listener that accepted it.
+    pub listener: Rc<str>,
+}

@@ -1,0 +1,110 @@
+//! The respond phase for answers the gateway makes itself: a phase that stops a request says
+//! how ([`Stop`]), and this writes it from the API's (or the gateway's default) catalogue of
+//! gateway responses — the status, the `{"message": …}` body, the request id, and the header
+//! lines the stopping phase adds (a 429's `Retry-After` and `RateLimit` lines).
+
+use std::time::Duration;
+
+use tollgate_backends::wire::buffers::IoBuf;
+use tollgate_backends::wire::http1::BodyFraming;
+use tollgate_backends::wire::io::write_all;
+use tollgate_backends::wire::respond;
+use tollgate_backends::After;
+use tollgate_config::responses::{ResponseCatalogue, ResponseType};
+
+use super::client::Client;
+use super::limits::RefusalHeaders;
+use super::request::Facts;
+use crate::worker::WorkerPlan;
+
+/// How a phase stops a request before (or instead of) its integration.
+pub enum Stop {
+    /// Close the connection without an answer (a refused client on its own connection).
+    Close,
+    /// Answer without reading the body; the connection stays open when there is none (unread
+    /// body bytes would be taken for the next request).
+    Refuse {
+        /// The gateway response type.
+        kind: ResponseType,
+        /// Header lines of this answer (a 429's `Retry-After`, …).
+        own: RefusalHeaders,
+    },
+    /// Answer and close (the body may be half read).
+    Fail {
+        /// The gateway response type.
+        kind: ResponseType,
+        /// A message replacing the type's default.
+        detail: Option<&'static str>,
+    },
+}
+
+impl Stop {
+    /// A refusal without header lines of its own.
+    pub fn refuse(kind: ResponseType) -> Self {
+        Stop::Refuse {
+            kind,
+            own: RefusalHeaders::None,
+        }
+    }
+}
+
+/// Writes the answer `stop` asks for; returns the status sent (0 for none) and what becomes of
+/// the connection, and hands back the buffer (with any pipelined bytes at its front).
+pub async fn stop(
+    client: &mut Client,
+    wp: &WorkerPlan,
+    catalogue: &ResponseCatalogue,
+    facts: &Facts,
+    mut buf: IoBuf,
+    stop: Stop,
+) -> (u16, After, IoBuf) {
+    match stop {
+        Stop::Close => (0, After::Close, buf),
+        Stop::Fail { kind, detail } => {
+            let status = answer(client, wp, catalogue, kind, detail, facts, true, b"").await;
+            (status, After::Close, buf)
+        }
+        Stop::Refuse { kind, own } => {
+            let close = facts.head.framing != BodyFraming::None || !facts.head.keep_alive;
+            let mut lines = [0u8; 256];
+            let n = own.render(&mut lines);
+            let own = &lines[..n];
+            let status = answer(client, wp, catalogue, kind, None, facts, close, own).await;
+            let head_len = facts.head.head_len.min(buf.data.len());
+            buf.data.drain(..head_len);
+            (status, After::keep_if(!close), buf)
+        }
+    }
+}
+
+/// Writes a gateway response of `kind`, with `own` header lines (each ending in CRLF), and
+/// records it in the request's outcome; returns its status.
+#[allow(clippy::too_many_arguments)]
+async fn answer(
+    client: &mut Client,
+    wp: &WorkerPlan,
+    catalogue: &ResponseCatalogue,
+    kind: ResponseType,
+    detail: Option<&'static str>,
+    facts: &Facts,
+    close: bool,
+    own: &[u8],
+) -> u16 {
+    let mut out = client.worker.buffers.take_plain();
+    let mut reply = facts.reply(&wp.plan.settings.request_id_header, close);
+    reply.own = own;
+    let status = respond::gateway(&mut out, catalogue, kind, detail, reply);
+    let outcome = &facts.outcome;
+    outcome
+        .error_message
+        .set(Some(detail.unwrap_or(kind.default_message())));
+    outcome.gateway_kind.set(Some(kind));
+    outcome
+        .integration
+        .response_length
+        .set(respond::body_len(&out));
+    let timeout = Duration::from_millis(wp.plan.limits.response_write_timeout_ms);
+    let (_, out) = write_all(&mut client.stream, out, timeout).await;
+    client.worker.buffers.give_plain(out);
+    status
+}
