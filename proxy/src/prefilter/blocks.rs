@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crossbeam_channel::Sender;
 use tollgate_config::prefilter::{EscalationRule, Offense, PrefilterPlan};
 
+pub use super::block::{Block, BlockReason};
 use crate::limits::clients::{scope_of, ClientBuckets};
 use crate::limits::gcra::{Decision, Rate};
 
@@ -19,34 +20,6 @@ pub const OFFENDERS_MAX: usize = 1_000_000;
 
 /// Escalation rules counted per source at most.
 pub const RULES_MAX: usize = tollgate_config::prefilter::ESCALATION_RULES_MAX;
-
-/// Why a source is blocked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlockReason {
-    /// Too many L7 refusals of this class.
-    Escalation(Offense),
-    /// Added through the admin API.
-    Admin,
-}
-
-impl BlockReason {
-    /// Label for logs, metrics and the admin API.
-    pub fn label(self) -> &'static str {
-        match self {
-            BlockReason::Escalation(o) => o.name(),
-            BlockReason::Admin => "admin",
-        }
-    }
-}
-
-/// A timed block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Block {
-    /// Gateway clock (ms since the epoch) at which the sweeper removes it.
-    pub expiry_ms: u64,
-    /// Why.
-    pub reason: BlockReason,
-}
 
 /// Per-source escalation windows: `window index << 32 | count` per rule.
 #[derive(Debug, Default)]

@@ -10,7 +10,7 @@ use tollgate_config::prefilter::{PrefilterMode, PrefilterPlan};
 use tollgate_ebpf::{AttachMode, Attached, Prefilter, PrefilterStats};
 use tracing::{info, warn};
 
-use super::blocks::{Block, BlockReason, PrefilterState};
+use super::block::{Block, BlockReason};
 
 /// One interface's state, for logs and the admin API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,10 +174,10 @@ impl Kernel {
         }
     }
 
-    /// Makes the kernel's block map match the userspace blocks (new and extended blocks in,
-    /// expired and lifted ones out).
-    pub fn sync_blocks(&mut self, state: &PrefilterState) {
-        let now: HashMap<IpAddr, Block> = state.blocks().into_iter().collect();
+    /// Makes the kernel's block map match the userspace blocks `now` (new and extended blocks
+    /// in, expired and lifted ones out).
+    pub fn sync_blocks(&mut self, now: Vec<(IpAddr, Block)>) {
+        let now: HashMap<IpAddr, Block> = now.into_iter().collect();
         let blocks = &mut self.prefilter.maps_mut().blocks;
         let mut changed = 0;
         for (ip, block) in &now {

@@ -9,6 +9,7 @@
 //! by the gateway's clock, so tests move it with the test clock.
 
 pub mod admin;
+pub mod block;
 pub mod blocks;
 pub mod kernel;
 pub mod sweeper;

@@ -90,7 +90,7 @@ pub fn spawn(
                     info!(ip = %ip, reason = block.reason.label(), "block expired");
                 }
                 if let Some(k) = kernel.as_mut() {
-                    k.sync_blocks(&state);
+                    k.sync_blocks(state.blocks());
                     let (stats, runs) = (k.stats(), k.runs());
                     if let Ok(mut view) = state.kernel.lock() {
                         view.stats = stats;
