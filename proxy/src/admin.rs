@@ -18,7 +18,7 @@ use tollgate_config::Plan;
 
 use crate::limits::keeper::{self, SharedKeeper};
 use crate::metrics::{render, Snapshot};
-use crate::worker::Command;
+use crate::worker::messages::Command;
 
 /// Longest admin request head read.
 const HEAD_MAX: usize = 8 * 1024;

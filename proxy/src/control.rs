@@ -25,7 +25,8 @@ use crate::driver::{self, Driver};
 use crate::limits::keeper::{self, Keeper, SharedKeeper};
 use crate::limits::runtime::LimitsRuntime;
 use crate::listen::bind_group;
-use crate::worker::{self, Apply, Command, Event};
+use crate::worker::messages::{Apply, Command, Event};
+use crate::worker::{self, thread};
 
 /// Start-up options from the command line.
 #[derive(Debug, Clone)]
@@ -478,7 +479,7 @@ fn spawn_worker(
     };
     let thread = std::thread::Builder::new()
         .name(format!("tollgate-w{id}"))
-        .spawn(move || worker::run(id, driver, first, rx, wake_rx, events, services))
+        .spawn(move || thread::run(id, driver, first, rx, wake_rx, events, services))
         .context("cannot start a worker thread")?;
     Ok(WorkerHandle {
         commands,

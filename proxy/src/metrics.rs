@@ -8,7 +8,6 @@
 use std::fmt::Write as _;
 
 use crate::counters::LATENCY_BOUNDS_US;
-use crate::worker::Worker;
 
 /// Metric names (documented in docs/metrics.md).
 pub mod names {
@@ -126,62 +125,6 @@ pub struct Snapshot {
     pub routes: Vec<RouteSnapshot>,
     /// Upstream pools.
     pub pools: Vec<PoolSnapshot>,
-}
-
-impl Snapshot {
-    /// Copies `worker`'s counters.
-    pub fn of(worker: &Worker) -> Self {
-        let wp = worker.plan();
-        let plan = &wp.plan;
-        let route =
-            |api: &str, stage: &str, key: &str, c: &crate::counters::RouteCounters| RouteSnapshot {
-                api: api.to_string(),
-                stage: stage.to_string(),
-                route: key.to_string(),
-                by_class: std::array::from_fn(|i| c.by_class[i].get()),
-                buckets: c.latency.buckets().collect(),
-                sum_us: c.latency.sum_us(),
-            };
-        let mut routes: Vec<RouteSnapshot> = plan
-            .routes
-            .iter()
-            .zip(&wp.routes)
-            .map(|(r, c)| route(&plan.apis[r.api].id, &r.stage, &r.route_key, c))
-            .collect();
-        routes.push(route("", "", "(unmatched)", &wp.unmatched));
-        let pools = wp
-            .backends
-            .conn_pools
-            .iter()
-            .map(|p| PoolSnapshot {
-                upstream: p.authority.clone(),
-                idle: p.idle_len() as u64,
-                connects: p.connected.get(),
-                reuses: p.reused.get(),
-                connect_failures: p.connect_failures.get(),
-            })
-            .collect();
-        let c = &worker.counters;
-        let registry = worker.registry.borrow();
-        Snapshot {
-            worker: worker.id,
-            driver: worker.driver.name(),
-            generation: wp.generation,
-            open: registry.len() as u64,
-            idle: registry.idle_count() as u64,
-            tunnels: registry.tunnels() as u64,
-            rejected_proxy_protocol: c.rejected_proxy_protocol.get(),
-            log_dropped: worker.access_log.dropped(),
-            shed: std::array::from_fn(|i| c.shed_by_tier[i].get()),
-            prefilter_refused: std::array::from_fn(|i| c.prefilter_refused[i].get()),
-            accepted: c.accepted.get(),
-            rejected_at_limit: c.rejected_at_limit.get(),
-            rejected_at_file_limit: c.rejected_at_file_limit.get(),
-            malformed: c.malformed.get(),
-            routes,
-            pools,
-        }
-    }
 }
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

@@ -24,7 +24,7 @@ use super::quota::QuotaCounter;
 use super::runtime::LimitsRuntime;
 use crate::clock::{now_ns, now_secs};
 use crate::state::{QuotaRecord, StateStore, StoredKey, UsageCounts, UsageDelta};
-use crate::worker::Command;
+use crate::worker::messages::Command;
 
 /// How often the keeper looks at reservations, periods and usage without being asked.
 const TICK: Duration = Duration::from_millis(50);

@@ -1,6 +1,6 @@
 //! "Quota was reserved": the event a request waits for when its key's reservation is empty
 //! (the first request of a period, or a burst faster than the keeper's durable writes). The
-//! keeper sends [`crate::worker::Command::QuotaReady`] to every worker after it raised a
+//! keeper sends [`crate::worker::messages::Command::QuotaReady`] to every worker after it raised a
 //! reservation someone asked for; each worker bumps its epoch and wakes its waiting requests,
 //! which then try to spend again.
 

@@ -13,9 +13,9 @@ use tollgate_config::responses::ResponseType;
 
 use super::client::Client;
 use super::request::Facts;
-use super::respond::Stop;
+use super::respond::{RefusalHeaders, Stop};
 use crate::clock::now_ns;
-use crate::limits::phase::{self, Asked, PolicyNote, Refusal, Verdict};
+use crate::limits::phase::{self, Asked, Refusal, Verdict};
 use crate::worker::{Worker, WorkerPlan};
 
 /// How long a request waits for the keeper to reserve quota before a 503.
@@ -125,38 +125,4 @@ pub async fn check(
         kind: refusal.kind,
         own,
     })
-}
-
-/// The header lines of a refusal, rendered when it is written.
-#[derive(Debug, Clone, Copy)]
-pub enum RefusalHeaders {
-    /// None.
-    None,
-    /// `Retry-After: 1` (the keeper did not reserve quota in time).
-    RetrySoon,
-    /// `Retry-After` and, when enabled, the `RateLimit` fields of the limit that refused.
-    Limit {
-        /// The limit.
-        note: PolicyNote,
-        /// Add `RateLimit-Policy` / `RateLimit`.
-        rate_limit_headers: bool,
-    },
-}
-
-impl RefusalHeaders {
-    /// Renders the lines into `out`; returns their length.
-    pub fn render(&self, out: &mut [u8; 256]) -> usize {
-        match self {
-            RefusalHeaders::None => 0,
-            RefusalHeaders::RetrySoon => {
-                let line = b"retry-after: 1\r\n";
-                out[..line.len()].copy_from_slice(line);
-                line.len()
-            }
-            RefusalHeaders::Limit {
-                note,
-                rate_limit_headers,
-            } => phase::refusal_headers(out, note, *rate_limit_headers),
-        }
-    }
 }

@@ -13,8 +13,8 @@ use tollgate_backends::After;
 use tollgate_config::responses::{ResponseCatalogue, ResponseType};
 
 use super::client::Client;
-use super::limits::RefusalHeaders;
 use super::request::Facts;
+use crate::limits::phase::{self, PolicyNote};
 use crate::worker::WorkerPlan;
 
 /// How a phase stops a request before (or instead of) its integration.
@@ -107,4 +107,38 @@ async fn answer(
     let (_, out) = write_all(&mut client.stream, out, timeout).await;
     client.worker.buffers.give_plain(out);
     status
+}
+
+/// The header lines of a refusal, rendered when it is written.
+#[derive(Debug, Clone, Copy)]
+pub enum RefusalHeaders {
+    /// None.
+    None,
+    /// `Retry-After: 1` (the keeper did not reserve quota in time).
+    RetrySoon,
+    /// `Retry-After` and, when enabled, the `RateLimit` fields of the limit that refused.
+    Limit {
+        /// The limit.
+        note: PolicyNote,
+        /// Add `RateLimit-Policy` / `RateLimit`.
+        rate_limit_headers: bool,
+    },
+}
+
+impl RefusalHeaders {
+    /// Renders the lines into `out`; returns their length.
+    pub fn render(&self, out: &mut [u8; 256]) -> usize {
+        match self {
+            RefusalHeaders::None => 0,
+            RefusalHeaders::RetrySoon => {
+                let line = b"retry-after: 1\r\n";
+                out[..line.len()].copy_from_slice(line);
+                line.len()
+            }
+            RefusalHeaders::Limit {
+                note,
+                rate_limit_headers,
+            } => phase::refusal_headers(out, note, *rate_limit_headers),
+        }
+    }
 }
