@@ -16,4 +16,8 @@ cargo build --workspace --bins
 # here with the stable toolchain too, so a move or an interface change cannot break them
 # silently.
 (cd backends/fuzz && cargo build --target-dir ../../target/fuzz)
+# The layering of the gateway and the integrations stays free of import circles
+# (docs/architecture.md).
+scripts/import-cycles.py proxy/src
+scripts/import-cycles.py backends/src
 cargo test --workspace

@@ -69,6 +69,14 @@ impl Request<'_> {
         &self.plan.limits
     }
 
+    /// The stage's variables (`stageVariables` of events).
+    pub fn stage_variables(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.route
+            .stage_variables
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
     /// Request id header name (lowercase).
     pub fn id_header(&self) -> &str {
         &self.plan.settings.request_id_header
@@ -225,13 +233,11 @@ impl<S> Downstream<'_, S> {
         head.method_span.get(&self.buf.data)
     }
 
-    /// The raw path (percent-encoding kept) and the raw query (without `?`, empty when none).
+    /// The raw path (percent-encoding kept) and the raw query (without `?`; empty when none).
     pub fn path_and_query(&self, head: &RequestHead) -> (&[u8], &[u8]) {
-        let target = head.path.get(&self.buf.data);
-        match target.iter().position(|&b| b == b'?') {
-            Some(i) => (&target[..i], &target[i + 1..]),
-            None => (target, b""),
-        }
+        let data = &self.buf.data;
+        let query = head.query.map_or(&[][..], |q| q.get(data));
+        (head.path.get(data), query)
     }
 
     /// Path parameters: the route's parameter names with the captured raw values.
@@ -319,6 +325,93 @@ impl Finished {
                 detail: None,
             },
             BodyError::Closed => Finished::Broken { status: 400 },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::http1::{parse_request, HeadLimits};
+
+    /// A downstream over `raw` (no stream: the views need none), its head parsed.
+    fn parsed(raw: &[u8], captures: Vec<Range<usize>>) -> (IoBuf, RequestHead) {
+        let mut buf = IoBuf {
+            data: raw.to_vec(),
+            headers: Vec::new(),
+            captures,
+        };
+        let head = parse_request(&buf.data, &HeadLimits::default(), &mut buf.headers)
+            .expect("valid head")
+            .expect("complete head");
+        (buf, head)
+    }
+
+    #[test]
+    fn views_keep_the_raw_request() {
+        let raw = b"GET /pets/a%2Fb/toys?x=1&x=2 HTTP/1.1\r\nHost: h\r\nX-Tag: one\r\n\
+                    x-tag: two\r\n\r\n";
+        // `{id}` captured as bytes 10..15 of the buffer (`a%2Fb`).
+        let (mut buf, head) = parsed(raw, std::iter::once(10..15).collect());
+        let pool = BufferPool::new(1024, 1);
+        let draining = Cell::new(false);
+        let mut stream = ();
+        let down = Downstream {
+            stream: &mut stream,
+            buf: &mut buf,
+            buffers: &pool,
+            draining: &draining,
+            write_timeout: Duration::from_secs(1),
+        };
+        assert_eq!(down.method(&head), b"GET");
+        let (path, query) = down.path_and_query(&head);
+        assert_eq!(path, b"/pets/a%2Fb/toys", "percent-encoding kept");
+        assert_eq!(query, b"x=1&x=2");
+        let headers: Vec<_> = down.headers().collect();
+        assert_eq!(
+            headers,
+            [
+                (&b"Host"[..], &b"h"[..]),
+                (b"X-Tag", b"one"),
+                (b"x-tag", b"two")
+            ],
+            "order, case and duplicates kept"
+        );
+        assert_eq!(down.header(b"x-TAG"), Some(&b"one"[..]));
+        assert_eq!(down.header(b"absent"), None);
+        let route = RoutePlan {
+            params: vec!["id".into()],
+            ..test_route()
+        };
+        let params: Vec<_> = down.path_params(&route).collect();
+        assert_eq!(params, [("id", &b"a%2Fb"[..])]);
+    }
+
+    #[test]
+    fn a_request_without_a_query_has_an_empty_one() {
+        let (mut buf, head) = parsed(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n", vec![]);
+        let pool = BufferPool::new(1024, 1);
+        let draining = Cell::new(false);
+        let down = Downstream {
+            stream: &mut (),
+            buf: &mut buf,
+            buffers: &pool,
+            draining: &draining,
+            write_timeout: Duration::from_secs(1),
+        };
+        assert_eq!(down.path_and_query(&head), (&b"/a"[..], &b""[..]));
+    }
+
+    fn test_route() -> RoutePlan {
+        RoutePlan {
+            api: 0,
+            stage: "$default".into(),
+            route_key: "GET /pets/{id}/toys".into(),
+            prefix_len: 0,
+            params: vec![],
+            stage_variables: Default::default(),
+            integration: tollgate_config::plan::IntegrationPlan::NotFound,
+            limits: Default::default(),
         }
     }
 }

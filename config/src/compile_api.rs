@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use toml::Spanned;
 
@@ -307,11 +308,13 @@ impl Builder<'_, '_> {
         listeners: &mut [ListenerPlan],
     ) -> Result<(), ConfigError> {
         let src = self.src;
-        let vars: BTreeMap<String, String> = api
-            .stages
-            .get(stage)
-            .map(|s| s.get_ref().variables.clone())
-            .unwrap_or_default();
+        // One copy per stage, shared by its routes (events carry them as `stageVariables`).
+        let vars: Arc<BTreeMap<String, String>> = Arc::new(
+            api.stages
+                .get(stage)
+                .map(|s| s.get_ref().variables.clone())
+                .unwrap_or_default(),
+        );
         // Explicit routes first, `$default` last: the catch-all yields to any route it collides with.
         let mut order: Vec<&RouteSection> = api
             .routes
@@ -375,6 +378,7 @@ impl Builder<'_, '_> {
                 route_key: text.clone(),
                 prefix_len: prefix.len(),
                 params,
+                stage_variables: Arc::clone(&vars),
                 integration,
                 limits,
             });
@@ -420,6 +424,7 @@ impl Builder<'_, '_> {
                 route_key: "(unmatched)".to_string(),
                 prefix_len: prefix.len(),
                 params: vec!["proxy".to_string()],
+                stage_variables: Arc::default(),
                 integration: IntegrationPlan::NotFound,
                 limits: RouteLimits::default(),
             });

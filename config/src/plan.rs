@@ -1,10 +1,11 @@
 //! The compiled plan: what workers serve. Built once per (re)load by [`crate::compile`], shared
 //! read-only between workers behind an `Arc`, never mutated.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use ipnet::IpNet;
 
@@ -215,6 +216,9 @@ pub struct RoutePlan {
     pub prefix_len: usize,
     /// Parameter names in template order (captures use the same order).
     pub params: Vec<String>,
+    /// The stage's variables (`${stageVariables.x}` is substituted at compile time; function
+    /// events carry them as `stageVariables`).
+    pub stage_variables: Arc<BTreeMap<String, String>>,
     /// What answers the route.
     pub integration: IntegrationPlan,
     /// Key requirement and throttles.

@@ -5,22 +5,27 @@
 //!
 //! ## Key components
 //! - [`control`]: the control thread — load, bind, start workers, SIGHUP reload, SIGTERM drain.
-//! - [`worker`]: a worker's state and its plan swap (an `Rc` cloned per request).
-//! - [`conn`]: one downstream HTTP/1.1 connection and the request phases.
-//! - [`http1`]: the sans-IO HTTP/1.1 codec (heads as offsets into the read buffer, chunked
-//!   decoding, strict request-smuggling defenses).
-//! - [`forward`]: the `http` integration (pooled upstream connections, streaming bodies).
-//! - [`respond`]: the gateway response catalogue and `mock` responses.
+//! - [`worker`]: a worker's state and its plan swap (an `Rc` cloned per request); its thread
+//!   loops in [`worker::thread`], the control protocol in [`worker::messages`].
+//! - [`conn`]: one downstream connection — idle wait without a buffer, head parsing, the
+//!   keep-alive loop, PROXY header, tunnels.
+//! - [`pipeline`]: the request path, phase by phase, in one file; each phase its own module.
+//! - [`limits`], [`prefilter`], [`access_log`], [`state`]: what the phases use (usage-plan
+//!   counters and the keeper, the pre-filter's userspace side, the log writer, the durable
+//!   store).
+//! - Integrations, the HTTP/1 codec and the buffer pool are in `tollgate_backends`.
 //!
 //! ## Request pipeline
-//! accept → parse head → route match (listener, host, stage, route) → integration (http or
-//! mock) → respond → counters. Later phases (CORS, authorizers, usage plans, validation,
-//! cache) slot in between route match and integration in `conn::Conn::dispatch`.
+//! accept → pre-filter → parse head → request facts → pre-filter (resolved client) → route →
+//! (CORS preflight, authorize: to come) → request size → limits → (validate, cache: to come) →
+//! integrate → respond → log and usage. See [`pipeline`] and docs/architecture.md.
 //!
 //! ## Performance considerations
-//! No lock, no atomic and no allocation per request on the hot path: buffers come from a
-//! per-worker pool and go back when a connection is idle; heads are parsed into spans; routes
-//! are a segment trie; counters are plain cells.
+//! No allocation per request on the hot path: buffers come from a per-worker pool and go back
+//! when a connection is idle; heads are parsed into spans; routes are a segment trie; counters
+//! are plain cells. No lock and no atomic either with limits and the pre-filter off; with them
+//! on, the cross-core counters are lock-free (a compare-and-swap per GCRA bucket, papaya map
+//! guards, relaxed atomics for quota and usage) — see docs/usage-plans.md.
 
 pub mod access_log;
 pub mod admin;

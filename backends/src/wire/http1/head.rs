@@ -18,29 +18,10 @@
 //! * `Expect: 100-continue` in an HTTP/1.0 request is ignored as RFC 9110
 //!   §10.1.1 requires; any other expectation is 417 in both versions.
 
-use super::scan::{headers_count_max, scan_head, Kind, MAX_HEADERS};
+use super::scan::{headers_count_max, scan_head, HeadLimits, Kind, MAX_HEADERS};
 use super::{
     connection_tokens_contain, trim_ows, BodyFraming, HeadError, HeaderSpan, Method, Span, Version,
 };
-
-/// Size limits for a head. The effective header count is capped at 128 (the
-/// on-stack `httparse` array) and the byte limit at `u32::MAX`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HeadLimits {
-    pub header_bytes_max: usize,
-    pub url_bytes_max: usize,
-    pub headers_count_max: usize,
-}
-
-impl Default for HeadLimits {
-    fn default() -> Self {
-        HeadLimits {
-            header_bytes_max: 10_240,
-            url_bytes_max: 10_240,
-            headers_count_max: 100,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestHead {

@@ -31,8 +31,9 @@ mod tests_prop;
 mod tests_response;
 
 pub use chunked::{ChunkError, ChunkedDecoder, Decoded};
-pub use head::{find_header, parse_request, HeadLimits, RequestHead};
+pub use head::{find_header, parse_request, RequestHead};
 pub use response::{parse_response, ResponseFraming, ResponseHead};
+pub use scan::HeadLimits;
 
 /// Byte range into the buffer a head was parsed from (u32 keeps spans small).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

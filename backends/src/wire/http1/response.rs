@@ -10,7 +10,8 @@
 //! strips hop-by-hop headers and re-frames, which would silently drop a
 //! transfer coding such as `gzip`.
 
-use super::head::{classify_te, fill_headers, map_httparse_error, summarize, HeadLimits, Te};
+use super::head::{classify_te, fill_headers, map_httparse_error, summarize, Te};
+use super::scan::HeadLimits;
 use super::scan::{scan_head, Kind, MAX_HEADERS};
 use super::{HeadError, HeaderSpan, Version};
 

@@ -17,8 +17,26 @@
 //! Each call rescans from the start of the buffer; heads are bounded by
 //! `header_bytes_max`, so the worst case is a few passes over ~10 KiB.
 
-use super::head::HeadLimits;
 use super::{is_tchar, HeadError};
+
+/// Size limits for a head. The effective header count is capped at 128 (the
+/// on-stack `httparse` array) and the byte limit at `u32::MAX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadLimits {
+    pub header_bytes_max: usize,
+    pub url_bytes_max: usize,
+    pub headers_count_max: usize,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        HeadLimits {
+            header_bytes_max: 10_240,
+            url_bytes_max: 10_240,
+            headers_count_max: 100,
+        }
+    }
+}
 
 /// Upper bound on header fields, the size of the on-stack `httparse` array.
 pub(crate) const MAX_HEADERS: usize = 128;
