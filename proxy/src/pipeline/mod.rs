@@ -88,7 +88,7 @@ pub async fn handle(
         Err(stop) => {
             let catalogue = &plan.default_responses;
             let (status, after, buf) =
-                respond::stop(client, &wp, catalogue, &facts, buf, stop).await;
+                respond::stop(client, &wp, catalogue, &facts, buf, stop, b"").await;
             log::finish(client, plan, &wp.unmatched, captured, &facts, status, None);
             return Handled {
                 after,
@@ -100,6 +100,9 @@ pub async fn handle(
     };
     let route = &plan.routes[index];
     let catalogue = &plan.apis[route.api].responses;
+    // What the phases add to the route's responses, the integration's and the gateway's own
+    // (CORS headers, cache status); nothing yet.
+    let filters = ResponseFilters::NONE;
 
     // 4–5. (CORS preflight, authorize: not yet.)
     // 6–7. Request size, limits. The in-flight mark lives until the request is logged.
@@ -109,7 +112,6 @@ pub async fn handle(
     };
     // 8–9. (Validate, cache lookup: not yet.)
     // 10. Integrate.
-    let filters = ResponseFilters::NONE;
     let (integrated, in_flight) = match admitted {
         Ok(in_flight) => {
             let done = integrate::run(client, &wp, index, &facts, &mut buf, &filters).await;
@@ -121,8 +123,9 @@ pub async fn handle(
     let (status, after, buf, tunnel) = match integrated {
         Integrated::Answered(status, after, tunnel) => (status, after, buf, tunnel),
         Integrated::Stopped(stop) => {
+            let added = filters.add_headers;
             let (status, after, buf) =
-                respond::stop(client, &wp, catalogue, &facts, buf, stop).await;
+                respond::stop(client, &wp, catalogue, &facts, buf, stop, added).await;
             (status, after, buf, None)
         }
     };

@@ -50,6 +50,9 @@ impl Stop {
 
 /// Writes the answer `stop` asks for; returns the status sent (0 for none) and what becomes of
 /// the connection, and hands back the buffer (with any pipelined bytes at its front).
+///
+/// `added`: the header lines the phases add to every response of the route (CORS, …); none
+/// before the route is known.
 pub async fn stop(
     client: &mut Client,
     wp: &WorkerPlan,
@@ -57,11 +60,18 @@ pub async fn stop(
     facts: &Facts,
     mut buf: IoBuf,
     stop: Stop,
+    added: &[u8],
 ) -> (u16, After, IoBuf) {
+    let answered = Answered {
+        wp,
+        catalogue,
+        facts,
+        added,
+    };
     match stop {
         Stop::Close => (0, After::Close, buf),
         Stop::Fail { kind, detail } => {
-            let status = answer(client, wp, catalogue, kind, detail, facts, true, b"").await;
+            let status = answered.write(client, kind, detail, true, b"").await;
             (status, After::Close, buf)
         }
         Stop::Refuse { kind, own } => {
@@ -69,7 +79,7 @@ pub async fn stop(
             let mut lines = [0u8; 256];
             let n = own.render(&mut lines);
             let own = &lines[..n];
-            let status = answer(client, wp, catalogue, kind, None, facts, close, own).await;
+            let status = answered.write(client, kind, None, close, own).await;
             let head_len = facts.head.head_len.min(buf.data.len());
             buf.data.drain(..head_len);
             (status, After::keep_if(!close), buf)
@@ -77,36 +87,45 @@ pub async fn stop(
     }
 }
 
-/// Writes a gateway response of `kind`, with `own` header lines (each ending in CRLF), and
-/// records it in the request's outcome; returns its status.
-#[allow(clippy::too_many_arguments)]
-async fn answer(
-    client: &mut Client,
-    wp: &WorkerPlan,
-    catalogue: &ResponseCatalogue,
-    kind: ResponseType,
-    detail: Option<&'static str>,
-    facts: &Facts,
-    close: bool,
-    own: &[u8],
-) -> u16 {
-    let mut out = client.worker.buffers.take_plain();
-    let mut reply = facts.reply(&wp.plan.settings.request_id_header, close);
-    reply.own = own;
-    let status = respond::gateway(&mut out, catalogue, kind, detail, reply);
-    let outcome = &facts.outcome;
-    outcome
-        .error_message
-        .set(Some(detail.unwrap_or(kind.default_message())));
-    outcome.gateway_kind.set(Some(kind));
-    outcome
-        .integration
-        .response_length
-        .set(respond::body_len(&out));
-    let timeout = Duration::from_millis(wp.plan.limits.response_write_timeout_ms);
-    let (_, out) = write_all(&mut client.stream, out, timeout).await;
-    client.worker.buffers.give_plain(out);
-    status
+/// What every gateway answer to one request shares.
+struct Answered<'a> {
+    wp: &'a WorkerPlan,
+    catalogue: &'a ResponseCatalogue,
+    facts: &'a Facts,
+    added: &'a [u8],
+}
+
+impl Answered<'_> {
+    /// Writes a gateway response of `kind`, with `own` header lines (each ending in CRLF), and
+    /// records it in the request's outcome; returns its status.
+    async fn write(
+        &self,
+        client: &mut Client,
+        kind: ResponseType,
+        detail: Option<&'static str>,
+        close: bool,
+        own: &[u8],
+    ) -> u16 {
+        let (wp, facts) = (self.wp, self.facts);
+        let mut out = client.worker.buffers.take_plain();
+        let mut reply = facts.reply(&wp.plan.settings.request_id_header, close);
+        reply.own = own;
+        reply.extra = self.added;
+        let status = respond::gateway(&mut out, self.catalogue, kind, detail, reply);
+        let outcome = &facts.outcome;
+        outcome
+            .error_message
+            .set(Some(detail.unwrap_or(kind.default_message())));
+        outcome.gateway_kind.set(Some(kind));
+        outcome
+            .integration
+            .response_length
+            .set(respond::body_len(&out));
+        let timeout = Duration::from_millis(wp.plan.limits.response_write_timeout_ms);
+        let (_, out) = write_all(&mut client.stream, out, timeout).await;
+        client.worker.buffers.give_plain(out);
+        status
+    }
 }
 
 /// The header lines of a refusal, rendered when it is written.
