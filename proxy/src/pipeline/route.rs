@@ -1,8 +1,21 @@
 //! The route phase: listener → host → path → method, in the plan's route tables (a segment
 //! trie per host; path parameters are captured as byte ranges of the path into the buffer).
-//! No match answers as the API kind does (HTTP API: 404 `Not Found`). A path with `.` or `..`
-//! segments (also percent-encoded) is refused: it could match one route here and resolve to
-//! another upstream.
+//! No match answers as the API kind does (HTTP API: 404 `Not Found`).
+//!
+//! Paths are matched raw (no percent-decoding), so a path that an upstream could decode or
+//! normalize into a different one is refused with 400 (`BAD_REQUEST`) before the lookup
+//! rather than normalized — it could match one route here and resolve to another upstream
+//! (`/public/..%2Fadmin` matches `/public/{proxy+}`, an upstream may read `/admin`):
+//! * an encoded slash `%2F` or encoded backslash `%5C` (either case) anywhere, as AWS API
+//!   Gateway HTTP APIs do not route encoded slashes either; this also covers a dot segment
+//!   ended by an encoded separator (`..%2f`, `.%5c`), and a literal route `/a/b` can never
+//!   be reached as `/a%2Fb`;
+//! * a literal backslash, which some servers take for a separator;
+//! * a `.` or `..` segment, raw or encoded in any case mix (`%2e%2E`, `.%2E`), also with
+//!   `;` parameters (`..;x`, which servlet containers read as `..`).
+//!
+//! Other percent-encodings (`%20`, `%25`, `%2D`, a truncated `%2`) pass untouched: they
+//! decode to no separator and no dot segment.
 
 use tollgate_backends::wire::buffers::IoBuf;
 use tollgate_config::responses::ResponseType;
@@ -33,40 +46,61 @@ fn lookup(
         .and_then(|h| lowercase_host(h.get(&buf.data), &mut host_buf));
     let method = std::str::from_utf8(facts.head.method_span.get(&buf.data))
         .map_err(|_| ResponseType::BadRequest)?;
-    let raw_path = facts.head.path.get(&buf.data);
-    // `.` and `..` segments would let `/public/../admin` match a public route while the
-    // upstream resolves it elsewhere: refused rather than normalized.
-    if has_dot_segment(raw_path) {
-        return Err(ResponseType::BadRequest);
-    }
-    let path = std::str::from_utf8(raw_path).map_err(|_| ResponseType::BadRequest)?;
+    let path = routable_path(facts.head.path.get(&buf.data))?;
     listener
         .routes
         .lookup(host, method, path, &mut buf.captures)
         .ok_or(ResponseType::ResourceNotFound)
 }
 
-/// True when a path has a `.` or `..` segment, also percent-encoded (`%2e`, `.%2E`, …).
-fn has_dot_segment(path: &[u8]) -> bool {
-    path.split(|&b| b == b'/').any(|segment| {
-        let mut dots = 0;
-        let mut rest = segment;
-        while !rest.is_empty() {
-            if rest[0] == b'.' {
-                rest = &rest[1..];
-            } else if rest.len() >= 3
-                && rest[0] == b'%'
-                && rest[1] == b'2'
-                && (rest[2] | 0x20) == b'e'
-            {
-                rest = &rest[3..];
-            } else {
-                return false;
-            }
-            dots += 1;
+/// The raw path as text when it may be routed; `BAD_REQUEST` when [`unsafe_path`] refuses it
+/// (or it is not text, which the codec's ASCII-only target rule already excludes).
+fn routable_path(raw: &[u8]) -> Result<&str, ResponseType> {
+    if unsafe_path(raw).is_some() {
+        return Err(ResponseType::BadRequest);
+    }
+    std::str::from_utf8(raw).map_err(|_| ResponseType::BadRequest)
+}
+
+/// Why a raw path must not be routed (the module doc has the rule), or `None` when it may.
+fn unsafe_path(path: &[u8]) -> Option<&'static str> {
+    if path.contains(&b'\\') {
+        return Some("backslash in path");
+    }
+    for escape in path.windows(3).filter(|w| w[0] == b'%') {
+        match (escape[1], escape[2] | 0x20) {
+            (b'2', b'f') => return Some("encoded slash in path"),
+            (b'5', b'c') => return Some("encoded backslash in path"),
+            _ => {}
         }
-        dots == 1 || dots == 2
-    })
+    }
+    if path
+        .split(|&b| b == b'/')
+        .any(|segment| is_dot_segment(without_params(segment)))
+    {
+        return Some("dot segment in path");
+    }
+    None
+}
+
+/// A segment without its `;` parameters: servlet containers read `..;x` as `..`.
+fn without_params(segment: &[u8]) -> &[u8] {
+    segment.split(|&b| b == b';').next().unwrap_or(b"")
+}
+
+/// True for a `.` or `..` segment, each dot raw or encoded (`%2e`, `%2E`).
+fn is_dot_segment(segment: &[u8]) -> bool {
+    let mut dots = 0;
+    let mut rest = segment;
+    while !rest.is_empty() {
+        rest = match rest {
+            [b'.', tail @ ..] => tail,
+            [b'%', b'2', e, tail @ ..] if (e | 0x20) == b'e' => tail,
+            _ => return false,
+        };
+        dots += 1;
+    }
+    dots == 1 || dots == 2
 }
 
 /// `Example.COM:8080` → `example.com`, `[::1]:8080` → `[::1]`, into `out`. None when too
@@ -105,19 +139,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dot_segments_are_found_raw_and_encoded() {
-        for p in [
-            "/a/../b",
-            "/a/./b",
-            "/..",
-            "/a/%2e%2E/b",
-            "/a/.%2e",
-            "/%2e/x",
-        ] {
-            assert!(has_dot_segment(p.as_bytes()), "{p}");
-        }
-        for p in ["/a/b", "/a/...", "/a/.b", "/a/b.", "/", "/a/%2f"] {
-            assert!(!has_dot_segment(p.as_bytes()), "{p}");
+    fn encoded_separators_backslashes_and_dot_segments_are_refused() {
+        let slash = Some("encoded slash in path");
+        let backslash = Some("encoded backslash in path");
+        let literal = Some("backslash in path");
+        let dots = Some("dot segment in path");
+        let table: &[(&str, Option<&str>)] = &[
+            ("/a/%2Fb", slash),
+            ("/a%2fb", slash),
+            ("/public/..%2Fadmin", slash),
+            ("/a/..%2f", slash),
+            ("/a%2F", slash),
+            ("/a/%5cb", backslash),
+            ("/a/.%5C/b", backslash),
+            ("/a%5Cb", backslash),
+            ("/a\\b", literal),
+            ("\\", literal),
+            ("/a/../b", dots),
+            ("/a/./b", dots),
+            ("/..", dots),
+            ("/a/%2e%2e/b", dots),
+            ("/a/.%2E/b", dots),
+            ("/%2E%2e", dots),
+            ("/a/%2e", dots),
+            ("/a/%2E./", dots),
+            ("/public/..;/admin", dots),
+            ("/a/.;x=1/b", dots),
+            ("/a/b%20c", None),
+            ("/a/b;v=1", None),
+            ("/a/...;x", None),
+            ("/a/%25", None),
+            ("/a/%252F", None),
+            ("/a/%2Dx", None),
+            ("/a/%2", None),
+            ("/a/%", None),
+            ("/a/%5", None),
+            ("/a/...", None),
+            ("/a/.b", None),
+            ("/a/b.", None),
+            ("/a/%2e%2e%2e", None),
+            ("/a/b", None),
+            ("/", None),
+        ];
+        for (path, why) in table {
+            assert_eq!(unsafe_path(path.as_bytes()), *why, "{path}");
+            let routed = routable_path(path.as_bytes());
+            if why.is_some() {
+                assert_eq!(routed, Err(ResponseType::BadRequest), "{path}");
+            } else {
+                assert_eq!(routed, Ok(*path), "{path}");
+            }
         }
     }
 

@@ -7,10 +7,15 @@
 //!
 //! Strictness, because a chunked body that two parsers split differently
 //! is a smuggling vector:
-//! * chunk-size is 1+ hex digits; no whitespace anywhere in the size line
-//!   (`5 ;ext` and `5 \r\n` are rejected, RFC 9112 allows no BWS there);
-//! * chunk extensions are accepted and discarded; they may hold any
-//!   visible characters, SP and HTAB, at most [`MAX_EXTENSION_BYTES`];
+//! * chunk-size is 1+ hex digits, ended by CRLF or by chunk extensions;
+//! * chunk extensions are validated against RFC 9112 §7.1.1 and discarded:
+//!   `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`.
+//!   Whitespace is allowed only where the grammar has BWS (before `;`,
+//!   around `=`, after `;`), never before CRLF (`5 \r\n`, `5;a \r\n`).
+//!   An empty name (`5;`, `5;=x`), a non-token name, a missing value
+//!   (`5;a=`) or an unbalanced quote (`5;a="x`) is rejected: parsers that
+//!   skip extensions leniently disagree on where such a line ends. The
+//!   bytes after the size are bounded by [`MAX_EXTENSION_BYTES`];
 //! * every line ends with exactly CRLF, and chunk data must be followed by
 //!   exactly CRLF (otherwise the data was longer than the declared size);
 //! * trailer fields are validated like header lines (`token ":" value`,
@@ -42,6 +47,8 @@ pub enum ChunkError {
     /// Data longer than its size, or a line not ended by exactly CRLF.
     MissingCrlf,
     ExtensionTooLong,
+    /// A chunk extension that does not follow RFC 9112 §7.1.1.
+    InvalidExtension,
     TrailersTooLarge,
     InvalidTrailer,
 }
@@ -54,6 +61,7 @@ impl ChunkError {
             ChunkError::ChunkTooLarge => "chunk size exceeds the limit",
             ChunkError::MissingCrlf => "chunk data longer than its size, or line not ended by CRLF",
             ChunkError::ExtensionTooLong => "chunk extension too long",
+            ChunkError::InvalidExtension => "malformed chunk extension",
             ChunkError::TrailersTooLarge => "chunked trailer section too large",
             ChunkError::InvalidTrailer => "invalid trailer field",
         }
@@ -75,8 +83,24 @@ pub struct Decoded {
 enum State {
     /// In the hex digits of a chunk-size line.
     Size,
-    /// In a chunk extension (after `;`).
-    Ext,
+    /// Whitespace after the size or an extension: only more of it or `;` may follow.
+    ExtBws,
+    /// After `;`: optional whitespace, then an extension name.
+    ExtNameStart,
+    /// In an extension name.
+    ExtName,
+    /// Whitespace after a name: `=`, `;` or more whitespace may follow.
+    ExtNameBws,
+    /// After `=`: optional whitespace, then a token or quoted-string value.
+    ExtValueStart,
+    /// In a token value.
+    ExtToken,
+    /// Inside a quoted-string value.
+    ExtQuoted,
+    /// After a backslash in a quoted-string.
+    ExtQuotedPair,
+    /// After the closing quote of a value.
+    ExtQuotedEnd,
     /// Saw CR ending the chunk-size line.
     SizeLf,
     /// In chunk data; `remaining` bytes left.
@@ -193,34 +217,32 @@ impl ChunkedDecoder {
                         .ok_or(E::SizeOverflow)?;
                     self.digits += 1;
                 }
-                b';' | b'\r' => {
+                b';' | b'\r' | b' ' | b'\t' => {
                     if self.digits == 0 {
                         return Err(E::InvalidSize);
                     }
                     if self.size > self.max_chunk_size {
                         return Err(E::ChunkTooLarge);
                     }
-                    if b == b';' {
-                        self.ext_len = 1;
-                        self.state = State::Ext;
-                    } else {
-                        self.state = State::SizeLf;
-                    }
+                    self.ext_step(after_value(b).ok_or(E::InvalidSize)?)?;
                 }
                 b'\n' => return Err(E::MissingCrlf),
                 _ => return Err(E::InvalidSize),
             },
-            State::Ext => match b {
-                b'\r' => self.state = State::SizeLf,
-                b'\n' => return Err(E::MissingCrlf),
-                b'\t' | b' '..=0x7e | 0x80..=0xff => {
-                    if self.ext_len >= MAX_EXTENSION_BYTES {
-                        return Err(E::ExtensionTooLong);
-                    }
-                    self.ext_len += 1;
+            State::ExtBws
+            | State::ExtNameStart
+            | State::ExtName
+            | State::ExtNameBws
+            | State::ExtValueStart
+            | State::ExtToken
+            | State::ExtQuoted
+            | State::ExtQuotedPair
+            | State::ExtQuotedEnd => {
+                if b == b'\n' {
+                    return Err(E::MissingCrlf);
                 }
-                _ => return Err(E::InvalidSize),
-            },
+                self.ext_step(extension_step(self.state, b).ok_or(E::InvalidExtension)?)?;
+            }
             State::SizeLf => {
                 if b != b'\n' {
                     return Err(E::MissingCrlf);
@@ -264,6 +286,19 @@ impl ChunkedDecoder {
         Ok(())
     }
 
+    /// Moves to `next` within the chunk-size line, counting the byte against
+    /// [`MAX_EXTENSION_BYTES`] unless it is the CR that ends the line.
+    fn ext_step(&mut self, next: State) -> Result<(), ChunkError> {
+        if next != State::SizeLf {
+            if self.ext_len >= MAX_EXTENSION_BYTES {
+                return Err(ChunkError::ExtensionTooLong);
+            }
+            self.ext_len += 1;
+        }
+        self.state = next;
+        Ok(())
+    }
+
     /// Trailer section: `*( field-line CRLF ) CRLF`, validated and discarded.
     fn trailer_step(&self, b: u8) -> Result<State, ChunkError> {
         use ChunkError as E;
@@ -282,4 +317,43 @@ impl ChunkedDecoder {
             _ => return Err(E::InvalidTrailer),
         })
     }
+}
+
+/// Where a complete item of the chunk-size line (the size, a name, a value) may be followed:
+/// `;` starts an extension, whitespace is BWS before one, CR ends the line.
+fn after_value(b: u8) -> Option<State> {
+    match b {
+        b';' => Some(State::ExtNameStart),
+        b' ' | b'\t' => Some(State::ExtBws),
+        b'\r' => Some(State::SizeLf),
+        _ => None,
+    }
+}
+
+/// One byte of `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )` (RFC 9112
+/// §7.1.1, RFC 9110 §5.6.4 for quoted-string); `None` for a byte the grammar does not allow.
+fn extension_step(state: State, b: u8) -> Option<State> {
+    let ws = b == b' ' || b == b'\t';
+    Some(match state {
+        State::ExtBws if ws => State::ExtBws,
+        State::ExtBws if b == b';' => State::ExtNameStart,
+        State::ExtNameStart if ws => State::ExtNameStart,
+        State::ExtNameStart | State::ExtName if is_tchar(b) => State::ExtName,
+        State::ExtName | State::ExtNameBws if b == b'=' => State::ExtValueStart,
+        State::ExtName | State::ExtNameBws if ws => State::ExtNameBws,
+        State::ExtName => after_value(b)?,
+        State::ExtNameBws if b == b';' => State::ExtNameStart,
+        State::ExtValueStart if ws => State::ExtValueStart,
+        State::ExtValueStart | State::ExtToken if is_tchar(b) => State::ExtToken,
+        State::ExtValueStart if b == b'"' => State::ExtQuoted,
+        State::ExtToken | State::ExtQuotedEnd => after_value(b)?,
+        State::ExtQuoted if b == b'"' => State::ExtQuotedEnd,
+        State::ExtQuoted if b == b'\\' => State::ExtQuotedPair,
+        // qdtext and quoted-pair: HTAB, SP, visible ASCII and obs-text (no CR, LF, DEL).
+        State::ExtQuoted | State::ExtQuotedPair if b == b'\t' || (b' '..=0x7e).contains(&b) => {
+            State::ExtQuoted
+        }
+        State::ExtQuoted | State::ExtQuotedPair if b >= 0x80 => State::ExtQuoted,
+        _ => return None,
+    })
 }

@@ -17,6 +17,9 @@
 //!   valid HTTP we do not implement (501).
 //! * `Expect: 100-continue` in an HTTP/1.0 request is ignored as RFC 9110
 //!   §10.1.1 requires; any other expectation is 417 in both versions.
+//! * Host (routed on) must be `uri-host [":" port]` with a non-empty host and
+//!   a port of digits up to 65535; an empty value is 400, an empty port
+//!   (`host:`) is accepted as RFC 3986 allows it.
 
 use super::scan::{headers_count_max, scan_head, HeadLimits, Kind, MAX_HEADERS};
 use super::{
@@ -326,5 +329,58 @@ fn check_host(host: &[u8]) -> Result<(), HeadError> {
     if !host.iter().all(|&b| allowed(b)) {
         return Err(HeadError::BadRequest("invalid Host header value"));
     }
-    Ok(())
+    // RFC 9110 §7.2 allows an empty Host only for targets without an authority, which an
+    // origin-form request to a gateway never is; and §4.2.1 forbids an empty host identifier.
+    if host.is_empty() {
+        return Err(HeadError::BadRequest("empty Host header value"));
+    }
+    let Some((name, port)) = split_authority(host) else {
+        return Err(HeadError::BadRequest("invalid Host header value"));
+    };
+    if name.is_empty() {
+        return Err(HeadError::BadRequest("empty host name in Host header"));
+    }
+    // An empty port (`host:`) is accepted: RFC 3986 §3.2.3 has `port = *DIGIT` and reads an
+    // empty one as the scheme's default, and routing strips it like any other port.
+    match port {
+        Some(p) if !is_port(p) => Err(HeadError::BadRequest("invalid port in Host header")),
+        _ => Ok(()),
+    }
+}
+
+/// `uri-host [":" port]` split at the port's colon: the one after an IP literal's `]`, else
+/// the first (a reg-name or IPv4 address has none, so `a:b:c` gets the port `b:c`). The name
+/// is returned without brackets. `None` when a bracket is misplaced or unbalanced.
+fn split_authority(host: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let (name, rest) = match host {
+        [b'[', inner @ ..] => {
+            let close = inner.iter().position(|&b| b == b']')?;
+            (&inner[..close], &inner[close + 1..])
+        }
+        _ => {
+            let colon = host.iter().position(|&b| b == b':').unwrap_or(host.len());
+            host.split_at(colon)
+        }
+    };
+    if name.iter().any(|&b| b == b'[' || b == b']') {
+        return None;
+    }
+    match rest {
+        [] => Some((name, None)),
+        [b':', port @ ..] => Some((name, Some(port))),
+        _ => None,
+    }
+}
+
+/// `*DIGIT` with a value that fits a TCP port (leading zeros allowed, as RFC 3986 does); true
+/// for the empty port (see `check_host`).
+fn is_port(port: &[u8]) -> bool {
+    port.iter()
+        .try_fold(0u16, |n, &b| {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            n.checked_mul(10)?.checked_add(u16::from(b - b'0'))
+        })
+        .is_some()
 }

@@ -69,7 +69,9 @@ pub fn parse_response(
         1 => Version::Http11,
         _ => return Err(HeadError::BadRequest("unsupported HTTP version")),
     };
-    if status < 100 {
+    // RFC 9110 §15: status codes are 100..=599. Anything else is a broken upstream whose
+    // status a client might read as a class of its own (or refuse): 502, not relayed.
+    if !(100..=599).contains(&status) {
         return Err(HeadError::BadRequest("invalid status code"));
     }
     fill_headers(buf, resp.headers, limits, headers)?;

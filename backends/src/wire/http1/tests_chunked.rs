@@ -167,10 +167,9 @@ fn size_errors() {
     assert_eq!(error_of(b"-1\r\n"), ChunkError::InvalidSize);
     assert_eq!(error_of(b"0x5\r\n"), ChunkError::InvalidSize);
     assert_eq!(error_of(b" 5\r\n"), ChunkError::InvalidSize);
-    // Whitespace before an extension or the line end is rejected.
-    assert_eq!(error_of(b"5 ;ext\r\nhello\r\n"), ChunkError::InvalidSize);
-    assert_eq!(error_of(b"5\t\r\nhello\r\n"), ChunkError::InvalidSize);
-    assert_eq!(error_of(b"5;a\x01\r\n"), ChunkError::InvalidSize);
+    // Whitespace before the line end is not BWS (extensions: `extension_grammar`).
+    assert_eq!(error_of(b"5\t\r\nhello\r\n"), ChunkError::InvalidExtension);
+    assert_eq!(error_of(b"5;a\x01\r\n"), ChunkError::InvalidExtension);
     assert_eq!(error_of(b"fffffffffffffffff\r\n"), ChunkError::SizeOverflow);
     assert_eq!(error_of(&[b'0'; 33]), ChunkError::SizeOverflow);
     assert_eq!(error_of(b"ffffffffff1\r\n"), ChunkError::ChunkTooLarge);
@@ -276,4 +275,107 @@ fn trailer_rules() {
     assert!(!ChunkError::TrailersTooLarge.message().is_empty());
     assert!(!ChunkError::InvalidTrailer.message().is_empty());
     assert!(!ChunkError::ExtensionTooLong.message().is_empty());
+}
+
+/// A chunk of `a` with the given size-line suffix, then the last chunk.
+fn with_ext(ext: &[u8]) -> Vec<u8> {
+    let mut b = b"1".to_vec();
+    b.extend_from_slice(ext);
+    b.extend_from_slice(b"\r\na\r\n0\r\n\r\n");
+    b
+}
+
+/// RFC 9112 §7.1.1: `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`.
+#[test]
+fn extension_grammar() {
+    for ext in [
+        &b""[..],
+        b";a",
+        b";a=b",
+        b" ;a",
+        b"\t;a",
+        b"  \t ;a=b",
+        b"; a",
+        b";a =b",
+        b";a= b",
+        b";a \t= \tb",
+        b";a ;b",
+        b";a=b ;c",
+        b";a=\"\"",
+        b";a=\"x y;z=\\\"q\\\\\"",
+        b";a=\"\xff\t\"",
+        b";a=\"x\" ;b=c;d",
+        b";!#$%&'*+-.^_`|~09AZaz=!#$%&'*+-.^_`|~",
+    ] {
+        let input = with_ext(ext);
+        assert_eq!(
+            decode_all(&input).map(|r| (r.0, r.1)),
+            Ok((b"a".to_vec(), true)),
+            "{:?}",
+            String::from_utf8_lossy(ext)
+        );
+    }
+    for ext in [
+        &b";"[..],
+        b";=",
+        b";=b",
+        b"; ",
+        b";;a",
+        b";a;",
+        b";a=",
+        b";a= ",
+        b";a=;b",
+        b";a=b=c",
+        b";a b",
+        b";a=b c",
+        b";a=\"x",
+        b";a=\"x\\\"",
+        b";a=\"x\"y",
+        b";a=x\"",
+        b";a@b",
+        b";a=b@",
+        b";a=\"\x01\"",
+        b";a=\"\x7f\"",
+        b";a ",
+        b";a=b ",
+        b";a=\"x\" ",
+        b" ",
+        b" a",
+        b";\xff",
+    ] {
+        assert_eq!(
+            error_of(&with_ext(ext)),
+            ChunkError::InvalidExtension,
+            "{:?}",
+            String::from_utf8_lossy(ext)
+        );
+    }
+    // A value without a name right after the size is not an extension at all.
+    assert_eq!(error_of(&with_ext(b"=a")), ChunkError::InvalidSize);
+    // A size line is still a single line: LF inside a quoted value is a framing error.
+    assert_eq!(error_of(b"1;a=\"x\ny\"\r\n"), ChunkError::MissingCrlf);
+    assert!(!ChunkError::InvalidExtension.message().is_empty());
+}
+
+/// Extensions with BWS and quoted strings decode the same at every split point.
+#[test]
+fn extension_split_points() {
+    let input = b"1 ;a = \"x;\\\"y\" ; b=c\r\na\r\n2;q\r\nbc\r\n0 ; z\r\n\r\n";
+    for k in 0..=input.len() {
+        let (a, b) = input.split_at(k);
+        let r = drive(&mut ChunkedDecoder::new(), &[a, b]);
+        assert_eq!(r, Ok((b"abc".to_vec(), true, Vec::new())), "split {k}");
+    }
+}
+
+#[test]
+fn whitespace_counts_towards_the_extension_limit() {
+    let mut long = b"1".to_vec();
+    long.resize(1 + MAX_EXTENSION_BYTES, b' ');
+    long.extend_from_slice(b";a\r\na\r\n0\r\n\r\n");
+    assert_eq!(error_of(&long), ChunkError::ExtensionTooLong);
+    let mut fit = b"1".to_vec();
+    fit.resize(1 + MAX_EXTENSION_BYTES - 2, b' ');
+    fit.extend_from_slice(b";a\r\na\r\n0\r\n\r\n");
+    assert_eq!(decode_all(&fit).map(|r| r.1), Ok(true));
 }

@@ -351,6 +351,57 @@ fn host_rules() {
         .is_some());
 }
 
+/// Host values by outcome: `None` accepted, else the 400 message.
+#[test]
+fn host_port_and_empty_rules() {
+    let table: &[(&str, Option<&str>)] = &[
+        ("example.com", None),
+        ("example.com:8080", None),
+        ("example.com:0", None),
+        ("example.com:65535", None),
+        ("example.com:080", None),
+        // RFC 3986 `port = *DIGIT`: an empty port is the default one.
+        ("example.com:", None),
+        ("10.0.0.1:443", None),
+        ("[::1]", None),
+        ("[::1]:8080", None),
+        ("[::1]:", None),
+        ("[fe80::1%25eth0]:80", None),
+        ("", Some("empty Host header value")),
+        (":8080", Some("empty host name in Host header")),
+        ("[]:80", Some("empty host name in Host header")),
+        ("host:abc", Some("invalid port in Host header")),
+        ("host:99999", Some("invalid port in Host header")),
+        ("host:65536", Some("invalid port in Host header")),
+        ("host:+80", Some("invalid port in Host header")),
+        ("host:80:80", Some("invalid port in Host header")),
+        ("host:8a", Some("invalid port in Host header")),
+        ("[::1]:x", Some("invalid port in Host header")),
+        ("[::1]:99999", Some("invalid port in Host header")),
+        ("[::1", Some("invalid Host header value")),
+        ("[::1]x", Some("invalid Host header value")),
+        ("[::1]]", Some("invalid Host header value")),
+        ("a]b", Some("invalid Host header value")),
+        ("a[b]", Some("invalid Host header value")),
+    ];
+    for (host, want) in table {
+        let b = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        match want {
+            None => assert!(parse(b.as_bytes()).is_ok_and(|h| h.is_some()), "{host:?}"),
+            Some(m) => assert_eq!(bad(b.as_bytes()), *m, "{host:?}"),
+        }
+    }
+    // Whitespace-only is empty after trimming; HTTP/1.0 gets no pass for an empty value.
+    assert_eq!(
+        bad(b"GET / HTTP/1.1\r\nHost:   \r\n\r\n"),
+        "empty Host header value"
+    );
+    assert_eq!(
+        bad(b"GET / HTTP/1.0\r\nHost:\r\n\r\n"),
+        "empty Host header value"
+    );
+}
+
 #[test]
 fn rejects_bad_request_line() {
     let mal = "malformed request line";

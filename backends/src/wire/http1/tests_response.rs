@@ -144,6 +144,20 @@ fn same_strictness_as_requests() {
     assert_eq!(bad(b"ICY 200 OK\r\n\r\n"), "malformed HTTP version");
 }
 
+/// Only 100..=599 are status codes (RFC 9110 §15); the http integration answers 502
+/// (`INTEGRATION_FAILURE`) to any parse error and drops that upstream connection.
+#[test]
+fn status_code_range() {
+    for status in [100u16, 200, 404, 599] {
+        let b = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(ok(b.as_bytes()).status, status);
+    }
+    for status in ["000", "099", "600", "999"] {
+        let b = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(bad(b.as_bytes()), "invalid status code", "{status}");
+    }
+}
+
 #[test]
 fn limits_and_incomplete() {
     let lim = HeadLimits {
