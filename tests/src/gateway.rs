@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -44,33 +44,55 @@ impl Driver {
     }
 }
 
-/// Path of the `tollgate` binary: `TOLLGATE_BIN`, else `target/debug/tollgate` (honouring
-/// `CARGO_TARGET_DIR`). Panics with a hint when it does not exist.
+/// Path of the `tollgate` binary: `TOLLGATE_BIN` when set, else the `tollgate` of the test
+/// executable's own profile: `target/<profile>/tollgate` next to the `target/<profile>/deps/`
+/// the test runs from (so `cargo test --release` drives the release build, and
+/// `CARGO_TARGET_DIR` or `--target` are followed). Panics with the command that builds it when
+/// it does not exist.
 pub fn binary() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let workspace = manifest.join("..");
-    let path = if let Some(bin) = std::env::var_os("TOLLGATE_BIN") {
-        PathBuf::from(bin)
-    } else {
-        let target = match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(dir) => {
-                let dir = PathBuf::from(dir);
-                if dir.is_absolute() {
-                    dir
-                } else {
-                    workspace.join(dir)
-                }
-            }
-            None => workspace.join("target"),
-        };
-        target.join("debug").join("tollgate")
-    };
+    if let Some(bin) = std::env::var_os("TOLLGATE_BIN") {
+        let path = PathBuf::from(bin);
+        assert!(
+            path.is_file(),
+            "TOLLGATE_BIN is set to {}, which is not a file",
+            path.display()
+        );
+        return path;
+    }
+    let exe = std::env::current_exe().expect("path of the test executable");
+    let dir = profile_dir(&exe).unwrap_or_else(|| {
+        panic!(
+            "cannot tell the build profile from the test executable {}: set TOLLGATE_BIN",
+            exe.display()
+        )
+    });
+    let path = dir.join("tollgate");
     assert!(
         path.is_file(),
-        "tollgate binary not found at {}: run `cargo build -p tollgate` first (or set TOLLGATE_BIN)",
-        path.display()
+        "tollgate binary not found at {}: build it with `{}` first (or set TOLLGATE_BIN)",
+        path.display(),
+        build_command(dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug"))
     );
     path
+}
+
+/// The profile directory (`target/<profile>`) of an executable Cargo built: the parent of the
+/// `deps/` (tests) or `examples/` directory it is in, else its own directory.
+fn profile_dir(exe: &Path) -> Option<PathBuf> {
+    let dir = exe.parent()?;
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("deps" | "examples") => dir.parent().map(Path::to_path_buf),
+        _ => Some(dir.to_path_buf()),
+    }
+}
+
+/// The command that builds the binary into the profile directory named `profile`.
+fn build_command(profile: &str) -> String {
+    match profile {
+        "debug" => "cargo build -p tollgate --bin tollgate".to_string(),
+        "release" => "cargo build --release -p tollgate --bin tollgate".to_string(),
+        other => format!("cargo build --profile {other} -p tollgate --bin tollgate"),
+    }
 }
 
 /// A unique path under the temp dir for a configuration file.

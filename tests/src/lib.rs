@@ -3,13 +3,16 @@
 //! client ([`client::Client`]) and configuration builders ([`config`]).
 //!
 //! The tests themselves live in `tests/*.rs`; each runs against both io drivers
-//! ([`gateway::DRIVERS`]). Build the binary first: `cargo build -p tollgate`.
+//! ([`gateway::DRIVERS`]). Build the binary of the profile the tests run in first:
+//! `cargo build -p tollgate` for `cargo test`, `cargo build --release -p tollgate` for
+//! `cargo test --release` (or point `TOLLGATE_BIN` at one; see [`gateway::binary`]).
 
 pub mod access_log;
 pub mod admin;
 pub mod client;
 pub mod config;
 pub mod gateway;
+pub mod netns;
 pub mod upstream;
 pub mod usage;
 pub mod websocket;

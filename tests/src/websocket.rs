@@ -3,12 +3,15 @@
 //!
 //! The server records each handshake's request target and headers, then echoes every text and
 //! binary message until the client closes; it also answers the message `"bye"` by closing
-//! the connection itself, so tests can check both close directions.
+//! the connection itself, so tests can check both close directions. [`wait_end`] tells a
+//! connection the peer closed from one that is merely quiet.
 
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use tungstenite::error::{Error, ProtocolError};
 use tungstenite::handshake::server::{Request, Response};
 use tungstenite::{Message, WebSocket};
 
@@ -117,6 +120,51 @@ pub fn round_trip(ws: &mut WebSocket<TcpStream>, text: &str) -> String {
             Message::Text(t) => return t.as_str().to_string(),
             Message::Ping(_) | Message::Pong(_) => {}
             other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}
+
+/// Reads until the peer ends the connection, for at most `deadline`. `Ok` when the stream
+/// ends: after the close handshake, at an end of stream without one, or at a connection reset.
+/// `Err` when it is still open at the deadline (the read timed out), when a data message
+/// arrives instead, or on any other failure. Close, ping and pong frames are skipped (the close
+/// reply and pongs are sent on the way).
+pub fn wait_end(ws: &mut WebSocket<TcpStream>, deadline: Duration) -> Result<(), String> {
+    let end = Instant::now() + deadline;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("the connection is still open after {deadline:?}"));
+        }
+        ws.get_ref()
+            .set_read_timeout(Some(left))
+            .map_err(|e| format!("set_read_timeout: {e}"))?;
+        match ws.read() {
+            Ok(Message::Close(_) | Message::Ping(_) | Message::Pong(_)) => {}
+            Ok(other) => return Err(format!("expected the connection to end, got {other:?}")),
+            // After the close handshake (a reset then counts as the end too, see tungstenite's
+            // `check_connection_reset`), or an end of stream without a close frame.
+            Err(Error::ConnectionClosed)
+            | Err(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => return Ok(()),
+            Err(Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionReset
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::BrokenPipe
+                        | ErrorKind::UnexpectedEof
+                ) =>
+            {
+                return Ok(())
+            }
+            Err(Error::Io(e))
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+            {
+                return Err(format!(
+                    "the connection is still open after {deadline:?} (read: {e})"
+                ))
+            }
+            Err(e) => return Err(format!("the connection failed instead of ending: {e}")),
         }
     }
 }

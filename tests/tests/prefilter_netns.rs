@@ -10,135 +10,13 @@
 //! `TOLLGATE_REQUIRE_BPF=1` (set by scripts/test.sh as root), where it fails.
 
 use std::net::SocketAddr;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tollgate_tests::netns::{root_or_skip, Netns};
 use tollgate_tests::usage::{advance_clock, clock_control};
 use tollgate_tests::{is, Gateway, Options, DRIVERS};
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-fn run(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A namespace with one end of a veth pair; the other end stays on the host. Removed on drop.
-struct Netns {
-    name: String,
-    host_if: String,
-    host_ip: String,
-    client_ip: String,
-}
-
-impl Netns {
-    fn new() -> Netns {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}{n}", std::process::id() % 100_000);
-        let subnet = 1 + (std::process::id() as usize * 7 + n) % 250;
-        let ns = Netns {
-            name: format!("tgns{id}"),
-            host_if: format!("tgh{id}"),
-            host_ip: format!("10.201.{subnet}.1"),
-            client_ip: format!("10.201.{subnet}.2"),
-        };
-        let peer = format!("tgp{id}");
-        // Built before the commands: a failing command drops `ns`, which removes what exists.
-        run(&["ip", "netns", "add", &ns.name]);
-        run(&[
-            "ip",
-            "link",
-            "add",
-            &ns.host_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-        ]);
-        run(&["ip", "link", "set", &peer, "netns", &ns.name]);
-        run(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{}/24", ns.host_ip),
-            "dev",
-            &ns.host_if,
-        ]);
-        run(&["ip", "link", "set", &ns.host_if, "up"]);
-        let inside = |args: &[&str]| {
-            let mut all = vec!["ip", "netns", "exec", &ns.name];
-            all.extend_from_slice(args);
-            run(&all);
-        };
-        inside(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{}/24", ns.client_ip),
-            "dev",
-            &peer,
-        ]);
-        inside(&["ip", "link", "set", &peer, "up"]);
-        inside(&["ip", "link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// One GET from inside the namespace: `status N`, `timeout` (no answer to the SYN or the
-    /// request within 1 s) or `closed` (accepted, then closed without an answer).
-    fn get(&self, addr: SocketAddr, path: &str) -> String {
-        let script = format!(
-            "import socket\n\
-             s = socket.socket(); s.settimeout(1.0)\n\
-             try:\n    s.connect(('{ip}', {port}))\n\
-             except socket.timeout:\n    print('timeout'); raise SystemExit\n\
-             except OSError:\n    print('closed'); raise SystemExit\n\
-             try:\n    s.sendall(b'GET {path} HTTP/1.1\\r\\nHost: t\\r\\nConnection: close\\r\\n\\r\\n')\n    d = s.recv(64)\n    print('status ' + d.split(b' ')[1].decode() if d else 'closed')\n\
-             except socket.timeout:\n    print('timeout')\n\
-             except OSError:\n    print('closed')\n",
-            ip = addr.ip(),
-            port = addr.port(),
-        );
-        run(&["ip", "netns", "exec", &self.name, "python3", "-c", &script])
-            .trim()
-            .to_string()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host_if])
-            .output();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
-fn root_or_skip() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    #[allow(unsafe_code)]
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        assert!(
-            std::env::var("TOLLGATE_REQUIRE_BPF").as_deref() != Ok("1"),
-            "TOLLGATE_REQUIRE_BPF=1 but not root: the network namespace test cannot run"
-        );
-        eprintln!("SKIPPING the pre-filter namespace test: not root");
-    }
-    root
-}
 
 fn config(ns: &Netns, mode: &str, deny: &str) -> String {
     format!(
