@@ -4,6 +4,7 @@
 # (utime+stime from /proc) per round, then the medians and the median of the paired ratios.
 # MODE keepalive: wrk -t1 -c64 (and nginx as a reference); newconn: tollgate-bench load
 # --new-connection-per-request -c 64 -t 1.
+# A_EXTRA / B_EXTRA: a TOML file appended to that side's config (two configs of one build).
 #   bench/peers/ab.sh ROUNDS SECONDS BUILD_A BUILD_B [keepalive|newconn]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,6 +17,8 @@ read -r origin nginx port_a port_b < <(free_ports 4)
 for f in origin.conf nginx-proxy.conf; do render "$f.in" "$dir" "$origin" "$nginx" > "$dir/$f"; done
 tollgate_toml "$port_a" "$origin" > "$dir/a.toml"
 tollgate_toml "$port_b" "$origin" > "$dir/b.toml"
+if [[ -n ${A_EXTRA:-} ]]; then cat "$A_EXTRA" >> "$dir/a.toml"; fi
+if [[ -n ${B_EXTRA:-} ]]; then cat "$B_EXTRA" >> "$dir/b.toml"; fi
 start_nginx 0 "$dir/origin.conf"
 start_nginx 1 "$dir/nginx-proxy.conf"
 bin=$build_a start_tollgate "$dir/a.log" 1 "$dir/a.toml"; pid_a=$started

@@ -36,14 +36,7 @@ pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
 /// Parses and compiles `text` (read from `path`, used in messages).
 pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
     let src = Source::new(path, text);
-    let file: FileConfig = toml::from_str(text).map_err(|e| {
-        let span = e.span();
-        let key = span
-            .clone()
-            .map(|s| src.key_at(s.start))
-            .unwrap_or_default();
-        src.error(span, key, e.message().trim().to_string(), "")
-    })?;
+    let file: FileConfig = crate::parse::file_config(&src)?;
     let settings = compile_settings(&src, &file.server)?;
     let limits = compile_limits(&src, &file.limits)?;
     let upstream = compile_upstream(&src, &file.upstream)?;
@@ -68,11 +61,13 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
         .transpose()?;
     if let Some(p) = prefilter.as_mut() {
         p.balancers = client_address.trusted_proxies.clone();
+        p.keying = client_address.keying;
         for l in &listeners {
             p.balancers.extend(l.proxy_protocol_from.iter().copied());
         }
         p.balancers.sort_unstable();
         p.balancers.dedup();
+        p.index_lists();
     }
     Ok(Plan {
         source: path.to_path_buf(),
@@ -334,6 +329,13 @@ fn compile_limits(src: &Source<'_>, l: &LimitsSection) -> Result<Limits, ConfigE
             2 * HOUR_MS,
             1..30 * 24 * HOUR_MS,
         )?,
+        client_buckets_max: ranged(
+            src,
+            &l.client_buckets_max,
+            &k("client_buckets_max"),
+            1_000_000,
+            1..100_000_000,
+        )? as usize,
     })
 }
 

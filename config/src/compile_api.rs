@@ -3,13 +3,12 @@
 //! no prefix for `$default`, `base_path` mappings on custom domains).
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::sync::Arc;
 
 use toml::Spanned;
 
 use crate::compile::{is_token, DEFAULT_INTEGRATION_TIMEOUT_MS};
-use crate::error::{ConfigError, Source};
+use crate::error::{key_segment, ConfigError, Source};
 use crate::file::{
     ApiSection, FileConfig, HeaderMappingSection, HttpIntegrationSection, IntegrationSection,
     MockIntegrationSection, RouteSection,
@@ -442,24 +441,26 @@ impl Builder<'_, '_> {
         params: &[String],
         route: &str,
     ) -> Result<IntegrationPlan, ConfigError> {
-        let key = format!("apis[{a}].integrations.{id}");
-        let sub = |text: &str, span: Range<usize>, field: &str| {
-            substitute_stage_variables(text, |n| vars.get(n).cloned()).map_err(|missing| {
+        let key = format!("apis[{a}].integrations.{}", key_segment(id));
+        let lookup = |name: &str| vars.get(name).cloned();
+        let sub = |text: &Spanned<String>, field: &str| {
+            substitute_stage_variables(text.get_ref(), lookup).map_err(|missing| {
                 self.src.error(
-                    Some(span),
+                    Some(text.span()),
                     format!("{key}.{field}"),
                     format!(
-                        "uses ${{stageVariables.{missing}}}, which stage {stage:?} does not define"
+                        "uses ${{stageVariables.{missing}}}, which stage {stage:?} does not \
+                         define"
                     ),
                     format!("a variable under [apis.stages.\"{stage}\"] variables"),
                 )
             })
         };
         match section.get_ref() {
-            IntegrationSection::Mock(m) => compile_mock(self.src, &key, m, section.span(), &sub),
+            IntegrationSection::Mock(m) => compile_mock(self.src, &key, m, &sub),
             IntegrationSection::Http(h) => {
-                let url = sub(&h.url, section.span(), "url")?;
-                self.compile_http(&key, id, h, section.span(), &url, params, route, &sub)
+                let url = sub(&h.url, "url")?;
+                self.compile_http(&key, id, h, &url, params, route, &sub)
             }
         }
     }
@@ -470,7 +471,6 @@ impl Builder<'_, '_> {
         key: &str,
         id: &str,
         h: &HttpIntegrationSection,
-        span: Range<usize>,
         url: &str,
         params: &[String],
         route: &str,
@@ -479,7 +479,7 @@ impl Builder<'_, '_> {
         let src = self.src;
         let url_err = |problem: String| {
             src.error(
-                Some(span.clone()),
+                Some(h.url.span()),
                 format!("{key}.url"),
                 problem,
                 "http://HOST[:PORT][/PATH][?QUERY], e.g. \"http://pets.internal:9000/pets/{id}\"",
@@ -519,21 +519,24 @@ impl Builder<'_, '_> {
         };
         let timeout_ms = match &h.timeout_ms {
             None => DEFAULT_INTEGRATION_TIMEOUT_MS,
-            Some(t) if (50..=3_600_000).contains(t) => *t,
+            Some(t) if (50..=3_600_000).contains(t.get_ref()) => *t.get_ref(),
             Some(t) => {
                 return Err(src.error(
-                    Some(span),
+                    Some(t.span()),
                     format!("{key}.timeout_ms"),
-                    format!("{t} is out of range"),
+                    format!("{} is out of range", t.get_ref()),
                     "50 to 3600000 (AWS's default is 29000)",
                 ))
             }
         };
-        let buffered = match &h.body_mode {
-            None => false,
-            Some(m) if m == "stream" => false,
-            Some(m) if m == "buffered" => true,
-            Some(m) => {
+        let buffered = match h
+            .body_mode
+            .as_ref()
+            .map(|m| (m.get_ref().as_str(), m.span()))
+        {
+            None | Some(("stream", _)) => false,
+            Some(("buffered", _)) => true,
+            Some((m, span)) => {
                 return Err(src.error(
                     Some(span),
                     format!("{key}.body_mode"),
@@ -560,20 +563,10 @@ impl Builder<'_, '_> {
                 self.out.upstreams.len() - 1
             }
         };
-        let (request_set, request_remove) = compile_headers(
-            src,
-            &format!("{key}.request_headers"),
-            &h.request_headers,
-            span.clone(),
-            sub,
-        )?;
-        let (response_set, response_remove) = compile_headers(
-            src,
-            &format!("{key}.response_headers"),
-            &h.response_headers,
-            span.clone(),
-            sub,
-        )?;
+        let (request_set, request_remove) =
+            compile_headers(src, key, "request_headers", &h.request_headers, sub)?;
+        let (response_set, response_remove) =
+            compile_headers(src, key, "response_headers", &h.response_headers, sub)?;
         Ok(IntegrationPlan::Http(HttpTarget {
             id: id.to_string(),
             upstream,
@@ -611,54 +604,59 @@ fn split_authority(authority: &str) -> Option<(&str, u16)> {
 
 type HeaderLists = (Vec<(String, String)>, Vec<String>);
 
-/// Substitutes stage variables in a value: (text, span for errors, field name for errors).
-type Substitute<'a> = dyn Fn(&str, Range<usize>, &str) -> Result<String, ConfigError> + 'a;
+/// Substitutes stage variables in a value; errors name it by its key below the integration.
+type Substitute<'a> = dyn Fn(&Spanned<String>, &str) -> Result<String, ConfigError> + 'a;
 
+/// `field` (`request_headers`, `response_headers`) of the integration at `key`.
 fn compile_headers(
     src: &Source<'_>,
     key: &str,
+    field: &str,
     m: &HeaderMappingSection,
-    span: Range<usize>,
     sub: &Substitute<'_>,
 ) -> Result<HeaderLists, ConfigError> {
     let mut set = Vec::new();
     for (name, value) in &m.set {
-        check_header(src, key, name, value, &span)?;
-        set.push((
-            name.to_ascii_lowercase(),
-            sub(value, span.clone(), "headers")?,
-        ));
+        let field = format!("{field}.set.{}", key_segment(name.get_ref()));
+        check_header(src, &format!("{key}.{field}"), name, Some(value))?;
+        set.push((name.get_ref().to_ascii_lowercase(), sub(value, &field)?));
     }
     let mut remove = Vec::new();
-    for name in &m.remove {
-        check_header(src, key, name, "", &span)?;
-        remove.push(name.to_ascii_lowercase());
+    for (i, name) in m.remove.iter().enumerate() {
+        check_header(src, &format!("{key}.{field}.remove[{i}]"), name, None)?;
+        remove.push(name.get_ref().to_ascii_lowercase());
     }
     Ok((set, remove))
 }
 
+/// A header name (and value) fit to send; errors point at the one that is not.
 fn check_header(
     src: &Source<'_>,
     key: &str,
-    name: &str,
-    value: &str,
-    span: &Range<usize>,
+    name: &Spanned<String>,
+    value: Option<&Spanned<String>>,
 ) -> Result<(), ConfigError> {
-    if !is_token(name) {
+    if !is_token(name.get_ref()) {
         return Err(src.error(
-            Some(span.clone()),
+            Some(name.span()),
             key,
-            format!("{name:?} is not a header name"),
+            format!("{:?} is not a header name", name.get_ref()),
             "a token such as \"x-tenant\"",
         ));
     }
-    if value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
-        return Err(src.error(
-            Some(span.clone()),
-            key,
-            format!("the value of {name:?} has control characters"),
-            "printable text",
-        ));
+    if let Some(value) = value {
+        if value
+            .get_ref()
+            .bytes()
+            .any(|b| b < 0x20 && b != b'\t' || b == 0x7f)
+        {
+            return Err(src.error(
+                Some(value.span()),
+                key,
+                format!("the value of {:?} has control characters", name.get_ref()),
+                "printable text",
+            ));
+        }
     }
     Ok(())
 }
@@ -667,30 +665,30 @@ fn compile_mock(
     src: &Source<'_>,
     key: &str,
     m: &MockIntegrationSection,
-    span: Range<usize>,
     sub: &Substitute<'_>,
 ) -> Result<IntegrationPlan, ConfigError> {
     let status = match &m.status {
         None => 200,
-        Some(s) if (200..=599).contains(s) => *s,
+        Some(s) if (200..=599).contains(s.get_ref()) => *s.get_ref(),
         Some(s) => {
             return Err(src.error(
-                Some(span),
+                Some(s.span()),
                 format!("{key}.status"),
-                format!("status {s}"),
+                format!("status {}", s.get_ref()),
                 "200 to 599",
             ))
         }
     };
     let mut headers = Vec::new();
     for (name, value) in &m.headers {
-        check_header(src, &format!("{key}.headers"), name, value, &span)?;
-        headers.push((
-            name.to_ascii_lowercase(),
-            sub(value, span.clone(), "headers")?,
-        ));
+        let field = format!("headers.{}", key_segment(name.get_ref()));
+        check_header(src, &format!("{key}.{field}"), name, Some(value))?;
+        headers.push((name.get_ref().to_ascii_lowercase(), sub(value, &field)?));
     }
-    let body = sub(&m.body, span.clone(), "body")?;
+    let body = match &m.body {
+        Some(body) => sub(body, "body")?,
+        None => String::new(),
+    };
     Ok(IntegrationPlan::Mock(MockResponse {
         status,
         headers,
@@ -728,7 +726,10 @@ fn compile_responses(
         }
         let mut headers = Vec::new();
         for (h, v) in &s.headers {
-            check_header(src, &format!("{key}.headers"), h, v, &section.span())?;
+            // Gateway response headers are not spanned: errors point at the response's table.
+            let name = Spanned::new(section.span(), h.clone());
+            let value = Spanned::new(section.span(), v.clone());
+            check_header(src, &format!("{key}.headers"), &name, Some(&value))?;
             headers.push((h.to_ascii_lowercase(), v.clone()));
         }
         overrides.insert(

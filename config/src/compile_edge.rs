@@ -10,7 +10,7 @@ use crate::access_log::{parse_fields, parse_template, AccessLogPlan, LineFormat,
 use crate::compile::{ranged, span};
 use crate::error::{ConfigError, Source};
 use crate::file::{AccessLogSection, ClientAddressSection, ListenerSection};
-use crate::plan::{ClientAddressPlan, ForwardingHeader, ProxyProtocol};
+use crate::plan::{ClientAddressPlan, ClientKeying, ForwardingHeader, ProxyProtocol};
 
 /// Default per-worker access log buffer.
 const DEFAULT_LOG_BUFFER_BYTES: u64 = 64 * 1024;
@@ -99,9 +99,27 @@ pub(crate) fn client_address(
             }
         },
     };
+    let prefix = |value, key, default, max| {
+        crate::compile::ranged(src, value, key, default, 1..max).map(|n| n as u8)
+    };
+    let keying = ClientKeying {
+        v4: prefix(
+            &c.client_prefix_v4,
+            "client_address.client_prefix_v4",
+            32,
+            32,
+        )?,
+        v6: prefix(
+            &c.client_prefix_v6,
+            "client_address.client_prefix_v6",
+            64,
+            128,
+        )?,
+    };
     Ok(ClientAddressPlan {
         trusted_proxies: cidrs(src, "client_address.trusted_proxies", &c.trusted_proxies)?,
         header,
+        keying,
     })
 }
 

@@ -128,3 +128,16 @@ impl<'a> Source<'a> {
         }
     }
 }
+
+/// A key as written in a dotted path: bare when it can be, quoted otherwise.
+pub(crate) fn key_segment(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
+}

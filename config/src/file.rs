@@ -1,8 +1,10 @@
 //! The TOML file as written: serde structs with `deny_unknown_fields`.
 //!
-//! Nothing here is validated beyond its type; [`crate::compile`] turns a [`FileConfig`] into a
-//! checked [`crate::Plan`]. Values whose position matters for error messages are
-//! [`Spanned`], so a semantic error can still name the line and column it came from.
+//! Nothing here is validated beyond its type; [`crate::compile`] reads the text into a
+//! [`FileConfig`] and turns that into a checked [`crate::Plan`]. (Read it that way, not with
+//! `toml::from_str`: tables tagged by `type` are rewritten first, see [`IntegrationSection`].)
+//! Values whose position matters for error messages are [`Spanned`], so a semantic error
+//! can still name the line and column it came from.
 //! Every key carries its unit last (`timeout_ms`, `body_bytes_max`).
 
 use std::collections::BTreeMap;
@@ -69,6 +71,12 @@ pub struct ClientAddressSection {
     pub trusted_proxies: Vec<Spanned<String>>,
     /// `x-forwarded-for` (default) or `forwarded`.
     pub header: Option<Spanned<String>>,
+    /// IPv4 clients are one client per this prefix length (per-client throttles, escalation,
+    /// blocks, new-connection buckets).
+    pub client_prefix_v4: Option<Spanned<u64>>,
+    /// IPv6 clients are one client per this prefix length (default 64: an IPv6 host usually
+    /// holds a whole /64 and can rotate through it).
+    pub client_prefix_v6: Option<Spanned<u64>>,
 }
 
 /// `[access_log]`.
@@ -148,6 +156,9 @@ pub struct LimitsSection {
     pub tunnel_idle_timeout_ms: Option<Spanned<u64>>,
     /// Longest life of an upgraded connection.
     pub tunnel_duration_max_ms: Option<Spanned<u64>>,
+    /// Per-client throttle buckets held at most (past it the least recently active are
+    /// evicted).
+    pub client_buckets_max: Option<Spanned<u64>>,
 }
 
 /// `[upstream]`: defaults for every `http` integration's connection pool.
@@ -248,10 +259,16 @@ pub struct RouteSection {
     pub client_throttle: Option<Spanned<ThrottleSection>>,
 }
 
-/// `[apis.integrations.ID]`. (Fields inside the variants are not `Spanned`: serde buffers
-/// internally tagged enums, which loses spans; errors point at the integration's table.)
+/// `[apis.integrations.ID]`, chosen by its `type` key.
+///
+/// Written `type = "http"` beside the fields, but read as serde's externally tagged form
+/// (`http = { … }`): the crate's `parse` module rewrites every table listed in its
+/// `TAGGED_TABLES` before serde runs, because an internally tagged enum
+/// (`#[serde(tag = "type")]`) buffers the table and loses every span inside it. So the
+/// variants' fields keep their positions and errors in them name their own line and key.
+/// Later tables tagged by `type` (authorizers, pools, functions) work the same way.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum IntegrationSection {
     /// Proxy to an HTTP endpoint.
     Http(HttpIntegrationSection),
@@ -264,11 +281,11 @@ pub enum IntegrationSection {
 #[serde(deny_unknown_fields)]
 pub struct HttpIntegrationSection {
     /// `http://host:port/path/{param}/{proxy}?q=${stageVariables.x}`.
-    pub url: String,
+    pub url: Spanned<String>,
     /// Time for the upstream to answer (504 after it).
-    pub timeout_ms: Option<u64>,
+    pub timeout_ms: Option<Spanned<u64>>,
     /// `stream` (default) or `buffered` (whole body read first, capped by body_bytes_max).
-    pub body_mode: Option<String>,
+    pub body_mode: Option<Spanned<String>>,
     /// Headers set or removed on the way to the upstream.
     #[serde(default)]
     pub request_headers: HeaderMappingSection,
@@ -283,10 +300,10 @@ pub struct HttpIntegrationSection {
 pub struct HeaderMappingSection {
     /// Headers added, replacing any of the same name; values may use `${stageVariables.x}`.
     #[serde(default)]
-    pub set: BTreeMap<String, String>,
+    pub set: BTreeMap<Spanned<String>, Spanned<String>>,
     /// Header names removed.
     #[serde(default)]
-    pub remove: Vec<String>,
+    pub remove: Vec<Spanned<String>>,
 }
 
 /// `type = "mock"`.
@@ -294,13 +311,12 @@ pub struct HeaderMappingSection {
 #[serde(deny_unknown_fields)]
 pub struct MockIntegrationSection {
     /// Status code, default 200.
-    pub status: Option<u16>,
+    pub status: Option<Spanned<u16>>,
     /// Response headers.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Response body; `${stageVariables.x}` is substituted.
-    #[serde(default)]
-    pub body: String,
+    pub headers: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Response body (default empty); `${stageVariables.x}` is substituted.
+    pub body: Option<Spanned<String>>,
 }
 
 /// `[apis.gateway_responses.TYPE]`.

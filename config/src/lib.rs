@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access_log;
+pub mod cidr_set;
 mod compile;
 mod compile_api;
 mod compile_edge;
@@ -27,6 +28,7 @@ mod compile_usage;
 mod error;
 pub mod file;
 mod file_usage;
+mod parse;
 pub mod period;
 pub mod plan;
 pub mod prefilter;

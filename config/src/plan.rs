@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -88,6 +88,8 @@ pub struct Limits {
     pub tunnel_idle_timeout_ms: u64,
     /// Longest life of an upgraded connection.
     pub tunnel_duration_max_ms: u64,
+    /// Per-client throttle buckets held at most.
+    pub client_buckets_max: usize,
 }
 
 /// Defaults for upstream connection pools.
@@ -149,6 +151,42 @@ pub struct ClientAddressPlan {
     pub trusted_proxies: Vec<IpNet>,
     /// The header they set.
     pub header: ForwardingHeader,
+    /// How addresses are grouped into clients.
+    pub keying: ClientKeying,
+}
+
+/// How client addresses are grouped into one client for per-client limits, escalation and
+/// blocks: by prefix, so a host that rotates through the addresses of its IPv6 /64 (or a
+/// configured IPv4 prefix) is still one client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientKeying {
+    /// IPv4 prefix length (1–32).
+    pub v4: u8,
+    /// IPv6 prefix length (1–128).
+    pub v6: u8,
+}
+
+impl Default for ClientKeying {
+    fn default() -> Self {
+        Self { v4: 32, v6: 64 }
+    }
+}
+
+impl ClientKeying {
+    /// The client `ip` belongs to: the address with the bits past the prefix cleared (an
+    /// IPv4-mapped IPv6 address counts as IPv4).
+    pub fn key(&self, ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.v4)).unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.v6)).unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        }
+    }
 }
 
 /// Host → router, with a fallback for APIs that answer on any host.
@@ -382,5 +420,35 @@ impl Plan {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod keying_tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_keyed_by_prefix() {
+        let keying = |v4, v6| ClientKeying { v4, v6 };
+        let d = ClientKeying::default();
+        let cases: [(ClientKeying, &str, &str); 12] = [
+            (d, "192.0.2.77", "192.0.2.77"),
+            (d, "::ffff:192.0.2.77", "192.0.2.77"),
+            (d, "2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::"),
+            (d, "2001:db8:1:2::1", "2001:db8:1:2::"),
+            (d, "2001:db8:1:3::1", "2001:db8:1:3::"),
+            (d, "::1", "::"),
+            (keying(24, 64), "192.0.2.77", "192.0.2.0"),
+            (keying(1, 64), "192.0.2.77", "128.0.0.0"),
+            (keying(32, 128), "2001:db8::1", "2001:db8::1"),
+            (keying(32, 48), "2001:db8:1:2::1", "2001:db8:1::"),
+            (keying(32, 1), "2001:db8::1", "::"),
+            (keying(32, 56), "2001:db8:1:2ff::1", "2001:db8:1:200::"),
+        ];
+        for (k, ip, want) in cases {
+            let ip: IpAddr = ip.parse().expect("address");
+            let want: IpAddr = want.parse().expect("address");
+            assert_eq!(k.key(ip), want, "{ip} under /{} /{}", k.v4, k.v6);
+        }
     }
 }

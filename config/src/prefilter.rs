@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::cidr_set::CidrSet;
 use crate::compile::{ranged, span};
 use crate::compile_edge::cidrs;
 use crate::error::{ConfigError, Source};
@@ -148,6 +149,13 @@ pub struct PrefilterPlan {
     /// listener's `proxy_protocol_from`): treated as allowed — never refused, rate-limited or
     /// blocked, in userspace and in the kernel — since their address is not a client's.
     pub balancers: Vec<IpNet>,
+    /// `allow` and `balancers`, indexed for lookup (built by [`PrefilterPlan::index_lists`]).
+    pub allowed_set: CidrSet,
+    /// `deny`, indexed for lookup (built by [`PrefilterPlan::index_lists`]).
+    pub deny_set: CidrSet,
+    /// How sources are grouped into clients for blocks, escalation and connection buckets
+    /// (`[client_address] client_prefix_v4/v6`); lists match exact addresses.
+    pub keying: crate::plan::ClientKeying,
     /// Per-source new-connection bucket.
     pub connection: Option<Throttle>,
     /// Per-source packet bucket (XDP only).
@@ -323,6 +331,9 @@ pub(crate) fn compile(
         allow,
         deny,
         balancers: Vec::new(),
+        allowed_set: CidrSet::default(),
+        deny_set: CidrSet::default(),
+        keying: Default::default(),
         connection: rate(
             src,
             "connection",
@@ -347,18 +358,22 @@ impl PrefilterPlan {
         ports
     }
 
-    /// True when `ip` is in the allow list or is a balancer. `ip` must be canonical (an
-    /// IPv4-mapped IPv6 address as IPv4: see `IpAddr::to_canonical`).
+    /// Indexes the lists for lookup, once `allow`, `deny` and `balancers` are final: each
+    /// lookup is then a binary search, however long the lists (the deny list may hold tens of
+    /// thousands of networks, checked on every connection and request).
+    pub fn index_lists(&mut self) {
+        self.allowed_set = CidrSet::new(self.allow.iter().chain(&self.balancers).copied());
+        self.deny_set = CidrSet::new(self.deny.iter().copied());
+    }
+
+    /// True when `ip` is in the allow list or is a balancer.
     pub fn allowed(&self, ip: std::net::IpAddr) -> bool {
-        self.allow
-            .iter()
-            .chain(&self.balancers)
-            .any(|n| n.contains(&ip))
+        self.allowed_set.contains(ip)
     }
 
     /// True when `ip` is in the deny list (whether or not it is also allowed).
     pub fn in_deny_list(&self, ip: std::net::IpAddr) -> bool {
-        self.deny.iter().any(|n| n.contains(&ip))
+        self.deny_set.contains(ip)
     }
 
     /// The networks the kernel must let through: the allow list and the balancers.

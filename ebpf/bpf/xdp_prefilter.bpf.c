@@ -7,12 +7,14 @@
  *   2. destination port not in `ports`             -> PASS  pass_other_port
  *   3. source in allow_v4/allow_v6                 -> PASS  pass_allow
  *   4. source in deny_v4/deny_v6                   -> DROP  drop_deny
- *   5. source in blocks_v4/blocks_v6               -> DROP  drop_block
+ *   5. client in blocks_v4/blocks_v6               -> DROP  drop_block
  *   6. TCP SYN without ACK, SYN bucket empty       -> DROP  drop_syn_rate
  *   7. any packet, packet bucket empty             -> DROP  drop_pkt_rate
  *   8. otherwise                                   -> PASS  pass
  * The port check comes first so that the filter never touches traffic that is not the
- * gateway's (ssh, DNS answers, ...), whatever the lists say.
+ * gateway's (ssh, DNS answers, ...), whatever the lists say. Lists match the exact source;
+ * blocks and buckets key the *client*: the source with the bits past `limits.v4_prefix` /
+ * `v6_prefix` cleared, so a host rotating through its IPv6 /64 is one client.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -66,12 +68,39 @@ static __always_inline int is_denied(const struct packet_info *p)
 	return p->is_v6 ? in_trie_v6(&deny_v6, p) : in_trie_v4(&deny_v4, p);
 }
 
-/* A block entry exists; its expiry is userspace's business. */
-static __always_inline int is_blocked(const struct packet_info *p)
+/*
+ * The client a source belongs to: its address with the bits past the configured prefix
+ * cleared, into key (16 bytes; an IPv4 client uses the first 4). No limits entry, a prefix
+ * of 0 or the full length: the whole address.
+ */
+static __always_inline void client_key(const struct packet_info *p, const struct limits *l,
+				       __u8 key[16])
+{
+	__u32 full = p->is_v6 ? 128 : 32;
+	__u32 prefix = l ? (p->is_v6 ? l->v6_prefix : l->v4_prefix) : 0;
+	int i;
+
+	if (prefix == 0 || prefix > full)
+		prefix = full;
+#pragma unroll
+	for (i = 0; i < 16; i++) {
+		__u8 byte = p->is_v6 ? p->saddr_v6[i] : (i < 4 ? p->saddr_v4[i & 3] : 0);
+		int keep = (int)prefix - 8 * i;
+
+		if (keep <= 0)
+			byte = 0;
+		else if (keep < 8)
+			byte &= (__u8)(0xff << (8 - keep));
+		key[i] = byte;
+	}
+}
+
+/* A block entry exists for the client; its expiry is userspace's business. */
+static __always_inline int is_blocked(const struct packet_info *p, const __u8 key[16])
 {
 	if (p->is_v6)
-		return bpf_map_lookup_elem(&blocks_v6, p->saddr_v6) != NULL;
-	return bpf_map_lookup_elem(&blocks_v4, p->saddr_v4) != NULL;
+		return bpf_map_lookup_elem(&blocks_v6, key) != NULL;
+	return bpf_map_lookup_elem(&blocks_v4, key) != NULL;
 }
 
 /*
@@ -130,23 +159,25 @@ static __always_inline int is_syn(const struct packet_info *p)
 }
 
 /* SYN bucket; 1 when the SYN may pass (or the SYN limit is off). */
-static __always_inline int syn_within_rate(const struct packet_info *p, const struct limits *l)
+static __always_inline int syn_within_rate(const struct packet_info *p, const struct limits *l,
+					   const __u8 key[16])
 {
 	if (l->syn_rate_per_s == 0)
 		return 1;
 	if (p->is_v6)
-		return take_token(&syn_v6, p->saddr_v6, l->syn_rate_per_s, l->syn_burst);
-	return take_token(&syn_v4, p->saddr_v4, l->syn_rate_per_s, l->syn_burst);
+		return take_token(&syn_v6, key, l->syn_rate_per_s, l->syn_burst);
+	return take_token(&syn_v4, key, l->syn_rate_per_s, l->syn_burst);
 }
 
 /* Packet bucket; 1 when the packet may pass (or the packet limit is off). */
-static __always_inline int pkt_within_rate(const struct packet_info *p, const struct limits *l)
+static __always_inline int pkt_within_rate(const struct packet_info *p, const struct limits *l,
+					   const __u8 key[16])
 {
 	if (l->pkt_rate_per_s == 0)
 		return 1;
 	if (p->is_v6)
-		return take_token(&pkt_v6, p->saddr_v6, l->pkt_rate_per_s, l->pkt_burst);
-	return take_token(&pkt_v4, p->saddr_v4, l->pkt_rate_per_s, l->pkt_burst);
+		return take_token(&pkt_v6, key, l->pkt_rate_per_s, l->pkt_burst);
+	return take_token(&pkt_v4, key, l->pkt_rate_per_s, l->pkt_burst);
 }
 
 SEC("xdp")
@@ -154,6 +185,7 @@ int xdp_prefilter(struct xdp_md *ctx)
 {
 	struct packet_info p = {};
 	const struct limits *l;
+	__u8 key[16];
 	__u32 zero = 0;
 
 	if (parse_packet(ctx, &p) < 0)
@@ -164,14 +196,15 @@ int xdp_prefilter(struct xdp_md *ctx)
 		return verdict(REASON_PASS_ALLOW, XDP_PASS);
 	if (is_denied(&p))
 		return verdict(REASON_DROP_DENY, XDP_DROP);
-	if (is_blocked(&p))
-		return verdict(REASON_DROP_BLOCK, XDP_DROP);
 
 	l = bpf_map_lookup_elem(&limits, &zero);
+	client_key(&p, l, key);
+	if (is_blocked(&p, key))
+		return verdict(REASON_DROP_BLOCK, XDP_DROP);
 	if (l) {
-		if (is_syn(&p) && !syn_within_rate(&p, l))
+		if (is_syn(&p) && !syn_within_rate(&p, l, key))
 			return verdict(REASON_DROP_SYN_RATE, XDP_DROP);
-		if (!pkt_within_rate(&p, l))
+		if (!pkt_within_rate(&p, l, key))
 			return verdict(REASON_DROP_PKT_RATE, XDP_DROP);
 	}
 	return verdict(REASON_PASS, XDP_PASS);

@@ -56,6 +56,10 @@ pub struct Limits {
     pub pkt_rate_per_s: u32,
     /// Packets a source may send at once before the rate applies.
     pub pkt_burst: u32,
+    /// IPv4 sources are keyed by this prefix length in blocks and buckets (0: /32).
+    pub v4_prefix: u32,
+    /// IPv6 sources are keyed by this prefix length in blocks and buckets (0: /128).
+    pub v6_prefix: u32,
 }
 
 /// One token in `Bucket::tokens_scaled` units (`TOKEN_SCALE`).
@@ -125,11 +129,13 @@ const _: () = assert!(offset_of!(BlockValue, pad) == 12);
 const _: () = assert!(size_of::<Bucket>() == 16);
 const _: () = assert!(offset_of!(Bucket, tokens_scaled) == 0);
 const _: () = assert!(offset_of!(Bucket, last_ns) == 8);
-const _: () = assert!(size_of::<Limits>() == 16);
+const _: () = assert!(size_of::<Limits>() == 24);
 const _: () = assert!(offset_of!(Limits, syn_rate_per_s) == 0);
 const _: () = assert!(offset_of!(Limits, syn_burst) == 4);
 const _: () = assert!(offset_of!(Limits, pkt_rate_per_s) == 8);
 const _: () = assert!(offset_of!(Limits, pkt_burst) == 12);
+const _: () = assert!(offset_of!(Limits, v4_prefix) == 16);
+const _: () = assert!(offset_of!(Limits, v6_prefix) == 20);
 const _: () = assert!(REASON_COUNT == 8);
 
 // SAFETY: `Pod` lets aya copy these to and from map bytes. Each type is `#[repr(C)]`, made

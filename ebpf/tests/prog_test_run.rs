@@ -128,7 +128,19 @@ fn limits(syn_rate_per_s: u32, syn_burst: u32, pkt_rate_per_s: u32, pkt_burst: u
         syn_burst,
         pkt_rate_per_s,
         pkt_burst,
+        ..Limits::default()
     }
+}
+
+/// Keys clients by `v4`/`v6` prefixes and blocks the client `key`.
+fn block_client(p: &mut Prefilter, v4: u32, v6: u32, key: &str) -> Result<()> {
+    p.maps_mut().limits.set(Limits {
+        v4_prefix: v4,
+        v6_prefix: v6,
+        ..Limits::default()
+    })?;
+    p.maps_mut().blocks.insert(ip(key), u64::MAX, 7)?;
+    Ok(())
 }
 
 fn name(verdict: u32) -> &'static str {
@@ -280,6 +292,54 @@ fn cases() -> Vec<Case> {
             },
             XDP_PASS,
             PASS,
+        ),
+        // Clients keyed by prefix (`limits.v4_prefix` / `v6_prefix`): a block on the
+        // client's prefix drops every address in it, and only those.
+        case(
+            "ipv6 source in a blocked /64 client drops",
+            syn("2001:db8:7:8:aaaa:bbbb:cccc:dddd", 443),
+            |p: &mut Prefilter| block_client(p, 32, 64, "2001:db8:7:8::"),
+            XDP_DROP,
+            BLOCK,
+        ),
+        case(
+            "ipv6 source in the next /64 passes",
+            syn("2001:db8:7:9::1", 443),
+            |p: &mut Prefilter| block_client(p, 32, 64, "2001:db8:7:8::"),
+            XDP_PASS,
+            PASS,
+        ),
+        case(
+            "ipv4 source in a blocked /24 client drops",
+            syn("192.0.2.99", 443),
+            |p: &mut Prefilter| block_client(p, 24, 64, "192.0.2.0"),
+            XDP_DROP,
+            BLOCK,
+        ),
+        case(
+            "without prefixes a block holds its exact address only",
+            syn("2001:db8:7:8::2", 443),
+            |p: &mut Prefilter| block_client(p, 0, 0, "2001:db8:7:8::"),
+            XDP_PASS,
+            PASS,
+        ),
+        case(
+            "ipv6: SYNs from one /64 share a bucket (4th drops, from another address)",
+            syn("2001:db8:6::4", 443),
+            |p: &mut Prefilter| {
+                p.maps_mut().limits.set(Limits {
+                    v4_prefix: 32,
+                    v6_prefix: 64,
+                    ..limits(1, 3, 0, 0)
+                })?;
+                for n in 1..=3 {
+                    let from = format!("2001:db8:6::{n}");
+                    expect(p, &syn(&from, 443), XDP_PASS, "within the burst")?;
+                }
+                Ok(())
+            },
+            XDP_DROP,
+            SYN_RATE,
         ),
         // SYN bucket: rate 1/s, burst 3; the test's packets arrive within microseconds,
         // which refills a millionth of a token.

@@ -1,17 +1,26 @@
 //! The admin listener: `/healthz` (the process is up), `/readyz` (every worker answers),
 //! `/metrics` (Prometheus text), `/config` (the running plan, secrets redacted), and the keys,
 //! usage plans, quotas and usage API of [`crate::limits::admin`]. It runs on its own thread
-//! with blocking I/O, one request per connection, and reaches the workers only through their
-//! command channels, so a scrape never locks or stops a worker. When the listener is not on
+//! with its own small monoio runtime — a task per connection, a deadline per request, a cap on
+//! connections — so slow or many clients cannot starve `/readyz` or `/metrics`. One request
+//! per connection. It reaches the workers only through their command channels, so a scrape
+//! never locks or stops a worker. When the listener is not on
 //! loopback, every request must carry `Authorization: Bearer <token>` (the config refuses a
-//! non-loopback admin without one); requests that change state always need the token.
+//! non-loopback admin without one); requests that change state always need the token. The
+//! token is checked as soon as the head has arrived — before any body is read — and compared
+//! in constant time.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::cell::Cell;
+use std::io::Write;
+use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use monoio::io::AsyncWriteRent;
+use tollgate_backends::wire::io::{read_more, write_all};
 
 use crossbeam_channel::Sender;
 use tollgate_config::Plan;
@@ -26,6 +35,12 @@ const HEAD_MAX: usize = 8 * 1024;
 const BODY_MAX: usize = 64 * 1024;
 /// How long a scrape waits for the workers' snapshots.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(1);
+/// Longest time one connection may take for its request and answer.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+/// Bytes read and dropped after answering (a refused body still arriving).
+const DRAIN_MAX: usize = 2 << 20;
+/// Admin connections open at once at most; more are closed at once.
+const CONNECTIONS_MAX: usize = 256;
 
 /// What the admin thread shares with the control thread.
 #[derive(Debug)]
@@ -47,30 +62,77 @@ pub struct AdminState {
     pub prefilter: Arc<crate::prefilter::PrefilterState>,
 }
 
-/// Serves admin requests until the process exits.
+/// Serves admin requests until the process exits: a small monoio runtime of its own (epoll,
+/// one thread), a task per connection, so a slow or stalled client costs a task, not the
+/// listener. Each connection has [`REQUEST_DEADLINE`] for its whole request and answer, and
+/// at most [`CONNECTIONS_MAX`] are open at once (more are closed at once).
 pub fn serve(listener: TcpListener, state: Arc<AdminState>) {
-    for stream in listener.incoming().flatten() {
-        let _ = handle(stream, &state);
+    let runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build();
+    let mut runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "admin listener: cannot start its runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match listener
+            .set_nonblocking(true)
+            .and_then(|()| monoio::net::TcpListener::from_std(listener))
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "admin listener: cannot register the socket");
+                return;
+            }
+        };
+        let open = Rc::new(Cell::new(0usize));
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                // Out of descriptors or similar: back off instead of spinning.
+                monoio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            if open.get() >= CONNECTIONS_MAX {
+                continue; // dropped: closed at once
+            }
+            open.set(open.get() + 1);
+            let (state, open) = (Arc::clone(&state), Rc::clone(&open));
+            monoio::spawn(async move {
+                let _ = monoio::time::timeout(REQUEST_DEADLINE, connection(stream, &state)).await;
+                open.set(open.get() - 1);
+            });
+        }
+    });
+}
+
+/// A parsed admin request head.
+struct Head {
+    method: String,
+    path: String,
+    query: String,
+    content_length: usize,
+    authorization: Option<String>,
+}
+
+/// Reads the head (up to [`HEAD_MAX`]); None when the client went away or sent too much.
+async fn read_head(stream: &mut monoio::net::TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(p + 4);
+        }
+        if buf.len() >= HEAD_MAX {
+            return None;
+        }
+        let far = Instant::now() + REQUEST_DEADLINE;
+        read_more(stream, buf, far).await.ok()?;
     }
 }
 
-fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 || head.len() + n > HEAD_MAX {
-            return Ok(());
-        }
-        head.extend_from_slice(&chunk[..n]);
-    }
-    let head_end = head
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(head.len(), |p| p + 4);
-    let text = String::from_utf8_lossy(&head[..head_end]).into_owned();
+fn parse_head(head: &[u8]) -> Head {
+    let text = String::from_utf8_lossy(head);
     let request_line = text.split("\r\n").next().unwrap_or("");
     let method = request_line.split(' ').next().unwrap_or("");
     let target = request_line.split(' ').nth(1).unwrap_or("");
@@ -80,124 +142,174 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
             let (name, value) = l.split_once(':')?;
             name.trim()
                 .eq_ignore_ascii_case(wanted)
-                .then(|| value.trim())
+                .then(|| value.trim().to_string())
         })
     };
-    let authorized = match &state.token {
-        Some(token) => {
-            header("authorization").and_then(|v| v.strip_prefix("Bearer ")) == Some(token.as_str())
-        }
-        None => false,
-    };
-    if crate::limits::admin::serves(path) || crate::prefilter::admin::serves(path) {
-        // The body is read before any answer: closing with unread bytes would reset the
-        // connection before the client reads the answer.
-        let length: usize = header("content-length")
+    Head {
+        method: method.to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        content_length: header("content-length")
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        if length > BODY_MAX {
-            respond(
-                &mut stream,
-                413,
-                "application/json",
-                "{\"message\":\"Request Too Long\"}",
-            )?;
-            // Read what the client still sends (bounded by the read timeout), so closing
-            // does not reset the connection before it reads the answer.
-            stream.shutdown(std::net::Shutdown::Write)?;
-            let mut discarded = 0;
-            while discarded < 16 * BODY_MAX {
-                match stream.read(&mut chunk) {
-                    Ok(n) if n > 0 => discarded += n,
-                    _ => break,
+            .unwrap_or(0),
+        authorization: header("authorization"),
+    }
+}
+
+/// True when the request carries the configured token. The comparison takes the same time
+/// wherever the first difference is (both sides hashed, then every byte compared), so the
+/// token cannot be guessed byte by byte from answer times.
+fn authorized(state: &AdminState, head: &Head) -> bool {
+    let (Some(token), Some(given)) = (&state.token, &head.authorization) else {
+        return false;
+    };
+    let Some(given) = given.strip_prefix("Bearer ") else {
+        return false;
+    };
+    constant_time_eq(token.as_bytes(), given.as_bytes())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// One connection: the head, the token (checked before any body is read: an unauthorized
+/// client cannot make the gateway read its upload), the body, the answer.
+async fn connection(mut stream: monoio::net::TcpStream, state: &AdminState) {
+    let mut buf = Vec::with_capacity(1024);
+    let Some(head_end) = read_head(&mut stream, &mut buf).await else {
+        return;
+    };
+    let head = parse_head(&buf[..head_end]);
+    let answer = match refuse_early(state, &head) {
+        Some(refusal) => refusal,
+        None => {
+            let mut body = buf.split_off(head_end);
+            let far = Instant::now() + REQUEST_DEADLINE;
+            while body.len() < head.content_length {
+                if read_more(&mut stream, &mut body, far).await.is_err() {
+                    return;
                 }
             }
-            return Ok(());
+            body.truncate(head.content_length);
+            route(state, &head, &body)
         }
-        let mut body = head[head_end..].to_vec();
-        while body.len() < length {
-            let n = stream.read(&mut chunk)?;
-            if n == 0 {
-                return Ok(());
+    };
+    let out = answer.render().into_bytes();
+    let (_, _) = write_all(&mut stream, out, REQUEST_DEADLINE).await;
+    // A refused body may still be arriving: the write side closes first (the client sees the
+    // whole answer), then what comes is read and dropped, within the connection's deadline, so
+    // closing with unread input does not reset the answer away.
+    if stream.shutdown().await.is_ok() {
+        let mut scratch = Vec::with_capacity(16 * 1024);
+        let far = Instant::now() + REQUEST_DEADLINE;
+        let mut drained = 0;
+        while drained < DRAIN_MAX {
+            scratch.clear();
+            match read_more(&mut stream, &mut scratch, far).await {
+                Ok(n) => drained += n,
+                Err(_) => break,
             }
-            body.extend_from_slice(&chunk[..n]);
         }
-        body.truncate(length);
-        let needs_token = crate::limits::admin::changes_state(method) || state.token.is_some();
-        if needs_token && !authorized {
-            let (status, message) = if state.token.is_none() {
-                (403, "{\"message\":\"changes through the admin API need `[admin] token`; none is configured\"}")
-            } else {
-                (401, "{\"message\":\"Unauthorized\"}")
-            };
-            return respond(&mut stream, status, "application/json", message);
+    }
+}
+
+/// An answer to an admin request.
+struct Answer {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+}
+
+impl Answer {
+    fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            content_type,
+            body: body.into(),
         }
-        if crate::prefilter::admin::serves(path) {
-            let plan = match state.plan.lock() {
-                Ok(current) => Arc::clone(&current.0),
-                Err(poisoned) => Arc::clone(&poisoned.into_inner().0),
-            };
-            let (status, answer) =
-                crate::prefilter::admin::handle(&plan, &state.prefilter, method, path, &body);
-            return respond(&mut stream, status, "application/json", &answer);
-        }
+    }
+
+    fn json(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status, "application/json", body)
+    }
+
+    fn render(&self) -> String {
+        format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+            self.status,
+            tollgate_backends::wire::respond::reason(self.status),
+            self.content_type,
+            self.body.len(),
+            self.body
+        )
+    }
+}
+
+/// What is refused from the head alone: a body over [`BODY_MAX`], a missing or wrong token.
+fn refuse_early(state: &AdminState, head: &Head) -> Option<Answer> {
+    let path = head.path.as_str();
+    let api = crate::limits::admin::serves(path) || crate::prefilter::admin::serves(path);
+    let needs_token =
+        state.token.is_some() || (api && crate::limits::admin::changes_state(&head.method));
+    if needs_token && !authorized(state, head) {
+        return Some(if state.token.is_none() {
+            Answer::json(
+                403,
+                "{\"message\":\"changes through the admin API need `[admin] token`; none is configured\"}",
+            )
+        } else {
+            Answer::json(401, "{\"message\":\"Unauthorized\"}")
+        });
+    }
+    if head.content_length > BODY_MAX {
+        return Some(Answer::json(413, "{\"message\":\"Request Too Long\"}"));
+    }
+    None
+}
+
+/// Answers an authorized request.
+fn route(state: &AdminState, head: &Head, body: &[u8]) -> Answer {
+    let (method, path) = (head.method.as_str(), head.path.as_str());
+    if crate::prefilter::admin::serves(path) {
+        let plan = match state.plan.lock() {
+            Ok(current) => Arc::clone(&current.0),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner().0),
+        };
+        let (status, answer) =
+            crate::prefilter::admin::handle(&plan, &state.prefilter, method, path, body);
+        return Answer::json(status, answer);
+    }
+    if crate::limits::admin::serves(path) {
         let request = crate::limits::admin::Request {
             method,
             path,
-            query,
-            body: &body,
+            query: &head.query,
+            body,
         };
         let answer = crate::limits::admin::handle(&mut keeper::lock(&state.keeper), &request);
         if let Some(limits) = answer.changed {
             apply_limits(state, &limits);
         }
-        return respond(
-            &mut stream,
-            answer.status,
-            answer.content_type,
-            &answer.body,
-        );
-    }
-    if state.token.is_some() && !authorized {
-        return respond(
-            &mut stream,
-            401,
-            "application/json",
-            "{\"message\":\"Unauthorized\"}",
-        );
+        return Answer::new(answer.status, answer.content_type, answer.body);
     }
     match path {
-        "/healthz" => respond(&mut stream, 200, "text/plain", "ok\n"),
+        "/healthz" => Answer::new(200, "text/plain", "ok\n"),
         "/readyz" => {
             let answered = snapshots(state).len();
             if answered == state.workers.len() {
-                respond(&mut stream, 200, "text/plain", "ready\n")
+                Answer::new(200, "text/plain", "ready\n")
             } else {
                 let body = format!("{answered} of {} workers answered\n", state.workers.len());
-                respond(&mut stream, 503, "text/plain", &body)
+                Answer::new(503, "text/plain", body)
             }
         }
-        "/metrics" => {
-            let mut body = render(
-                &snapshots(state),
-                state.reloads_ok.load(Ordering::Relaxed),
-                state.reloads_failed.load(Ordering::Relaxed),
-            );
-            let k = keeper::lock(&state.keeper);
-            let totals = k.usage_totals();
-            let plans: Vec<String> = k.plan.usage.plans.iter().map(|p| p.id.clone()).collect();
-            let per_key = k.plan.usage.metrics_per_key;
-            drop(k);
-            crate::metrics::render_plans(&mut body, &totals, &plans, per_key);
-            let blocks = state.prefilter.block_count();
-            let name = crate::metrics::names::PREFILTER_BLOCKS;
-            body.push_str(&format!("# TYPE {name} gauge\n{name} {blocks}\n"));
-            let stats = state.prefilter.kernel.lock().ok().and_then(|v| v.stats);
-            if let Some(s) = stats {
-                crate::metrics::render_xdp(&mut body, &s);
-            }
-            respond(&mut stream, 200, "text/plain; version=0.0.4", &body)
-        }
+        "/metrics" => Answer::new(200, "text/plain; version=0.0.4", metrics(state)),
         "/config" => {
             let (plan, generation) = match state.plan.lock() {
                 Ok(current) => (Arc::clone(&current.0), current.1),
@@ -207,15 +319,35 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
                 }
             };
             let body = crate::admin_config::render(&plan, generation, &snapshots(state));
-            respond(&mut stream, 200, "application/json", &body)
+            Answer::json(200, body)
         }
-        _ => respond(
-            &mut stream,
-            404,
-            "application/json",
-            "{\"message\":\"Not Found\"}",
-        ),
+        _ => Answer::json(404, "{\"message\":\"Not Found\"}"),
     }
+}
+
+/// The Prometheus text of every metric.
+fn metrics(state: &AdminState) -> String {
+    let mut body = render(
+        &snapshots(state),
+        state.reloads_ok.load(Ordering::Relaxed),
+        state.reloads_failed.load(Ordering::Relaxed),
+    );
+    let k = keeper::lock(&state.keeper);
+    let totals = k.usage_totals();
+    let plans: Vec<String> = k.plan.usage.plans.iter().map(|p| p.id.clone()).collect();
+    let per_key = k.plan.usage.metrics_per_key;
+    let clients = Arc::clone(&k.counters.clients);
+    drop(k);
+    crate::metrics::render_plans(&mut body, &totals, &plans, per_key);
+    crate::metrics::render_client_buckets(&mut body, clients.len(), clients.evicted());
+    let blocks = state.prefilter.block_count();
+    let name = crate::metrics::names::PREFILTER_BLOCKS;
+    body.push_str(&format!("# TYPE {name} gauge\n{name} {blocks}\n"));
+    let stats = state.prefilter.kernel.lock().ok().and_then(|v| v.stats);
+    if let Some(s) = stats {
+        crate::metrics::render_xdp(&mut body, &s);
+    }
+    body
 }
 
 /// Sends new limits to every worker and waits (bounded) until each uses them, so a client
@@ -259,19 +391,4 @@ fn snapshots(state: &AdminState) -> Vec<Snapshot> {
     }
     out.sort_by_key(|s| s.worker);
     out
-}
-
-fn respond(
-    stream: &mut TcpStream,
-    status: u16,
-    content_type: &str,
-    body: &str,
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        tollgate_backends::wire::respond::reason(status),
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())
 }

@@ -50,6 +50,11 @@ pub mod names {
     pub const PREFILTER_XDP_PACKETS: &str = "tollgate_prefilter_xdp_packets_total";
     /// Sources blocked now (gauge).
     pub const PREFILTER_BLOCKS: &str = "tollgate_prefilter_blocks";
+    /// Per-client throttle buckets held (gauge).
+    pub const CLIENT_BUCKETS: &str = "tollgate_client_buckets";
+    /// Per-client buckets evicted to make room for new clients at `client_buckets_max`
+    /// (counter).
+    pub const CLIENT_BUCKETS_EVICTED: &str = "tollgate_client_buckets_evicted_total";
     /// Requests shed under overload, by priority tier (counter).
     pub const REQUESTS_SHED: &str = "tollgate_requests_shed_total";
     /// Requests of keys in a usage plan, by plan and result (counter).
@@ -360,6 +365,19 @@ pub fn render_plans(
             );
         }
     }
+}
+
+/// Appends the per-client bucket table's size and evictions.
+pub fn render_client_buckets(out: &mut String, held: usize, evicted: u64) {
+    use names::{CLIENT_BUCKETS, CLIENT_BUCKETS_EVICTED};
+    let _ = writeln!(
+        out,
+        "# TYPE {CLIENT_BUCKETS} gauge\n{CLIENT_BUCKETS} {held}"
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE {CLIENT_BUCKETS_EVICTED} counter\n{CLIENT_BUCKETS_EVICTED} {evicted}"
+    );
 }
 
 /// Appends the XDP program's counters.

@@ -2,7 +2,8 @@
 //! Prometheus text-format parser and checked against known traffic, reload counts, and the
 //! bearer token on a non-loopback admin listener. Both drivers.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 
 use tollgate_tests::config::mock_hello;
 use tollgate_tests::{get, Gateway, DRIVERS};
@@ -192,4 +193,48 @@ fn config_endpoint_shows_the_running_plan_redacted_with_worker_generations() {
             .all(|w| w["generation"] == 2));
         assert_eq!(doc["routes"].as_array().expect("routes").len(), 2);
     }
+}
+
+/// 200 clients that open a connection and trickle a head byte by byte (never finishing it) do
+/// not keep `/readyz` from answering: the admin listener serves each connection as its own
+/// task.
+#[test]
+fn trickling_clients_do_not_starve_readyz() {
+    let config = format!("[admin]\nbind = \"127.0.0.1:0\"\n\n{}", mock_hello(""));
+    let gw = Gateway::start(&config, DRIVERS[0]);
+    let addr = admin_addr(&gw);
+    let mut slow: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(addr).expect("connect admin"))
+        .collect();
+    for byte in b"GET /rea" {
+        for s in &mut slow {
+            s.write_all(&[*byte]).expect("trickle");
+        }
+    }
+    assert_eq!(admin(addr, "/readyz", None), (200, "ready\n".to_string()));
+    assert_eq!(admin(addr, "/healthz", None), (200, "ok\n".to_string()));
+}
+
+/// A state-changing request with a wrong token is refused as soon as its head has arrived:
+/// the client announces a 1 MB body and sends none of it, and still gets its 401.
+#[test]
+fn a_wrong_token_is_refused_before_the_body_is_read() {
+    let config = format!(
+        "[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"right-token-right-token\"\n\n{}",
+        mock_hello("")
+    );
+    let gw = Gateway::start(&config, DRIVERS[0]);
+    let addr = admin_addr(&gw);
+    let mut s = TcpStream::connect(addr).expect("connect admin");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(
+        b"POST /keys HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer wrong-token-wrong\r\n\
+          Content-Length: 1048576\r\n\r\n",
+    )
+    .expect("write head");
+    let mut answer = [0u8; 64];
+    let n = s.read(&mut answer).expect("an answer before any body byte");
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 401 "), "{text}");
 }

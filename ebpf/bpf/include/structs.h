@@ -57,6 +57,10 @@ struct limits {
 	__u32 syn_burst;
 	__u32 pkt_rate_per_s;
 	__u32 pkt_burst;
+	/* Sources are keyed by these prefix lengths in blocks and buckets (one client per
+	 * prefix, as userspace keys them); 0 or the full length: the whole address. */
+	__u32 v4_prefix;
+	__u32 v6_prefix;
 };
 
 #endif /* TOLLGATE_STRUCTS_H */

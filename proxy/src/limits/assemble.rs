@@ -126,6 +126,7 @@ pub fn assemble(
     rt.rate_limit_headers = usage.rate_limit_headers;
     rt.overload = usage.overload;
     rt.clients = Arc::clone(&counters.clients);
+    rt.clients.set_max(plan.limits.client_buckets_max);
     rt.account = usage
         .account
         .and_then(|t| bucket(counters, used, "account".to_string(), &t));

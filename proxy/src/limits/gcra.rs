@@ -210,6 +210,12 @@ impl Gcra {
         evaluate(self.tat.load(Ordering::Acquire), rate, now_ns).0
     }
 
+    /// Its theoretical arrival time (ns on the caller's clock): the earlier, the longer ago the
+    /// bucket was last used (or the more capacity it has regained).
+    pub fn tat(&self) -> u64 {
+        self.tat.load(Ordering::Acquire)
+    }
+
     /// True when the bucket is indistinguishable from a fresh one at `now_ns` (for eviction of
     /// idle per-client buckets): its TAT is not after `now_ns`, whatever the rate.
     pub fn is_idle(&self, now_ns: u64) -> bool {

@@ -78,7 +78,7 @@ pub struct Asked<'a> {
     /// The key header's value, if sent (an authorizer phase will hand over its
     /// `usageIdentifierKey` here instead).
     pub key: Option<&'a [u8]>,
-    /// The resolved client address.
+    /// The client: its resolved address keyed by prefix (`ClientKeying`).
     pub client: IpAddr,
     /// Gateway clock, nanoseconds since the epoch.
     pub now_ns: u64,

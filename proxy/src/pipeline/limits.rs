@@ -78,7 +78,8 @@ pub async fn check(
         api: route.api,
         stage: &route.stage,
         key,
-        client: facts.client_ip(),
+        // Per-client throttles count the client's prefix, not its exact address.
+        client: wp.plan.client_address.keying.key(facts.client_ip()),
         now_ns: now_ns(),
         // Admitted requests only; this one is not counted yet.
         in_flight: worker.in_flight.get(),

@@ -30,7 +30,7 @@ pub fn handle(
         ("GET", ["prefilter"]) => (200, describe(plan, state)),
         ("POST", ["prefilter", "blocks"]) => add_block(plan, state, body),
         ("DELETE", ["prefilter", "blocks", ip]) => match ip.parse::<IpAddr>() {
-            Ok(ip) if state.remove_block(ip) => {
+            Ok(ip) if state.remove_block(client_of(plan, ip)) => {
                 (200, json!({ "ip": ip.to_string(), "deleted": true }))
             }
             Ok(ip) => (404, json!({ "message": format!("{ip} is not blocked") })),
@@ -127,6 +127,16 @@ fn add_block(plan: &Plan, state: &PrefilterState, body: &[u8]) -> (u16, Value) {
         expiry_ms: now_ms().saturating_add(block_ms),
         reason: BlockReason::Admin,
     };
-    state.insert_block(ip, block);
-    (201, json!({ "ip": ip.to_string(), "blockMs": block_ms }))
+    // A block holds the whole client (the address's prefix), as escalation's blocks do.
+    let client = client_of(plan, ip);
+    state.insert_block(client, block);
+    (
+        201,
+        json!({ "ip": ip.to_string(), "client": client.to_string(), "blockMs": block_ms }),
+    )
+}
+
+/// The client (prefix) an address belongs to under the plan's keying.
+fn client_of(plan: &Plan, ip: IpAddr) -> IpAddr {
+    plan.client_address.keying.key(ip)
 }

@@ -149,6 +149,9 @@ fn apply(
         syn_burst: plan.connection.map_or(0, |t| t.burst),
         pkt_rate_per_s: plan.packet.map_or(0, |t| whole(t.rate_per_s)),
         pkt_burst: plan.packet.map_or(0, |t| t.burst),
+        // Blocks and buckets key clients as userspace does.
+        v4_prefix: u32::from(plan.keying.v4),
+        v6_prefix: u32::from(plan.keying.v6),
     })
 }
 

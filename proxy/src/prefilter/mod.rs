@@ -54,7 +54,7 @@ pub fn check_connection(
         return Ok(());
     }
     if let Some(rate) = &state.connection_rate(plan) {
-        if !state.take_connection(ip, rate) {
+        if !state.take_connection(plan.keying.key(ip), rate) {
             return Err(Refused::ConnectionRate);
         }
     }
@@ -92,7 +92,7 @@ fn lists_admit(
     if plan.in_deny_list(ip) {
         return Err(Refused::Deny);
     }
-    if state.is_blocked(ip) {
+    if state.is_blocked(plan.keying.key(ip)) {
         return Err(Refused::Block);
     }
     Ok(Admitted::Unlisted)
@@ -127,10 +127,13 @@ pub fn offend(
     if plan.escalation.is_empty() || plan.allowed(ip) {
         return None;
     }
-    let rule = state.count_offense(plan, ip, offense, now_ms)?;
+    // Offenses count, and blocks hold, per client: the source's prefix, so a host cannot
+    // escape by rotating through the addresses of its /64.
+    let client = plan.keying.key(ip);
+    let rule = state.count_offense(plan, client, offense, now_ms)?;
     let block = Block {
         expiry_ms: now_ms.saturating_add(rule.block_ms),
         reason: BlockReason::Escalation(offense),
     };
-    state.insert_block(ip, block).then_some(block)
+    state.insert_block(client, block).then_some(block)
 }
