@@ -230,3 +230,42 @@ fn connections_per_worker_max() {
         assert_eq!(ok, Some(200), "{driver:?}: a slot was not freed");
     }
 }
+
+/// A full per-client bucket table does not lock newcomers out: with room for 4 buckets, 20
+/// clients (20 loopback source addresses) that each spend their only token are all served —
+/// each newcomer takes the place of a sampled bucket — and /metrics counts the evictions.
+#[test]
+fn a_full_client_bucket_table_evicts_instead_of_refusing() {
+    for driver in DRIVERS {
+        let config = tollgate_tests::config::mock_hello(
+            "[admin]\nbind = \"127.0.0.1:0\"\n\n[limits]\nclient_buckets_max = 4\n",
+        )
+        .replace(
+            "id = \"api\"\n",
+            "id = \"api\"\nclient_throttle = { rate_per_s = 0.001, burst = 1 }\n",
+        );
+        let gw = Gateway::start(&config, driver);
+        let addr = gw.addr("public");
+        for n in 10..30u8 {
+            let source = std::net::IpAddr::from([127, 0, 0, n]);
+            let mut c = Client::connect_from(addr, source);
+            c.send(get_request("/hello"));
+            assert_eq!(c.read_response().status, 200, "{driver:?}: client {source}");
+        }
+        // The last client's bucket is still there: its second request is throttled.
+        let mut c = Client::connect_from(addr, std::net::IpAddr::from([127, 0, 0, 29]));
+        c.send(get_request("/hello"));
+        assert_eq!(c.read_response().status, 429, "{driver:?}: bucket kept");
+        let admin = tollgate_tests::admin::admin_addr(&gw);
+        let (status, metrics) = tollgate_tests::admin::call(admin, "GET", "/metrics", None, None);
+        assert_eq!(status, 200);
+        let value = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in {metrics}"))
+        };
+        assert!(value("tollgate_client_buckets") <= 4.0, "{driver:?}");
+        assert_eq!(value("tollgate_client_buckets_evicted_total"), 16.0, "{driver:?}");
+    }
+}
