@@ -396,6 +396,13 @@ impl Gateway {
         Ok(generation)
     }
 
+    /// Drains and stops a gateway started in-process, as SIGTERM does for [`Self::run`].
+    /// (Dropping a `Gateway` instead leaves its workers running: the keeper holds their
+    /// wake-up sockets.)
+    pub fn stop(self) -> anyhow::Result<()> {
+        self.drain()
+    }
+
     /// Stops accepting, lets in-flight requests finish until the deadline, and joins workers.
     fn drain(self) -> anyhow::Result<()> {
         let timeout = Duration::from_millis(self.plan.settings.shutdown_timeout_ms);

@@ -18,6 +18,9 @@ use crate::wire::http1::{ChunkedDecoder, Method, ResponseFraming, ResponseHead, 
 use crate::wire::io::{read_more, write_all, IoFail};
 use crate::wire::respond::content_length;
 
+/// The most bytes of chunk framing around a piece, and the last chunk after it.
+const CHUNK_FRAMING_MAX: usize = 32;
+
 /// How the response body goes to the client.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Down {
@@ -146,6 +149,8 @@ impl Body<'_, '_> {
         let first = available.min(n) as usize;
         let first = &self.ubuf.data[body_start..body_start + first];
         self.req.filters.body(first);
+        // The head and a full upstream read may not fit a pool buffer: grown through the pool.
+        down.buffers.grow_plain(self.out, first.len());
         self.out.extend_from_slice(first);
         *self.reusable &= available <= n;
         let mut remaining = n - first.len() as u64;
@@ -221,6 +226,9 @@ impl Body<'_, '_> {
                 let piece = &self.ubuf.data[r];
                 sent.set(sent.get() + piece.len() as u64);
                 self.req.filters.body(piece);
+                // Room for the piece, its chunk framing and the last chunk, through the pool.
+                let room = piece.len() + CHUNK_FRAMING_MAX;
+                down.buffers.grow_plain(self.out, room);
                 match to_client {
                     Down::Chunked => push_chunk(self.out, piece),
                     _ => self.out.extend_from_slice(piece),

@@ -15,6 +15,10 @@ use crate::wire::http1::BodyFraming;
 use crate::wire::io::write_all;
 use crate::wire::respond::content_length;
 
+/// The longest framing [`read`] adds after the body: a `content-length` line, or
+/// `transfer-encoding: chunked` with a first chunk's size line and its end.
+const FRAMING_MAX: usize = 64;
+
 /// The request body as far as it was read before contacting the upstream.
 pub(super) enum Upload {
     /// Whole request (head and body) is in the request buffer.
@@ -53,7 +57,12 @@ pub(super) async fn read<S: AsyncReadRent + AsyncWriteRent>(
     let timeout = Duration::from_millis(limits.body_read_timeout_ms);
     while reader.received() < threshold.max(1) {
         match reader.next(down.stream, &mut down.buf.data, timeout).await {
-            Ok(Some(piece)) => out.extend_from_slice(&down.buf.data[piece]),
+            Ok(Some(piece)) => {
+                // Grown through the pool, with room for the framing line added below: a body
+                // larger than a pool buffer reuses a large one instead of reallocating.
+                down.buffers.grow_plain(out, piece.len() + FRAMING_MAX);
+                out.extend_from_slice(&down.buf.data[piece]);
+            }
             Ok(None) => break,
             Err(e) => return Err(Fail::Body(e)),
         }
