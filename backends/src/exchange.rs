@@ -57,6 +57,8 @@ pub struct Request<'a> {
     pub peer: SocketAddr,
     /// The local port the client connected to.
     pub local_port: u16,
+    /// The client connected over TLS.
+    pub secure: bool,
     /// What the integration reports for the access log.
     pub report: &'a Report,
     /// What the phases before the integration add to its response.

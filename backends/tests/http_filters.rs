@@ -149,6 +149,7 @@ url = "http://{up}"
             client: peer.ip(),
             peer,
             local_port: addr.port(),
+            secure: false,
             report: &report,
             filters: &filters,
         };

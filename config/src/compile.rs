@@ -40,7 +40,8 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
     let settings = compile_settings(&src, &file.server)?;
     let limits = compile_limits(&src, &file.limits)?;
     let upstream = compile_upstream(&src, &file.upstream)?;
-    let mut listeners = compile_listeners(&src, &file.listeners)?;
+    let certificates = crate::tls::load_certificates(&src, path, &file.certificates)?;
+    let mut listeners = compile_listeners(&src, &file.listeners, &certificates)?;
     let compiled = compile_apis(&src, &file, &mut listeners)?;
     let admin = file
         .admin
@@ -380,6 +381,7 @@ fn compile_upstream(
 fn compile_listeners(
     src: &Source<'_>,
     listeners: &[ListenerSection],
+    certificates: &crate::tls::Certificates,
 ) -> Result<Vec<ListenerPlan>, ConfigError> {
     if listeners.is_empty() {
         return Err(src.error(
@@ -425,6 +427,11 @@ fn compile_listeners(
             ));
         }
         let (proxy_protocol, proxy_protocol_from) = crate::compile_edge::proxy_protocol(src, i, l)?;
+        let tls = l
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::listener_tls(src, i, l.name.span(), t, certificates))
+            .transpose()?;
         out.push(ListenerPlan {
             name: name.clone(),
             addr,
@@ -432,6 +439,7 @@ fn compile_listeners(
             routes: RouteTable::default(),
             proxy_protocol,
             proxy_protocol_from,
+            tls,
         });
     }
     Ok(out)

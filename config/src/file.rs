@@ -33,6 +33,9 @@ pub struct FileConfig {
     /// Sockets the gateway accepts connections on.
     #[serde(default)]
     pub listeners: Vec<ListenerSection>,
+    /// TLS certificates (chain and key files) that listeners serve.
+    #[serde(default)]
+    pub certificates: Vec<CertificateSection>,
     /// The APIs served.
     #[serde(default)]
     pub apis: Vec<ApiSection>,
@@ -192,6 +195,39 @@ pub struct ListenerSection {
     /// CIDRs allowed to send a PROXY header (required when `proxy_protocol` is on).
     #[serde(default)]
     pub proxy_protocol_from: Vec<Spanned<String>>,
+    /// TLS termination; absent = plain HTTP.
+    pub tls: Option<ListenerTlsSection>,
+}
+
+/// `tls = { … }` of a `[[listeners]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsSection {
+    /// Ids of `[[certificates]]` served, chosen by the name the client asks for (SNI).
+    pub certificates: Spanned<Vec<Spanned<String>>>,
+    /// Id (one of `certificates`) served to clients without SNI or with an unknown name.
+    pub default_certificate: Option<Spanned<String>>,
+    /// `default` (the default when `default_certificate` is set) or `refuse`.
+    pub unknown_name: Option<Spanned<String>>,
+    /// `"1.2"`, `"1.3"`; default both.
+    pub versions: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Time allowed for the whole handshake (default 10000).
+    pub handshake_timeout_ms: Option<Spanned<u64>>,
+}
+
+/// `[[certificates]]`: a certificate chain and its private key, in PEM files.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateSection {
+    /// Referenced by `listeners.tls.certificates`.
+    pub id: Spanned<String>,
+    /// PEM chain, leaf first; relative to the configuration file's folder.
+    pub cert: Spanned<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1); relative to the configuration file's folder.
+    pub key: Spanned<String>,
+    /// SNI names served (`*.example.com` wildcards allowed); absent = the leaf's DNS
+    /// subjectAltNames.
+    pub names: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[[apis]]`.

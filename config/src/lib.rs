@@ -9,12 +9,14 @@
 //! - [`router`]: a segment trie with Amazon API Gateway's precedence (literal > `{param}` >
 //!   `{greedy+}`, method > `ANY`) whose matching cost grows with path segments, not routes.
 //! - [`responses`]: the catalogue of gateway-made responses and per-API overrides.
+//! - [`tls`]: `[[certificates]]` and listeners' TLS termination, compiled into rustls
+//!   server configurations chosen by SNI.
 //!
 //! ## Error handling
 //! Every error is a [`ConfigError`] that names the file, line, column and key, says what was
-//! found and what is expected. This crate does no I/O besides reading the one file: upstream
-//! names are resolved by the caller (the gateway's control thread) into
-//! [`plan::UpstreamPlan::addrs`].
+//! found and what is expected. This crate does no I/O besides reading the one file and the
+//! certificate and key files it names ([`tls`]): upstream names are resolved by the caller
+//! (the gateway's control thread) into [`plan::UpstreamPlan::addrs`].
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -35,6 +37,7 @@ pub mod prefilter;
 pub mod responses;
 pub mod router;
 pub mod template;
+pub mod tls;
 pub mod usage;
 
 use std::path::Path;

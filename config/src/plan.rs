@@ -122,6 +122,8 @@ pub struct ListenerPlan {
     pub proxy_protocol: ProxyProtocol,
     /// Sources allowed to send a PROXY header.
     pub proxy_protocol_from: Vec<IpNet>,
+    /// TLS termination (None: plain HTTP).
+    pub tls: Option<Arc<crate::tls::TlsListenerPlan>>,
 }
 
 /// Whether a listener expects a PROXY protocol header before HTTP.
@@ -373,6 +375,9 @@ impl Plan {
         let _ = writeln!(out, "config {}: valid", self.source.display());
         for l in &self.listeners {
             let _ = writeln!(out, "listener {} on {}", l.name, l.addr);
+            if let Some(tls) = &l.tls {
+                let _ = writeln!(out, "  tls: {}", tls.summary());
+            }
         }
         for (index, api) in self.apis.iter().enumerate() {
             let _ = writeln!(

@@ -19,6 +19,7 @@ use tollgate_backends::wire::http1::{
 };
 use tollgate_backends::wire::io::{read_more, write_all, IoFail};
 use tollgate_backends::wire::respond::{self, Reply};
+use tollgate_backends::wire::stream::ClientStream;
 use tollgate_backends::After;
 use tollgate_config::plan::{Limits, ProxyProtocol};
 use tollgate_config::responses::ResponseType;
@@ -34,6 +35,7 @@ use crate::worker::Worker;
 
 mod prefilter;
 mod proxy_header;
+mod tls;
 mod unparsed;
 
 /// Longest time, and most bytes, read and dropped from a client after the gateway closes its
@@ -50,10 +52,14 @@ pub struct Conn {
     /// The parts its requests use (worker, stream, addresses).
     pub client: Client,
     slot: usize,
-    served: u64,
+    /// Requests served (saturating; compared with `requests_per_connection_max`).
+    served: u32,
     accepted: Instant,
     /// A PROXY protocol header is still expected before the first request.
     proxy: ProxyProtocol,
+    /// The TLS handshake is still to run (a TLS listener's connection before its first
+    /// request).
+    handshake_pending: bool,
 }
 
 impl Drop for Conn {
@@ -111,7 +117,7 @@ impl Conn {
         Conn {
             client: Client {
                 worker,
-                stream,
+                stream: ClientStream::Plain(stream),
                 peer,
                 local_port,
                 listener,
@@ -120,6 +126,7 @@ impl Conn {
             served: 0,
             accepted: Instant::now(),
             proxy: ProxyProtocol::Off,
+            handshake_pending: false,
         }
     }
 
@@ -160,12 +167,21 @@ impl Conn {
                     return;
                 }
             }
+
             // A direct client is checked before any byte is read; behind PROXY protocol, the
             // client is known only after the header (see `busy`).
             if self.proxy == ProxyProtocol::Off && !self.prefilter_admits() {
                 return;
             }
-            let mut wait_ms = self.client.worker.plan().plan.limits.header_read_timeout_ms;
+            // On a TLS listener the wait for the first bytes is the handshake's: the client has
+            // `handshake_timeout_ms` from accept to finish it. (In a block: nothing of it may
+            // stay in the idle task's state.)
+            let mut wait_ms = {
+                let handshake_ms = self.listener_tls().map(|t| t.handshake_timeout_ms);
+                self.handshake_pending = handshake_ms.is_some();
+                handshake_ms
+                    .unwrap_or_else(|| self.client.worker.plan().plan.limits.header_read_timeout_ms)
+            };
             loop {
                 let deadline = Instant::now() + Duration::from_millis(wait_ms);
                 self.client
@@ -176,12 +192,24 @@ impl Conn {
                 // Not relaxed: on epoll a relaxed wait may report stale readiness, and the read
                 // that follows would then sit holding a buffer (one poll(2) more per wait on
                 // epoll).
-                let ready = self.client.stream.readable(false).await;
+                // Not `ClientStream::readable`: its future would add to every idle task.
+                let ready = if self.client.stream.has_buffered_input() {
+                    Ok(())
+                } else {
+                    match self.client.stream.tcp() {
+                        Some(tcp) => tcp.readable(false).await,
+                        None => return,
+                    }
+                };
                 let expired = {
                     let mut registry = self.client.worker.registry.borrow_mut();
                     registry.set_idle(self.slot, None);
                     registry.expired(self.slot)
                 };
+                if expired && self.handshake_pending {
+                    // Silent until the handshake's deadline: a handshake timeout.
+                    bump(&self.client.worker.counters.tls_failed[0]);
+                }
                 if ready.is_err() || expired || !self.busy_boxed().await {
                     return;
                 }
@@ -217,6 +245,21 @@ impl Conn {
                 return false;
             }
         }
+        if self.handshake_pending {
+            self.handshake_pending = false;
+            // Bytes read behind a PROXY header are the start of the TLS handshake.
+            let initial = pending.take();
+            let done = {
+                let bytes = initial.as_ref().map_or(&[][..], |b| &b.data[..]);
+                self.handshake(bytes).await
+            };
+            if let Some(buf) = initial {
+                self.client.worker.buffers.give(buf);
+            }
+            if !done {
+                return false;
+            }
+        }
         loop {
             let buf = pending
                 .take()
@@ -229,14 +272,15 @@ impl Conn {
                 }
                 Err(Ended::Gone) => return false,
             };
-            let handled = crate::pipeline::handle(&mut self.client, self.served, head, buf).await;
+            let served = u64::from(self.served);
+            let handled = crate::pipeline::handle(&mut self.client, served, head, buf).await;
             let Handled {
                 after,
                 buf,
                 status,
                 tunnel,
             } = handled;
-            self.served += 1;
+            self.served = self.served.saturating_add(1);
             if let Some(tunnel) = tunnel {
                 // The request is logged and counted, and its plan let go: a tunnel that lives
                 // for hours holds no plan.
@@ -253,7 +297,7 @@ impl Conn {
                 .requests_per_connection_max;
             if after == After::Close
                 || self.client.worker.draining.get()
-                || (cap > 0 && self.served >= cap)
+                || (cap > 0 && u64::from(self.served) >= cap)
             {
                 // Input may be left unread after an error answer or behind pipelined requests:
                 // close gracefully then, so the answer is not destroyed by a reset. After a
@@ -309,7 +353,7 @@ impl Conn {
             .registry
             .borrow_mut()
             .set_lingering(self.slot, true);
-        let ready = monoio::time::timeout(LINGER, self.client.stream.readable(false)).await;
+        let ready = monoio::time::timeout(LINGER, self.client.stream.readable()).await;
         self.client
             .worker
             .registry
@@ -367,13 +411,12 @@ impl Conn {
     async fn run_tunnel(&mut self, mut tunnel: PendingTunnel) {
         let worker = Rc::clone(&self.client.worker);
         let _marked = self.mark_tunnel(tunnel.upstream.as_raw_fd());
-        let (end, to_client) = crate::tunnel::run(
-            &worker,
-            &mut self.client.stream,
-            &mut tunnel.upstream,
-            tunnel.limits,
-        )
-        .await;
+        // Only a plain connection upgrades (the http integration passes no upgrade over TLS).
+        let ClientStream::Plain(client) = &mut self.client.stream else {
+            return;
+        };
+        let (end, to_client) =
+            crate::tunnel::run(&worker, client, &mut tunnel.upstream, tunnel.limits).await;
         debug!(?end, to_client, "tunnel ended");
     }
 }

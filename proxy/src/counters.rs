@@ -89,6 +89,11 @@ pub struct WorkerCounters {
     /// Connections (or requests behind trusted proxies) refused by the userspace pre-filter:
     /// deny list, block, connection rate.
     pub prefilter_refused: [Cell<u64>; 3],
+    /// TLS handshakes completed.
+    pub tls_handshakes: Cell<u64>,
+    /// TLS handshakes that failed, by reason: timeout, closed, protocol, unknown name (the
+    /// order of `tollgate_backends::wire::tls::HandshakeError`).
+    pub tls_failed: [Cell<u64>; 4],
 }
 
 /// Adds one to a counter cell.

@@ -29,6 +29,10 @@ pub mod names {
     pub const ACCESS_LOG_DROPPED: &str = "tollgate_access_log_dropped_lines_total";
     /// Requests whose head did not parse, per worker (counter).
     pub const MALFORMED: &str = "tollgate_malformed_requests_total";
+    /// TLS handshakes completed (counter).
+    pub const TLS_HANDSHAKES: &str = "tollgate_tls_handshakes_total";
+    /// TLS handshakes that failed, by reason (counter).
+    pub const TLS_HANDSHAKE_FAILURES: &str = "tollgate_tls_handshake_failures_total";
     /// Upstream connections opened, per upstream (counter).
     pub const UPSTREAM_CONNECTS: &str = "tollgate_upstream_connects_total";
     /// Requests sent on a reused pooled connection, per upstream (counter).
@@ -114,6 +118,10 @@ pub struct Snapshot {
     pub rejected_at_file_limit: u64,
     /// Malformed request heads.
     pub malformed: u64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
+    /// TLS handshakes failed: timeout, closed, protocol, unknown name.
+    pub tls_failed: [u64; 4],
     /// Connections waiting for a request.
     pub idle: u64,
     /// Open tunnels.
@@ -225,13 +233,38 @@ pub fn render(snapshots: &[Snapshot], reloads_ok: u64, reloads_failed: u64) -> S
         );
         let _ = writeln!(out, "{REQUEST_DURATION}_count{{{labels}}} {cumulative}");
     }
-    let per_worker: [WorkerSeries; 10] = [
+    let per_worker: [WorkerSeries; 15] = [
         (CONNECTIONS_ACCEPTED, "counter", "", |s| s.accepted),
         (CONNECTIONS_OPEN, "gauge", "", |s| s.open),
         (CONNECTIONS_IDLE, "gauge", "", |s| s.idle),
         (TUNNELS_OPEN, "gauge", "", |s| s.tunnels),
         (ACCESS_LOG_DROPPED, "counter", "", |s| s.log_dropped),
         (MALFORMED, "counter", "", |s| s.malformed),
+        (TLS_HANDSHAKES, "counter", "", |s| s.tls_handshakes),
+        (
+            TLS_HANDSHAKE_FAILURES,
+            "counter",
+            "reason=\"timeout\",",
+            |s| s.tls_failed[0],
+        ),
+        (
+            TLS_HANDSHAKE_FAILURES,
+            "counter",
+            "reason=\"closed\",",
+            |s| s.tls_failed[1],
+        ),
+        (
+            TLS_HANDSHAKE_FAILURES,
+            "counter",
+            "reason=\"protocol\",",
+            |s| s.tls_failed[2],
+        ),
+        (
+            TLS_HANDSHAKE_FAILURES,
+            "counter",
+            "reason=\"unknown_name\",",
+            |s| s.tls_failed[3],
+        ),
         (PLAN_GENERATION, "gauge", "", |s| s.generation),
         (
             CONNECTIONS_REJECTED,

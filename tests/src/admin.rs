@@ -53,3 +53,27 @@ pub fn call(
         .unwrap_or_default();
     (status, body)
 }
+
+/// `GET /metrics` on the admin listener, parsed.
+pub fn scrape(addr: SocketAddr) -> prometheus_parse::Scrape {
+    let (status, body) = call(addr, "GET", "/metrics", None, None);
+    assert_eq!(status, 200, "/metrics: {body}");
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("Prometheus text format")
+}
+
+/// The sum of the counter or gauge samples `name` whose labels include `labels` (over
+/// workers, say); 0 when there is none.
+pub fn sum(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+        .sum()
+}

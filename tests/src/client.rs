@@ -5,6 +5,9 @@
 //! keeps any bytes past it for the next call (pipelining). Reads have a timeout, so a missing
 //! response fails the test instead of hanging it. [`Client::wait_closed`] tells whether the
 //! server closed the connection within a bound.
+//!
+//! [`Client`] is generic over its byte stream ([`Transport`]): plain TCP by default, a TLS
+//! stream for [`crate::tls`].
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -66,14 +69,26 @@ pub enum Closed {
     No(Vec<u8>),
 }
 
-/// One client connection.
-pub struct Client {
-    stream: TcpStream,
+/// A byte stream a [`Client`] talks over: TCP, or TLS over TCP.
+pub trait Transport: Read + Write {
+    /// Sets the read timeout of the socket underneath.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+/// One client connection (over plain TCP unless `S` says otherwise).
+pub struct Client<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
     eof: bool,
 }
 
-impl Client {
+impl Client<TcpStream> {
     /// Connects to `addr`.
     pub fn connect(addr: SocketAddr) -> Client {
         Client::try_connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"))
@@ -89,11 +104,7 @@ impl Client {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(READ_TIMEOUT))?;
         stream.set_write_timeout(Some(READ_TIMEOUT))?;
-        Ok(Client {
-            stream,
-            buf: Vec::new(),
-            eof: false,
-        })
+        Ok(Client::over_transport(stream))
     }
 
     /// Connects to `addr` from the local address `source` (e.g. `127.0.0.3`), so the gateway
@@ -114,6 +125,22 @@ impl Client {
 
     /// The underlying stream.
     pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+impl<S: Transport> Client<S> {
+    /// A client over `stream` as it is (its timeouts set by the caller).
+    pub fn over_transport(stream: S) -> Client<S> {
+        Client {
+            stream,
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
+    /// The underlying transport.
+    pub fn transport(&self) -> &S {
         &self.stream
     }
 
@@ -144,7 +171,13 @@ impl Client {
                 self.buf.extend_from_slice(&chunk[..n]);
                 Ok(n)
             }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+            // UnexpectedEof: a TLS peer closed TCP without a close_notify.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
+                ) =>
+            {
                 self.eof = true;
                 Ok(0)
             }
@@ -291,12 +324,13 @@ impl Client {
             if now >= end {
                 return Closed::No(std::mem::take(&mut self.buf));
             }
-            let _ = self
-                .stream
-                .set_read_timeout(Some((end - now).max(Duration::from_millis(1))));
+            let _ = Transport::set_read_timeout(
+                &self.stream,
+                Some((end - now).max(Duration::from_millis(1))),
+            );
             match self.fill() {
                 Ok(0) => {
-                    let _ = self.stream.set_read_timeout(Some(READ_TIMEOUT));
+                    let _ = Transport::set_read_timeout(&self.stream, Some(READ_TIMEOUT));
                     return Closed::Yes(std::mem::take(&mut self.buf));
                 }
                 Ok(_) => {}

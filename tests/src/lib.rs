@@ -1,6 +1,7 @@
 //! End-to-end test support for tollgate: a harness that runs the real binary
 //! ([`gateway::Gateway`]), an in-process mock upstream ([`upstream::Upstream`]), a raw HTTP/1.1
-//! client ([`client::Client`]) and configuration builders ([`config`]).
+//! client ([`client::Client`]), configuration builders ([`config`]) and TLS certificates and
+//! a TLS client ([`tls`]).
 //!
 //! The tests themselves live in `tests/*.rs`; each runs against both io drivers
 //! ([`gateway::DRIVERS`]). Build the binary of the profile the tests run in first:
@@ -13,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod gateway;
 pub mod netns;
+pub mod tls;
 pub mod upstream;
 pub mod usage;
 pub mod websocket;

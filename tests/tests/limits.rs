@@ -266,6 +266,10 @@ fn a_full_client_bucket_table_evicts_instead_of_refusing() {
                 .unwrap_or_else(|| panic!("{name} in {metrics}"))
         };
         assert!(value("tollgate_client_buckets") <= 4.0, "{driver:?}");
-        assert_eq!(value("tollgate_client_buckets_evicted_total"), 16.0, "{driver:?}");
+        assert_eq!(
+            value("tollgate_client_buckets_evicted_total"),
+            16.0,
+            "{driver:?}"
+        );
     }
 }

@@ -52,6 +52,8 @@ pub struct UpstreamHead<'a> {
     /// The client asked for an upgrade the gateway passes on (its `Upgrade` headers are
     /// forwarded with `connection: upgrade`).
     pub upgrade: bool,
+    /// The client came over TLS (`X-Forwarded-Proto: https`, `Forwarded: proto=https`).
+    pub secure: bool,
 }
 
 fn eq(a: &[u8], b: &[u8]) -> bool {
@@ -64,6 +66,15 @@ fn push_ip(out: &mut Vec<u8>, addr: SocketAddr) {
 }
 
 impl UpstreamHead<'_> {
+    /// The scheme the client used.
+    fn scheme(&self) -> &'static [u8] {
+        if self.secure {
+            b"https"
+        } else {
+            b"http"
+        }
+    }
+
     /// Writes the request line and headers, without the framing header and the final CRLF
     /// (the caller adds them once it knows how the body goes).
     pub fn write(&self, out: &mut Vec<u8>) {
@@ -116,7 +127,9 @@ impl UpstreamHead<'_> {
             out.extend_from_slice(b", ");
         }
         push_ip(out, self.peer);
-        out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\nx-forwarded-port: ");
+        out.extend_from_slice(b"\r\nx-forwarded-proto: ");
+        out.extend_from_slice(self.scheme());
+        out.extend_from_slice(b"\r\nx-forwarded-port: ");
         out.extend_from_slice(itoa::Buffer::new().format(self.local_port).as_bytes());
         out.extend_from_slice(b"\r\n");
         if let Some(host) = head.host {
@@ -135,7 +148,8 @@ impl UpstreamHead<'_> {
         } else {
             push_ip(out, self.peer);
         }
-        out.extend_from_slice(b";proto=http");
+        out.extend_from_slice(b";proto=");
+        out.extend_from_slice(self.scheme());
         if let Some(host) = head.host {
             if !host.is_empty() {
                 out.extend_from_slice(b";host=\"");

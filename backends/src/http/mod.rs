@@ -93,6 +93,7 @@ pub async fn run<S: AsyncReadRent + AsyncWriteRent>(
         id_header: req.id_header(),
         request_id: req.id,
         upgrade,
+        secure: req.secure,
     }
     .write(&mut out);
     let mut ubuf = down.buffers.take();
@@ -107,13 +108,15 @@ pub async fn run<S: AsyncReadRent + AsyncWriteRent>(
 /// True when the request is a WebSocket handshake the gateway passes on: HTTP/1.1 without a
 /// body, `Connection: upgrade`, `Upgrade: websocket` (no other protocol: an `h2c` upgrade would
 /// let a client speak to the upstream past routing), `Sec-WebSocket-Key` and
-/// `Sec-WebSocket-Version`; not while draining, and not when the integration removes `upgrade`.
+/// `Sec-WebSocket-Version`; not while draining, not when the integration removes `upgrade`, and
+/// not over TLS yet (a tunnel copies raw TCP both ways).
 fn wants_upgrade<S>(req: &Request<'_>, down: &Downstream<'_, S>, target: &HttpTarget) -> bool {
     let head = req.head;
     if !head.upgrade
         || head.version != Version::Http11
         || head.framing != BodyFraming::None
         || down.draining.get()
+        || req.secure
         || target
             .request_remove
             .iter()

@@ -9,6 +9,8 @@
 //! - [`io`]: `read_more` / `write_all` with deadlines over any monoio stream.
 //! - [`body`]: reading a request body piece by piece whatever its framing.
 //! - [`respond`]: status lines, header lines and the gateway response catalogue's writer.
+//! - [`tls`] and [`stream`]: TLS on a client connection (our adapter between rustls and
+//!   monoio), and the client's stream as one type, plain or TLS.
 
 pub mod body;
 pub mod buffers;
@@ -18,3 +20,5 @@ pub mod buffers;
 pub mod http1;
 pub mod io;
 pub mod respond;
+pub mod stream;
+pub mod tls;

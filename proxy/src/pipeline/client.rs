@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use monoio::net::TcpStream;
+use tollgate_backends::wire::stream::ClientStream;
 
 use crate::worker::Worker;
 
@@ -13,8 +13,8 @@ use crate::worker::Worker;
 pub struct Client {
     /// Its worker.
     pub worker: Rc<Worker>,
-    /// The socket.
-    pub stream: TcpStream,
+    /// The socket, plain or TLS.
+    pub stream: ClientStream,
     /// The peer's address (the client, or a balancer; a PROXY header may replace it).
     pub peer: SocketAddr,
     /// Local port it connected to (a PROXY header may replace it).

@@ -43,6 +43,7 @@ pub async fn run(
         client: facts.client_ip(),
         peer: client.peer,
         local_port: client.local_port,
+        secure: client.stream.tls().is_some(),
         report: &facts.outcome.integration,
         filters,
     };

@@ -57,6 +57,8 @@ impl Worker {
             rejected_at_limit: c.rejected_at_limit.get(),
             rejected_at_file_limit: c.rejected_at_file_limit.get(),
             malformed: c.malformed.get(),
+            tls_handshakes: c.tls_handshakes.get(),
+            tls_failed: std::array::from_fn(|i| c.tls_failed[i].get()),
             routes,
             pools,
         }

@@ -1,0 +1,198 @@
+//! The client's stream, plain TCP or TLS, as one type: everything downstream (the codec's
+//! reads, the integrations' writes) works on it through monoio's owned-buffer traits, so a
+//! TLS connection takes the same code path as a plain one. The TLS state is boxed: a plain
+//! connection — and every idle connection's task — stays as small as before.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::net::TcpStream;
+use monoio::BufResult;
+
+use super::tls::TlsStream;
+
+/// Bound on a TLS step under the owned-buffer traits, which carry no deadline: callers wrap
+/// their reads and writes in their own timeouts, which cancel the step first.
+const FAR: Duration = Duration::from_secs(3600);
+
+/// A downstream connection's stream.
+#[derive(Debug)]
+pub enum ClientStream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP (handshake done).
+    Tls(Box<TlsStream>),
+    /// No stream: only while the TCP stream is lent to the TLS handshake, which gives it
+    /// back (as TLS, or plain to be closed). I/O on it fails.
+    Detached,
+}
+
+impl ClientStream {
+    /// The TCP stream underneath (none while detached).
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            ClientStream::Plain(s) => Some(s),
+            ClientStream::Tls(t) => Some(t.tcp()),
+            ClientStream::Detached => None,
+        }
+    }
+
+    /// The TLS connection, when there is one.
+    pub fn tls(&self) -> Option<&TlsStream> {
+        match self {
+            ClientStream::Tls(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// True when a TLS stream holds input already (decrypted, or received and not yet
+    /// decrypted) that the socket's readiness would not show.
+    pub fn has_buffered_input(&mut self) -> bool {
+        match self {
+            ClientStream::Tls(t) => t.has_buffered_input(),
+            _ => false,
+        }
+    }
+
+    /// Waits until a read would find input. Written so that the only future held across the
+    /// wait is the socket's own readiness future: every idle connection's task holds this.
+    pub async fn readable(&mut self) -> io::Result<()> {
+        if self.has_buffered_input() {
+            return Ok(());
+        }
+        match self.tcp() {
+            Some(tcp) => tcp.readable(false).await,
+            None => Err(detached()),
+        }
+    }
+}
+
+/// The error of I/O on a detached stream.
+fn detached() -> io::Error {
+    io::ErrorKind::NotConnected.into()
+}
+
+impl AsRawFd for ClientStream {
+    /// The socket's descriptor; -1 while detached (nothing asks then: the connection is in
+    /// its handshake, neither idle nor tunnelling).
+    fn as_raw_fd(&self) -> RawFd {
+        self.tcp().map_or(-1, AsRawFd::as_raw_fd)
+    }
+}
+
+impl AsyncReadRent for ClientStream {
+    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        let t = match self {
+            ClientStream::Plain(s) => return s.read(buf).await,
+            ClientStream::Tls(t) => t,
+            ClientStream::Detached => return (Err(detached()), buf),
+        };
+        let len = buf.bytes_total();
+        let ptr = buf.write_ptr();
+        // SAFETY: `ptr` points to `len` writable bytes owned by `buf`, which lives (owned by
+        // this future) for the whole read. They may be uninitialised, so they are zeroed first
+        // and only then borrowed as a `&mut [u8]`; nothing else aliases them meanwhile.
+        #[allow(unsafe_code)]
+        let dst = unsafe {
+            ptr.write_bytes(0, len);
+            std::slice::from_raw_parts_mut(ptr, len)
+        };
+        let res = t.read_plain(dst, Instant::now() + FAR).await;
+        if let Ok(n) = res {
+            // SAFETY: `read_plain` wrote `n` <= `len` bytes at the start of the buffer (and all
+            // `len` were initialised above).
+            #[allow(unsafe_code)]
+            unsafe {
+                buf.set_init(n)
+            };
+        }
+        (res, buf)
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        let t = match self {
+            ClientStream::Plain(s) => return s.readv(buf).await,
+            ClientStream::Tls(t) => t,
+            ClientStream::Detached => return (Err(detached()), buf),
+        };
+        // Into the first buffer only (a short read, as readv may return).
+        // SAFETY: the raw buffer is the first non-empty iovec of `buf`, which this future owns
+        // for the whole read; it is zeroed before it is borrowed as `&mut [u8]`.
+        #[allow(unsafe_code)]
+        let dst = unsafe {
+            match RawBuf::new_from_iovec_mut(&mut buf) {
+                Some(mut raw) => {
+                    let (ptr, len) = (raw.write_ptr(), raw.bytes_total());
+                    ptr.write_bytes(0, len);
+                    std::slice::from_raw_parts_mut(ptr, len)
+                }
+                None => &mut [],
+            }
+        };
+        let res = t.read_plain(dst, Instant::now() + FAR).await;
+        if let Ok(n) = res {
+            // SAFETY: `n` bytes were written at the start of the first iovec.
+            #[allow(unsafe_code)]
+            unsafe {
+                buf.set_init(n)
+            };
+        }
+        (res, buf)
+    }
+}
+
+impl AsyncWriteRent for ClientStream {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        let t = match self {
+            ClientStream::Plain(s) => return s.write(buf).await,
+            ClientStream::Tls(t) => t,
+            ClientStream::Detached => return (Err(detached()), buf),
+        };
+        // SAFETY: `read_ptr` and `bytes_init` describe `buf`'s initialised bytes; `buf` is
+        // owned by this future for the whole write and not mutated meanwhile.
+        #[allow(unsafe_code)]
+        let src = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+        let res = t.write_plain(src, Instant::now() + FAR).await;
+        (res.map(|()| src.len()), buf)
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        let t = match self {
+            ClientStream::Plain(s) => return s.writev(buf).await,
+            ClientStream::Tls(t) => t,
+            ClientStream::Detached => return (Err(detached()), buf),
+        };
+        // The first buffer only (a short write, as writev may return).
+        // SAFETY: the raw buffer is the first non-empty iovec of `buf`, initialised and owned
+        // by this future for the whole write.
+        #[allow(unsafe_code)]
+        let src: &[u8] = unsafe {
+            match RawBuf::new_from_iovec(&buf) {
+                Some(raw) => std::slice::from_raw_parts(raw.read_ptr(), raw.bytes_init()),
+                None => &[],
+            }
+        };
+        let res = t.write_plain(src, Instant::now() + FAR).await;
+        (res.map(|()| src.len()), buf)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ClientStream::Plain(s) => s.flush().await,
+            // Every write flushes its records already.
+            ClientStream::Tls(_) => Ok(()),
+            ClientStream::Detached => Err(detached()),
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            ClientStream::Plain(s) => s.shutdown().await,
+            ClientStream::Tls(t) => t.close(Instant::now() + FAR).await,
+            ClientStream::Detached => Err(detached()),
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! TLS on a downstream connection: our own small adapter between rustls and monoio.
+//!
+//! [`accept`] reads the ClientHello with `rustls::server::Acceptor`, lets the caller choose
+//! the server configuration by the name the client asked for (SNI), and completes the
+//! handshake with owned-buffer reads and writes, within one deadline (a client that stalls
+//! mid-handshake is closed like a slow head). [`TlsStream`] then moves records between the
+//! socket and the rustls connection: ciphertext is read into a buffer of its own and handed
+//! to rustls; plaintext is copied out to the reader's buffer; written plaintext is encrypted
+//! and flushed at once.
+//!
+//! Bounds: the ClientHello may be at most [`CLIENT_HELLO_MAX`] bytes (rustls also limits
+//! handshake messages); the ciphertext buffer holds at most one read
+//! ([`CIPHERTEXT_READ`]) at a time, and rustls's plaintext buffer is capped by
+//! [`PLAINTEXT_LIMIT`].
+
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::TcpStream;
+use rustls::server::{Acceptor, ServerConfig, ServerConnection};
+
+use crate::wire::io::{read_more, IoFail};
+
+/// Largest ClientHello accepted (a 100 KB one is refused, not buffered).
+pub const CLIENT_HELLO_MAX: usize = 32 * 1024;
+/// Ciphertext read from the socket at once.
+pub const CIPHERTEXT_READ: usize = 16 * 1024 + 256;
+/// Decrypted bytes rustls may hold before the reader takes them.
+pub const PLAINTEXT_LIMIT: usize = 64 * 1024;
+
+/// A fatal `unrecognized_name` alert (RFC 6066 §3) as a plaintext TLS record: sent before
+/// any ServerHello, so it needs no keys. (rustls offers no way to send an alert of our
+/// choosing from an accepted ClientHello.)
+const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112];
+
+/// Why a handshake did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeError {
+    /// The deadline passed.
+    Timeout,
+    /// The client closed or reset before the handshake ended.
+    Closed,
+    /// Not TLS, or TLS rustls refuses (version, ciphers, malformed, too large).
+    Protocol,
+    /// No configuration for the name asked for, and no default.
+    UnknownName,
+}
+
+impl HandshakeError {
+    /// Label for logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            HandshakeError::Timeout => "timeout",
+            HandshakeError::Closed => "closed",
+            HandshakeError::Protocol => "protocol",
+            HandshakeError::UnknownName => "unknown_name",
+        }
+    }
+}
+
+/// A TLS server connection over a TCP stream.
+pub struct TlsStream {
+    io: TcpStream,
+    conn: ServerConnection,
+    /// Ciphertext read but not yet taken by rustls.
+    incoming: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("version", &self.conn.protocol_version())
+            .field("sni", &self.conn.server_name())
+            .finish()
+    }
+}
+
+/// Reads a ClientHello from `io`, picks the server configuration with `select` (given the
+/// SNI name, if any; None refuses), and completes the handshake before `deadline`. On failure
+/// the TCP stream comes back with the reason (alerts already sent), for the caller to close.
+/// `initial`: handshake bytes already read from the socket (behind a PROXY header).
+pub async fn accept(
+    mut io: TcpStream,
+    initial: &[u8],
+    select: impl FnOnce(Option<&str>) -> Option<Arc<ServerConfig>>,
+    deadline: Instant,
+) -> Result<TlsStream, (HandshakeError, TcpStream)> {
+    let mut incoming = Vec::with_capacity(4096.max(initial.len()));
+    incoming.extend_from_slice(initial);
+    let conn = match hello(&mut io, &mut incoming, select, deadline).await {
+        Ok(conn) => conn,
+        Err(e) => return Err((e, io)),
+    };
+    let mut stream = TlsStream { io, conn, incoming };
+    match stream.finish_handshake(deadline).await {
+        Ok(()) => Ok(stream),
+        Err(e) => Err((e, stream.io)),
+    }
+}
+
+/// Reads the ClientHello and starts the server connection with the configuration `select`
+/// picks for its SNI.
+async fn hello(
+    io: &mut TcpStream,
+    incoming: &mut Vec<u8>,
+    select: impl FnOnce(Option<&str>) -> Option<Arc<ServerConfig>>,
+    deadline: Instant,
+) -> Result<ServerConnection, HandshakeError> {
+    let mut acceptor = Acceptor::default();
+    // Bytes already here (behind a PROXY header) are fed before anything is read.
+    let mut read_first = incoming.is_empty();
+    let mut received = 0;
+    let accepted = loop {
+        if read_first {
+            received += read_more(io, incoming, deadline).await.map_err(fail)?;
+        } else {
+            received += incoming.len();
+        }
+        read_first = true;
+        // A ClientHello is a few hundred bytes; a huge one is refused, not buffered.
+        if received > CLIENT_HELLO_MAX {
+            return Err(HandshakeError::Protocol);
+        }
+        // A ClientHello that does not fit rustls's buffer is too large: refused.
+        feed(incoming, |rd| acceptor.read_tls(rd)).map_err(|_| HandshakeError::Protocol)?;
+        match acceptor.accept() {
+            Ok(Some(accepted)) => break accepted,
+            Ok(None) => {}
+            Err((_, mut alert)) => {
+                let mut out = Vec::new();
+                let _ = alert.write_all(&mut out);
+                let _ = send(io, out, deadline).await;
+                return Err(HandshakeError::Protocol);
+            }
+        }
+    };
+    let Some(config) = select(accepted.client_hello().server_name()) else {
+        let _ = send(io, UNRECOGNIZED_NAME_ALERT.to_vec(), deadline).await;
+        return Err(HandshakeError::UnknownName);
+    };
+    match accepted.into_connection(config) {
+        Ok(mut conn) => {
+            conn.set_buffer_limit(Some(PLAINTEXT_LIMIT));
+            Ok(conn)
+        }
+        Err((_, mut alert)) => {
+            let mut out = Vec::new();
+            let _ = alert.write_all(&mut out);
+            let _ = send(io, out, deadline).await;
+            Err(HandshakeError::Protocol)
+        }
+    }
+}
+
+fn fail(e: IoFail) -> HandshakeError {
+    match e {
+        IoFail::Timeout => HandshakeError::Timeout,
+        IoFail::Eof | IoFail::Io(_) => HandshakeError::Closed,
+    }
+}
+
+/// Hands `buf`'s bytes to `read_tls` until it takes no more, and drops what it took — also
+/// when it stops with an error (its buffers are full until processed or read): bytes it took
+/// must never be handed over twice. Returns how many it took.
+fn feed(
+    buf: &mut Vec<u8>,
+    mut read_tls: impl FnMut(&mut dyn io::Read) -> io::Result<usize>,
+) -> io::Result<usize> {
+    let mut rest: &[u8] = buf;
+    let mut result = Ok(());
+    while !rest.is_empty() {
+        match read_tls(&mut rest) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    let taken = buf.len() - rest.len();
+    buf.drain(..taken);
+    result.map(|()| taken)
+}
+
+async fn send(io: &mut TcpStream, out: Vec<u8>, deadline: Instant) -> Result<(), IoFail> {
+    match monoio::time::timeout_at(deadline.into(), io.write_all(out)).await {
+        Err(_) => Err(IoFail::Timeout),
+        Ok((Ok(_), _)) => Ok(()),
+        Ok((Err(e), _)) => Err(IoFail::Io(e)),
+    }
+}
+
+impl TlsStream {
+    /// Runs the handshake to its end: our flights out, the client's in. Bytes that arrived
+    /// behind the ClientHello are in `incoming` already and are fed first.
+    async fn finish_handshake(&mut self, deadline: Instant) -> Result<(), HandshakeError> {
+        while self.conn.is_handshaking() {
+            self.flush_tls(deadline).await.map_err(fail)?;
+            if !self.conn.is_handshaking() {
+                break;
+            }
+            if self.incoming.is_empty() {
+                read_more(&mut self.io, &mut self.incoming, deadline)
+                    .await
+                    .map_err(fail)?;
+            }
+            if self.take_ciphertext().is_err() {
+                let _ = self.flush_tls(deadline).await;
+                return Err(HandshakeError::Protocol);
+            }
+        }
+        // The handshake's last flight (TLS 1.3 session tickets, TLS 1.2 Finished).
+        self.flush_tls(deadline).await.map_err(fail)
+    }
+
+    /// The TCP stream underneath (readiness waits, the descriptor).
+    pub fn tcp(&self) -> &TcpStream {
+        &self.io
+    }
+
+    /// The rustls connection (SNI, version, cipher, peer certificates).
+    pub fn connection(&self) -> &ServerConnection {
+        &self.conn
+    }
+
+    /// True when decrypted or undecrypted bytes are waiting here: a readiness wait on the
+    /// socket would not see them.
+    pub fn has_buffered_input(&mut self) -> bool {
+        !self.incoming.is_empty()
+            || self
+                .conn
+                .process_new_packets()
+                .is_ok_and(|s| s.plaintext_bytes_to_read() > 0)
+    }
+
+    /// Feeds buffered ciphertext to rustls and processes it, as much as rustls takes: when
+    /// its record buffer fills, what it holds is processed and feeding goes on; when the
+    /// decrypted bytes reach [`PLAINTEXT_LIMIT`], the rest waits in `incoming` for the reader.
+    fn take_ciphertext(&mut self) -> Result<(), rustls::Error> {
+        // Each round takes at least a record's worth, so a few rounds empty a full read; the
+        // bound only guards against a buffer that neither side can drain.
+        for _ in 0..64 {
+            let conn = &mut self.conn;
+            let fed = feed(&mut self.incoming, |rd| conn.read_tls(rd));
+            self.conn.process_new_packets()?;
+            match fed {
+                Ok(n) if n > 0 && !self.incoming.is_empty() => {}
+                Err(_) if self.conn.process_new_packets()?.plaintext_bytes_to_read() == 0 => {}
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every TLS record rustls has queued.
+    async fn flush_tls(&mut self, deadline: Instant) -> Result<(), IoFail> {
+        while self.conn.wants_write() {
+            let mut out = Vec::with_capacity(4096);
+            while self.conn.wants_write() {
+                if self.conn.write_tls(&mut out).is_err() {
+                    break;
+                }
+            }
+            send(&mut self.io, out, deadline).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads decrypted bytes into `dst`; Ok(0) at the end of the stream (a clean
+    /// close_notify, or the peer closing TCP: HTTP frames its own messages).
+    pub async fn read_plain(&mut self, dst: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        use std::io::Read;
+        loop {
+            match self.conn.reader().read(dst) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            // Alerts or key updates rustls wants to send go out before waiting for more.
+            self.flush_tls(deadline).await.map_err(into_io)?;
+            if self.incoming.is_empty() {
+                match read_more(&mut self.io, &mut self.incoming, deadline).await {
+                    Ok(_) => {}
+                    Err(IoFail::Eof) => {
+                        // Marks the end for rustls: its reader then reports it.
+                        let _ = self.conn.read_tls(&mut &[][..]);
+                        let _ = self.conn.process_new_packets();
+                        continue;
+                    }
+                    Err(e) => return Err(into_io(e)),
+                }
+            }
+            if let Err(e) = self.take_ciphertext() {
+                // The alert for the error, if any, then the error.
+                let _ = self.flush_tls(deadline).await;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+    }
+
+    /// Encrypts all of `src` and writes it before `deadline`.
+    pub async fn write_plain(&mut self, src: &[u8], deadline: Instant) -> io::Result<()> {
+        use std::io::Write;
+        let mut rest = src;
+        while !rest.is_empty() {
+            let n = self.conn.writer().write(rest)?;
+            rest = &rest[n..];
+            self.flush_tls(deadline).await.map_err(into_io)?;
+        }
+        Ok(())
+    }
+
+    /// Sends close_notify and shuts the write side.
+    pub async fn close(&mut self, deadline: Instant) -> io::Result<()> {
+        use monoio::io::AsyncWriteRent;
+        self.conn.send_close_notify();
+        self.flush_tls(deadline).await.map_err(into_io)?;
+        self.io.shutdown().await
+    }
+}
+
+fn into_io(e: IoFail) -> io::Error {
+    match e {
+        IoFail::Timeout => io::ErrorKind::TimedOut.into(),
+        IoFail::Eof => io::ErrorKind::UnexpectedEof.into(),
+        IoFail::Io(e) => e,
+    }
+}

@@ -1,0 +1,674 @@
+//! TLS termination on listeners: `[[certificates]]` read from their PEM files, and per
+//! listener a [`TlsListenerPlan`] that the connection adapter asks which rustls
+//! [`ServerConfig`] answers a ClientHello ([`TlsListenerPlan::select`]).
+//!
+//! Every certificate is read, parsed and checked against its private key once per
+//! (re)load; each listener then gets one `ServerConfig` per certificate it serves (a
+//! listener's versions are its own), all sharing the one loaded key. Names are served by
+//! exactly one certificate of a listener: an exact name first, then a `*.example.com`
+//! wildcard (one more label only), then the listener's default certificate, or nothing (the
+//! handshake is refused).
+//!
+//! The crypto provider is rustls' *ring* provider. No key material is printed: the plan's
+//! `Debug` shows certificate ids, names and settings only, and errors about a key file name
+//! the file, never its contents.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::{ServerConfig, SupportedProtocolVersion};
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use toml::Spanned;
+
+use crate::compile::{ranged, span};
+use crate::error::{ConfigError, Source};
+use crate::file::{CertificateSection, ListenerTlsSection};
+
+/// Handshake deadline when `handshake_timeout_ms` is absent.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// Largest `handshake_timeout_ms`.
+pub const HANDSHAKE_TIMEOUT_MS_MAX: u64 = 60_000;
+/// The one ALPN protocol offered.
+pub const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
+
+/// A listener's TLS termination: which server configuration answers which name.
+pub struct TlsListenerPlan {
+    /// Server configs by lowercase exact SNI name.
+    pub by_name: HashMap<String, Arc<ServerConfig>>,
+    /// Wildcards: (".example.com" suffix, config) — `*.example.com` matches exactly one more
+    /// label.
+    pub wildcards: Vec<(String, Arc<ServerConfig>)>,
+    /// No SNI or an unknown one: this config, or None to refuse.
+    pub default: Option<Arc<ServerConfig>>,
+    /// Time allowed for the whole handshake.
+    pub handshake_timeout_ms: u64,
+    /// For logs/metrics: certificate id and the names it serves, in the listener's order.
+    pub certificates: Vec<(String, Vec<String>)>,
+    /// For logs: id of the certificate behind [`Self::default`] (None: refused).
+    pub default_certificate: Option<String>,
+    /// For logs: the TLS versions offered, as written (`"1.2"`, `"1.3"`), oldest first.
+    pub versions: Vec<&'static str>,
+}
+
+impl TlsListenerPlan {
+    /// The server configuration for a ClientHello that asked for `sni`: the exact name
+    /// first, then a wildcard one label above it, then the default (None: refuse the
+    /// handshake). The name is compared case-insensitively; a trailing dot is ignored.
+    pub fn select(&self, sni: Option<&str>) -> Option<&Arc<ServerConfig>> {
+        let Some(name) = sni else {
+            return self.default.as_ref();
+        };
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let lowered;
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = name.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            name
+        };
+        if let Some(config) = self.by_name.get(name) {
+            return Some(config);
+        }
+        if let Some(dot) = name.find('.').filter(|&d| d > 0) {
+            let suffix = &name[dot..];
+            if let Some((_, config)) = self.wildcards.iter().find(|(s, _)| s == suffix) {
+                return Some(config);
+            }
+        }
+        self.default.as_ref()
+    }
+
+    /// One line for `tollgate check`: `shop = shop.example.com; api = *.api.example.com;
+    /// default shop; versions 1.2, 1.3; handshake 10000 ms`.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = self
+            .certificates
+            .iter()
+            .map(|(id, names)| format!("{id} = {}", names.join(", ")))
+            .collect();
+        parts.push(match &self.default_certificate {
+            Some(id) => format!("default {id}"),
+            None => "unknown names refused".to_string(),
+        });
+        parts.push(format!("versions {}", self.versions.join(", ")));
+        parts.push(format!("handshake {} ms", self.handshake_timeout_ms));
+        parts.join("; ")
+    }
+}
+
+impl fmt::Debug for TlsListenerPlan {
+    /// Ids, names and settings; never the configurations (they hold the private keys).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsListenerPlan")
+            .field("certificates", &self.certificates)
+            .field("default_certificate", &self.default_certificate)
+            .field("versions", &self.versions)
+            .field("handshake_timeout_ms", &self.handshake_timeout_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `[[certificates]]` of one file, loaded: what listeners build their configs from.
+pub(crate) struct Certificates {
+    provider: Arc<CryptoProvider>,
+    loaded: Vec<Loaded>,
+}
+
+/// One certificate chain with its checked key.
+struct Loaded {
+    id: String,
+    key: Arc<CertifiedKey>,
+    /// Lowercase names served; wildcards as written (`*.example.com`).
+    names: Vec<String>,
+}
+
+/// A name a certificate serves.
+#[derive(Debug, PartialEq, Eq)]
+enum Name {
+    /// `shop.example.com`.
+    Exact(String),
+    /// `*.example.com`, kept as its suffix `.example.com`.
+    Wildcard(String),
+}
+
+const NAME_EXPECTED: &str = "a host name such as \"shop.example.com\" or a wildcard such as \
+                             \"*.example.com\" (`*` only as the whole first label)";
+
+/// Checks and lowercases one SNI name.
+fn parse_name(text: &str) -> Result<Name, String> {
+    if text.is_empty() {
+        return Err("an empty name".to_string());
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.len() > 253 {
+        return Err(format!("{text:?} is longer than 253 characters"));
+    }
+    let labels: Vec<&str> = lower.split('.').collect();
+    for (n, label) in labels.iter().enumerate() {
+        if label.is_empty() {
+            return Err(format!("{text:?} has an empty label"));
+        }
+        if label.contains('*') {
+            if n > 0 || *label != "*" {
+                return Err(format!("{text:?}: `*` may only be the whole first label"));
+            }
+            continue;
+        }
+        if label.len() > 63 {
+            return Err(format!("{text:?} has a label longer than 63 characters"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "{text:?} has characters other than letters, digits, '-' and '_'"
+            ));
+        }
+    }
+    if labels[0] == "*" {
+        if labels.len() < 3 {
+            return Err(format!(
+                "{text:?}: a wildcard needs at least two labels after `*.`"
+            ));
+        }
+        return Ok(Name::Wildcard(lower[1..].to_string()));
+    }
+    Ok(Name::Exact(lower))
+}
+
+/// A certificate id: letters, digits, '-', '_' or '.'.
+fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// rustls' *ring* provider (the project's choice for now; aws-lc-rs is not wanted yet).
+/// rustls 0.23.48 deprecated it only to say it has no post-quantum key exchange
+/// (X25519MLKEM768); classical X25519/P-256/P-384 key exchange is what it offers.
+#[allow(deprecated)]
+fn ring_provider() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// Reads and checks every `[[certificates]]`; paths are relative to `config_path`'s folder.
+pub(crate) fn load_certificates(
+    src: &Source<'_>,
+    config_path: &Path,
+    sections: &[CertificateSection],
+) -> Result<Certificates, ConfigError> {
+    let provider = Arc::new(ring_provider());
+    let base = config_path.parent().unwrap_or(Path::new(""));
+    let mut loaded: Vec<Loaded> = Vec::with_capacity(sections.len());
+    for (i, c) in sections.iter().enumerate() {
+        let id = c.id.get_ref();
+        if !is_id(id) {
+            return Err(src.error(
+                span(&c.id),
+                format!("certificates[{i}].id"),
+                format!("{id:?} is not a valid certificate id"),
+                "letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if loaded.iter().any(|l| &l.id == id) {
+            return Err(src.error(
+                span(&c.id),
+                format!("certificates[{i}].id"),
+                format!("certificate {id:?} is defined twice"),
+                "unique certificate ids",
+            ));
+        }
+        let listed = c
+            .names
+            .as_ref()
+            .map(|names| listed_names(src, i, names))
+            .transpose()?;
+        let cert_path = base.join(c.cert.get_ref());
+        let chain = read_chain(&cert_path).map_err(|problem| {
+            src.error(
+                span(&c.cert),
+                format!("certificates[{i}].cert"),
+                problem,
+                "a PEM file of -----BEGIN CERTIFICATE----- blocks, leaf first",
+            )
+        })?;
+        let leaf_error = |e: &dyn fmt::Display| {
+            src.error(
+                span(&c.cert),
+                format!("certificates[{i}].cert"),
+                format!(
+                    "the first certificate in {} cannot be parsed: {e}",
+                    cert_path.display()
+                ),
+                "an X.509 certificate (the leaf) first in the file",
+            )
+        };
+        let leaf = webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| leaf_error(&e))?;
+        let names = match listed {
+            Some(names) => names,
+            None => {
+                let mut names = Vec::new();
+                for san in leaf.valid_dns_names() {
+                    let name = parse_name(san).map_err(|problem| {
+                        src.error(
+                            span(&c.cert),
+                            format!("certificates[{i}].cert"),
+                            format!("subjectAltName of {}: {problem}", cert_path.display()),
+                            "`names` listing the names this certificate serves",
+                        )
+                    })?;
+                    push_unique(&mut names, name);
+                }
+                if names.is_empty() {
+                    return Err(src.error(
+                        span(&c.cert),
+                        format!("certificates[{i}].cert"),
+                        format!(
+                            "the certificate in {} has no DNS subjectAltName",
+                            cert_path.display()
+                        ),
+                        "`names` listing the names this certificate serves, e.g. names = \
+                         [\"shop.example.com\"]",
+                    ));
+                }
+                names
+            }
+        };
+        let key_path = base.join(c.key.get_ref());
+        let key_error = |problem: String, expected: &str| {
+            src.error(
+                span(&c.key),
+                format!("certificates[{i}].key"),
+                problem,
+                expected,
+            )
+        };
+        const KEY_EXPECTED: &str = "an unencrypted PEM private key: PKCS#8 (BEGIN PRIVATE KEY), \
+                                    PKCS#1 (BEGIN RSA PRIVATE KEY) or SEC1 (BEGIN EC PRIVATE KEY)";
+        let key_der = match PrivateKeyDer::from_pem_file(&key_path) {
+            Ok(key) => key,
+            Err(pem::Error::Io(e)) => {
+                return Err(key_error(
+                    format!("cannot read {}: {e}", key_path.display()),
+                    KEY_EXPECTED,
+                ))
+            }
+            Err(pem::Error::NoItemsFound) => {
+                return Err(key_error(
+                    format!("no private key in {}", key_path.display()),
+                    KEY_EXPECTED,
+                ))
+            }
+            // Other PEM errors may quote a line of the file: never echo a key file.
+            Err(_) => {
+                return Err(key_error(
+                    format!("{} is not a valid PEM file", key_path.display()),
+                    KEY_EXPECTED,
+                ))
+            }
+        };
+        let signing_key = provider
+            .key_provider
+            .load_private_key(key_der)
+            .map_err(|_| {
+                key_error(
+                    format!(
+                        "the private key in {} is of an unsupported type or size",
+                        key_path.display()
+                    ),
+                    "an RSA key of 2048 bits or more, an ECDSA P-256 or P-384 key, or an \
+                     Ed25519 key",
+                )
+            })?;
+        let certified = CertifiedKey::new(chain, signing_key);
+        match certified.keys_match() {
+            Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+            Err(rustls::Error::InconsistentKeys(_)) => {
+                return Err(key_error(
+                    format!(
+                        "the private key in {} does not match the certificate in {}",
+                        key_path.display(),
+                        cert_path.display()
+                    ),
+                    "the private key of the chain's first (leaf) certificate",
+                ))
+            }
+            Err(e) => return Err(leaf_error(&e)),
+        }
+        loaded.push(Loaded {
+            id: id.clone(),
+            key: Arc::new(certified),
+            names,
+        });
+    }
+    Ok(Certificates { provider, loaded })
+}
+
+/// `names = [...]` of certificate `i`, checked and lowercased.
+fn listed_names(
+    src: &Source<'_>,
+    i: usize,
+    names: &Spanned<Vec<Spanned<String>>>,
+) -> Result<Vec<String>, ConfigError> {
+    if names.get_ref().is_empty() {
+        return Err(src.error(
+            span(names),
+            format!("certificates[{i}].names"),
+            "an empty list of names",
+            "the names this certificate serves, or no `names` key for the certificate's own \
+             DNS subjectAltNames",
+        ));
+    }
+    let mut out = Vec::with_capacity(names.get_ref().len());
+    for (n, name) in names.get_ref().iter().enumerate() {
+        let parsed = parse_name(name.get_ref()).map_err(|problem| {
+            src.error(
+                span(name),
+                format!("certificates[{i}].names[{n}]"),
+                problem,
+                NAME_EXPECTED,
+            )
+        })?;
+        push_unique(&mut out, parsed);
+    }
+    Ok(out)
+}
+
+/// Adds `name` as written in plans (`*.example.com` for wildcards) unless already there.
+fn push_unique(names: &mut Vec<String>, name: Name) {
+    let text = match name {
+        Name::Exact(n) => n,
+        Name::Wildcard(suffix) => format!("*{suffix}"),
+    };
+    if !names.contains(&text) {
+        names.push(text);
+    }
+}
+
+/// Every certificate of the PEM file at `path`; a problem names the file.
+fn read_chain(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, String> {
+    let problem = |e: pem::Error| match e {
+        pem::Error::Io(e) => format!("cannot read {}: {e}", path.display()),
+        e => format!("{} is not a valid PEM file: {e}", path.display()),
+    };
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(problem)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(problem)?;
+    if chain.is_empty() {
+        return Err(format!("no certificate in {}", path.display()));
+    }
+    Ok(chain)
+}
+
+/// Compiles `tls = { … }` of listener `i` (its `name` span places errors about the whole).
+pub(crate) fn listener_tls(
+    src: &Source<'_>,
+    i: usize,
+    listener_span: Range<usize>,
+    tls: &ListenerTlsSection,
+    certificates: &Certificates,
+) -> Result<Arc<TlsListenerPlan>, ConfigError> {
+    let key = |name: &str| format!("listeners[{i}].tls.{name}");
+    let (versions, version_names) = versions(src, i, tls)?;
+    let handshake_timeout_ms = ranged(
+        src,
+        &tls.handshake_timeout_ms,
+        &key("handshake_timeout_ms"),
+        DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        1..HANDSHAKE_TIMEOUT_MS_MAX,
+    )?;
+    let refuse = match &tls.unknown_name {
+        None => None,
+        Some(v) => match v.get_ref().as_str() {
+            "default" => Some(false),
+            "refuse" => Some(true),
+            other => {
+                return Err(src.error(
+                    span(v),
+                    key("unknown_name"),
+                    format!("{other:?} is not a choice"),
+                    "\"default\" (serve `default_certificate`) or \"refuse\"",
+                ))
+            }
+        },
+    };
+
+    // The certificates, in the listener's order.
+    let ids = &tls.certificates;
+    if ids.get_ref().is_empty() {
+        return Err(src.error(
+            span(ids),
+            key("certificates"),
+            "no certificates",
+            "ids of [[certificates]], e.g. certificates = [\"shop\"]",
+        ));
+    }
+    let known = || {
+        let ids: Vec<&str> = certificates.loaded.iter().map(|l| l.id.as_str()).collect();
+        if ids.is_empty() {
+            "a [[certificates]] section with that id".to_string()
+        } else {
+            format!("one of: {}", ids.join(", "))
+        }
+    };
+    let mut chosen: Vec<(&Loaded, &Spanned<String>)> = Vec::with_capacity(ids.get_ref().len());
+    for (j, id) in ids.get_ref().iter().enumerate() {
+        let Some(found) = certificates.loaded.iter().find(|l| &l.id == id.get_ref()) else {
+            return Err(src.error(
+                span(id),
+                key(&format!("certificates[{j}]")),
+                format!("unknown certificate {:?}", id.get_ref()),
+                known(),
+            ));
+        };
+        if chosen.iter().any(|(l, _)| l.id == found.id) {
+            return Err(src.error(
+                span(id),
+                key(&format!("certificates[{j}]")),
+                format!("certificate {:?} is listed twice", id.get_ref()),
+                "each certificate once",
+            ));
+        }
+        chosen.push((found, id));
+    }
+    let default_index = match &tls.default_certificate {
+        None => None,
+        Some(d) => match chosen.iter().position(|(l, _)| &l.id == d.get_ref()) {
+            Some(index) => Some(index),
+            None => {
+                let listed: Vec<&str> = chosen.iter().map(|(l, _)| l.id.as_str()).collect();
+                return Err(src.error(
+                    span(d),
+                    key("default_certificate"),
+                    format!(
+                        "{:?} is not one of this listener's certificates",
+                        d.get_ref()
+                    ),
+                    format!("one of: {}", listed.join(", ")),
+                ));
+            }
+        },
+    };
+    let default_index = match (default_index, refuse) {
+        (Some(index), None | Some(false)) => Some(index),
+        (None, None | Some(true)) => None,
+        (None, Some(false)) => {
+            return Err(src.error(
+                tls.unknown_name.as_ref().and_then(span),
+                key("unknown_name"),
+                "unknown_name = \"default\" but no default_certificate is set",
+                "a `default_certificate`, or unknown_name = \"refuse\"",
+            ))
+        }
+        (Some(_), Some(true)) => {
+            return Err(src.error(
+                tls.unknown_name.as_ref().and_then(span),
+                key("unknown_name"),
+                "unknown_name = \"refuse\" leaves default_certificate unused (clients without \
+                 SNI are refused too)",
+                "no `default_certificate` with \"refuse\", or unknown_name = \"default\"",
+            ))
+        }
+    };
+
+    // Each name to exactly one certificate.
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    for (index, (loaded, id)) in chosen.iter().enumerate() {
+        for name in &loaded.names {
+            if let Some(&other) = owner.get(name.as_str()) {
+                return Err(src.error(
+                    span(id),
+                    key(&format!("certificates[{index}]")),
+                    format!(
+                        "certificates {:?} and {:?} both serve {name:?}",
+                        chosen[other].0.id, loaded.id
+                    ),
+                    "each name served by one certificate of the listener (set `names` on one \
+                     of them)",
+                ));
+            }
+            owner.insert(name, index);
+        }
+    }
+
+    // One server configuration per certificate.
+    let mut plan = TlsListenerPlan {
+        by_name: HashMap::new(),
+        wildcards: Vec::new(),
+        default: None,
+        handshake_timeout_ms,
+        certificates: Vec::with_capacity(chosen.len()),
+        default_certificate: default_index.map(|index| chosen[index].0.id.clone()),
+        versions: version_names,
+    };
+    for (index, (loaded, _)) in chosen.iter().enumerate() {
+        let mut config = ServerConfig::builder_with_provider(certificates.provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| {
+                src.error(
+                    tls.versions
+                        .as_ref()
+                        .map_or(Some(listener_span.clone()), span),
+                    key("versions"),
+                    format!("rustls refuses these versions: {e}"),
+                    "\"1.2\" and/or \"1.3\"",
+                )
+            })?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(SingleCertAndKey::from(loaded.key.clone())));
+        config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
+        let config = Arc::new(config);
+        for name in &loaded.names {
+            match name.strip_prefix('*') {
+                Some(suffix) => plan.wildcards.push((suffix.to_string(), config.clone())),
+                None => {
+                    plan.by_name.insert(name.clone(), config.clone());
+                }
+            }
+        }
+        if default_index == Some(index) {
+            plan.default = Some(config.clone());
+        }
+        plan.certificates
+            .push((loaded.id.clone(), loaded.names.clone()));
+    }
+    Ok(Arc::new(plan))
+}
+
+/// `versions` of listener `i`: rustls' versions and their names, oldest first.
+fn versions(
+    src: &Source<'_>,
+    i: usize,
+    tls: &ListenerTlsSection,
+) -> Result<(Vec<&'static SupportedProtocolVersion>, Vec<&'static str>), ConfigError> {
+    let Some(list) = &tls.versions else {
+        return Ok((
+            vec![&rustls::version::TLS12, &rustls::version::TLS13],
+            vec!["1.2", "1.3"],
+        ));
+    };
+    if list.get_ref().is_empty() {
+        return Err(src.error(
+            span(list),
+            format!("listeners[{i}].tls.versions"),
+            "no TLS versions",
+            "[\"1.2\", \"1.3\"], or [\"1.3\"] for TLS 1.3 only",
+        ));
+    }
+    let (mut tls12, mut tls13) = (false, false);
+    for (j, v) in list.get_ref().iter().enumerate() {
+        match v.get_ref().as_str() {
+            "1.2" => tls12 = true,
+            "1.3" => tls13 = true,
+            other => {
+                return Err(src.error(
+                    span(v),
+                    format!("listeners[{i}].tls.versions[{j}]"),
+                    format!("{other:?} is not a supported TLS version"),
+                    "\"1.2\" or \"1.3\"",
+                ))
+            }
+        }
+    }
+    let mut out = (Vec::new(), Vec::new());
+    if tls12 {
+        out.0.push(&rustls::version::TLS12);
+        out.1.push("1.2");
+    }
+    if tls13 {
+        out.0.push(&rustls::version::TLS13);
+        out.1.push("1.3");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_lowercased_and_wildcards_become_suffixes() {
+        assert_eq!(
+            parse_name("Shop.Example.COM"),
+            Ok(Name::Exact("shop.example.com".to_string()))
+        );
+        assert_eq!(
+            parse_name("*.Example.com"),
+            Ok(Name::Wildcard(".example.com".to_string()))
+        );
+        assert_eq!(
+            parse_name("localhost"),
+            Ok(Name::Exact("localhost".to_string()))
+        );
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for bad in [
+            "",
+            "a.*.example.com",
+            "*a.example.com",
+            "a*.example.com",
+            "*.*.example.com",
+            "*",
+            "*.com",
+            ".example.com",
+            "example.com.",
+            "a..b",
+            "shop example.com",
+            "shop/example.com",
+        ] {
+            assert!(parse_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_name(&format!("{}.com", "a".repeat(64))).is_err());
+        assert!(parse_name(&format!("{}.com", "a".repeat(63))).is_ok());
+    }
+}

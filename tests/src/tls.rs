@@ -1,0 +1,481 @@
+//! TLS support for the end-to-end tests: certificates made at test time and a blocking TLS
+//! client.
+//!
+//! [`Pki`] is a private CA in a temporary directory (removed on drop) that issues leaf
+//! certificates ([`Leaf`]) as PEM files the gateway's `[[certificates]]` point at, by absolute
+//! path (the harness writes its configuration under the system temp dir). No key is checked
+//! in.
+//!
+//! [`connect`] runs a rustls client handshake over a std `TcpStream` with [`TlsOptions`] (SNI
+//! name or none, protocol versions, the CA to trust) and returns a [`TlsClient`]: the
+//! negotiated version, the leaf certificate the gateway presented (compare it with
+//! [`Leaf::der`] to tell which certificate was chosen), and a [`Client`] over the TLS stream
+//! for raw HTTP/1.1. A failed handshake comes back as a [`HandshakeFailed`], which also tells
+//! whether the gateway then closed the connection.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SignatureAlgorithm,
+};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, ProtocolVersion,
+    RootCertStore, SignatureScheme, StreamOwned,
+};
+
+use crate::client::{Client, Transport, READ_TIMEOUT};
+
+pub use rcgen::{PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519};
+
+/// A TLS stream to the gateway.
+pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+impl Transport for TlsStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        self.sock.set_read_timeout(timeout)
+    }
+}
+
+/// A private CA in a temporary directory that issues leaf certificates.
+pub struct Pki {
+    dir: PathBuf,
+    ca: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A leaf certificate and its key, written as PEM files.
+#[derive(Debug, Clone)]
+pub struct Leaf {
+    /// PEM chain file (the leaf only).
+    pub cert: PathBuf,
+    /// PEM private key file (PKCS#8).
+    pub key: PathBuf,
+    /// The leaf certificate, DER.
+    pub der: CertificateDer<'static>,
+}
+
+impl Pki {
+    /// A new CA (ECDSA P-256) in a fresh temporary directory.
+    pub fn new() -> Pki {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("tollgate-tls-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the certificate directory");
+        let mut params = CertificateParams::new(Vec::new()).expect("CA parameters");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "tollgate test CA");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("CA key");
+        let ca = params.self_signed(&key).expect("self-signed CA");
+        Pki {
+            dir,
+            ca: ca.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// The CA certificate (DER), for [`TlsOptions::new`].
+    pub fn ca(&self) -> &CertificateDer<'static> {
+        &self.ca
+    }
+
+    /// The directory the files are written to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Issues a server certificate for the DNS `names` with a new `alg` key and writes it to
+    /// `<stem>.pem` and `<stem>.key` (overwriting them: a renewal in place).
+    pub fn issue(&self, stem: &str, names: &[&str], alg: &'static SignatureAlgorithm) -> Leaf {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names.clone()).expect("leaf parameters");
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().cloned().unwrap_or_default(),
+        );
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate_for(alg).expect("leaf key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
+        let leaf = Leaf {
+            cert: self.dir.join(format!("{stem}.pem")),
+            key: self.dir.join(format!("{stem}.key")),
+            der: cert.der().clone(),
+        };
+        std::fs::write(&leaf.cert, cert.pem()).expect("write certificate");
+        std::fs::write(&leaf.key, key.serialize_pem()).expect("write key");
+        leaf
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Pki {
+        Pki::new()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Leaf {
+    /// A `[[certificates]]` table with this id and files; `names` absent = the cert's SANs.
+    pub fn toml(&self, id: &str, names: Option<&[&str]>) -> String {
+        let names = names
+            .map(|n| format!("names = {n:?}\n"))
+            .unwrap_or_default();
+        format!(
+            "[[certificates]]\nid = \"{id}\"\ncert = {:?}\nkey = {:?}\n{names}\n",
+            self.cert.display().to_string(),
+            self.key.display().to_string(),
+        )
+    }
+}
+
+/// A `[[listeners]]` table `name` on an OS-chosen port with `tls = { <tls> }`.
+pub fn tls_listener(name: &str, tls: &str) -> String {
+    format!("[[listeners]]\nname = \"{name}\"\nbind = \"127.0.0.1:0\"\ntls = {{ {tls} }}\n\n")
+}
+
+/// Protocol versions a client offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versions {
+    /// TLS 1.2 and 1.3.
+    Both,
+    /// TLS 1.2 only.
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+/// How [`connect`] connects.
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    /// The SNI name sent; None sends none (the server name is then the IP address, which
+    /// rustls never sends as SNI).
+    pub sni: Option<String>,
+    /// Versions offered.
+    pub versions: Versions,
+    /// The CA trusted.
+    pub ca: CertificateDer<'static>,
+    /// Check that the certificate is valid for the SNI name (the chain is always checked).
+    pub check_name: bool,
+    /// ALPN protocols offered.
+    pub alpn: Vec<Vec<u8>>,
+    /// Plaintext queued before the handshake: it leaves right behind the client's Finished.
+    pub early_request: Option<Vec<u8>>,
+}
+
+impl TlsOptions {
+    /// No SNI, both versions, `ca` trusted, ALPN `http/1.1`.
+    pub fn new(ca: &CertificateDer<'static>) -> TlsOptions {
+        TlsOptions {
+            sni: None,
+            versions: Versions::Both,
+            ca: ca.clone(),
+            check_name: true,
+            alpn: vec![b"http/1.1".to_vec()],
+            early_request: None,
+        }
+    }
+
+    /// Sends `name` as SNI.
+    pub fn sni(mut self, name: &str) -> TlsOptions {
+        self.sni = Some(name.to_string());
+        self
+    }
+
+    /// Offers only `versions`.
+    pub fn versions(mut self, versions: Versions) -> TlsOptions {
+        self.versions = versions;
+        self
+    }
+
+    /// Accepts a certificate valid for another name than the SNI (chain still checked): to
+    /// see which certificate the gateway falls back to.
+    pub fn any_name(mut self) -> TlsOptions {
+        self.check_name = false;
+        self
+    }
+
+    /// Queues `request` before the handshake, so it travels with the client's last flight.
+    pub fn early_request(mut self, request: impl AsRef<[u8]>) -> TlsOptions {
+        self.early_request = Some(request.as_ref().to_vec());
+        self
+    }
+
+    /// The rustls client configuration.
+    pub fn client_config(&self) -> ClientConfig {
+        let provider = Arc::new(ring_provider());
+        let versions: &[&'static rustls::SupportedProtocolVersion] = match self.versions {
+            Versions::Both => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            Versions::Tls12 => &[&rustls::version::TLS12],
+            Versions::Tls13 => &[&rustls::version::TLS13],
+        };
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.clone()).expect("trust the test CA");
+        let webpki =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                .build()
+                .expect("certificate verifier");
+        let verifier = Arc::new(Verifier {
+            webpki,
+            check_name: self.check_name && self.sni.is_some(),
+        });
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .expect("protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        config.alpn_protocols = self.alpn.clone();
+        config
+    }
+
+    /// The name the client connects to: the SNI name, or the IP address (no SNI).
+    fn server_name(&self, addr: SocketAddr) -> ServerName<'static> {
+        match &self.sni {
+            Some(name) => ServerName::try_from(name.clone()).expect("a valid DNS name"),
+            None => ServerName::IpAddress(addr.ip().into()),
+        }
+    }
+}
+
+/// rustls' *ring* provider, the gateway's too (0.23.48 deprecated it only to say it has no
+/// post-quantum key exchange).
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// Web PKI verification, optionally without the name check.
+#[derive(Debug)]
+struct Verifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    check_name: bool,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// An established TLS connection: what was negotiated, and a [`Client`] over it
+/// (`send`, `read_response`, `wait_closed`… through `Deref`).
+pub struct TlsClient {
+    /// The negotiated protocol version.
+    pub version: ProtocolVersion,
+    /// The leaf certificate the gateway presented.
+    pub leaf: CertificateDer<'static>,
+    /// The negotiated ALPN protocol.
+    pub alpn: Option<Vec<u8>>,
+    client: Client<TlsStream>,
+}
+
+impl TlsClient {
+    /// The rustls connection.
+    pub fn connection(&self) -> &ClientConnection {
+        &self.client.transport().conn
+    }
+}
+
+impl Deref for TlsClient {
+    type Target = Client<TlsStream>;
+    fn deref(&self) -> &Client<TlsStream> {
+        &self.client
+    }
+}
+
+impl DerefMut for TlsClient {
+    fn deref_mut(&mut self) -> &mut Client<TlsStream> {
+        &mut self.client
+    }
+}
+
+/// A handshake that did not complete.
+#[derive(Debug)]
+pub struct HandshakeFailed {
+    /// The client's error (rustls's, or the I/O error).
+    pub error: String,
+    /// The gateway closed (or reset) the connection afterwards, within [`READ_TIMEOUT`].
+    pub closed: bool,
+}
+
+/// Connects to `addr` and completes a TLS handshake with `options`.
+pub fn connect(addr: SocketAddr, options: &TlsOptions) -> Result<TlsClient, HandshakeFailed> {
+    let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    sock.set_nodelay(true).expect("nodelay");
+    sock.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+    sock.set_write_timeout(Some(READ_TIMEOUT)).expect("timeout");
+    let mut conn =
+        ClientConnection::new(Arc::new(options.client_config()), options.server_name(addr))
+            .expect("client connection");
+    if let Some(early) = &options.early_request {
+        conn.writer()
+            .write_all(early)
+            .expect("queue the early request");
+    }
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut sock) {
+            let error = match e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                Some(tls) => format!("{tls:?}"),
+                None => format!("{:?}: {e}", e.kind()),
+            };
+            return Err(HandshakeFailed {
+                error,
+                closed: wait_eof(&mut sock, READ_TIMEOUT),
+            });
+        }
+    }
+    // Our last flight (and any early request) goes out now.
+    while conn.wants_write() {
+        conn.write_tls(&mut sock)
+            .expect("send the client's Finished");
+    }
+    let version = conn.protocol_version().expect("negotiated version");
+    let leaf = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .expect("the server's certificate")
+        .clone()
+        .into_owned();
+    let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+    Ok(TlsClient {
+        version,
+        leaf,
+        alpn,
+        client: Client::over_transport(StreamOwned::new(conn, sock)),
+    })
+}
+
+/// Connects, expecting the handshake to succeed.
+pub fn connect_ok(addr: SocketAddr, options: &TlsOptions) -> TlsClient {
+    connect(addr, options).unwrap_or_else(|f| {
+        panic!(
+            "TLS handshake with {addr} ({:?}, {:?}) failed: {}",
+            options.sni, options.versions, f.error
+        )
+    })
+}
+
+/// Connects, expecting the handshake to fail.
+pub fn connect_err(addr: SocketAddr, options: &TlsOptions) -> HandshakeFailed {
+    match connect(addr, options) {
+        Ok(c) => panic!(
+            "TLS handshake with {addr} ({:?}, {:?}) succeeded ({:?}), expected a failure",
+            options.sni, options.versions, c.version
+        ),
+        Err(f) => f,
+    }
+}
+
+/// Reads (and drops) until end of stream or reset; false when the socket is still open at
+/// `deadline`.
+pub fn wait_eof(sock: &mut TcpStream, deadline: Duration) -> bool {
+    let end = Instant::now() + deadline;
+    let mut chunk = [0u8; 4096];
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            return false;
+        }
+        let _ = sock.set_read_timeout(Some(end - now));
+        match sock.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+/// The bytes of a ClientHello for `sni` (one TLS record), as a client would send first.
+pub fn client_hello(options: &TlsOptions, addr: SocketAddr) -> Vec<u8> {
+    let mut conn =
+        ClientConnection::new(Arc::new(options.client_config()), options.server_name(addr))
+            .expect("client connection");
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut out).expect("write the ClientHello");
+    }
+    out
+}
+
+/// Is `bytes` empty or TLS alert records only (what a server may send before closing on a
+/// bad handshake)?
+pub fn only_alerts(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // Record header: type 21 (alert), version, 2-byte length.
+        if rest.len() < 5 || rest[0] != 21 {
+            return false;
+        }
+        let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+        if rest.len() < 5 + len {
+            return false;
+        }
+        rest = &rest[5 + len..];
+    }
+    true
+}

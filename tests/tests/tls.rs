@@ -1,0 +1,585 @@
+//! TLS termination on a listener end to end: the certificate chosen by SNI (exact name,
+//! wildcard, default, refused), protocol versions, keep-alive and pipelining over TLS, the
+//! `https` scheme passed upstream, large bodies both ways, the handshake timeout (a stalled
+//! and a silent client), garbage instead of a ClientHello, the handshake counters on
+//! `/metrics`, and certificates replaced by a reload. Certificates come from a CA made at test
+//! time ([`tollgate_tests::tls`]). Both drivers.
+
+use std::net::{Shutdown, SocketAddr};
+
+use tollgate_tests::admin::{admin_addr, scrape, sum};
+use tollgate_tests::config::{mock_hello, proxy_all};
+use tollgate_tests::gateway::EVENT_DEADLINE;
+use tollgate_tests::tls::{
+    client_hello, connect_err, connect_ok, only_alerts, tls_listener, Leaf, Pki, TlsClient,
+    TlsOptions, Versions, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519,
+};
+use tollgate_tests::upstream::pattern_body;
+use tollgate_tests::{get, Behaviour, Client, Gateway, Reply, Upstream, DRIVERS};
+
+use rustls::ProtocolVersion;
+
+const SHOP: &str = "shop.example.com";
+const API_WILDCARD: &str = "*.api.example.com";
+
+/// A CA and two certificates: `shop.example.com` (ECDSA P-256) and `*.api.example.com`
+/// (Ed25519).
+struct Certs {
+    pki: Pki,
+    shop: Leaf,
+    api: Leaf,
+}
+
+fn certs() -> Certs {
+    let pki = Pki::new();
+    let shop = pki.issue("shop", &[SHOP], &PKCS_ECDSA_P256_SHA256);
+    let api = pki.issue("api", &[API_WILDCARD], &PKCS_ED25519);
+    Certs { pki, shop, api }
+}
+
+/// Both certificates, `shop` the default.
+const SHOP_DEFAULT: &str = r#"certificates = ["shop", "api"], default_certificate = "shop""#;
+
+/// `[admin]`, certificates `shop` and `api`, `extra` top-level TOML, the TLS listener `secure`
+/// with `tls`, and the plain listener `public`; mock `GET /hello` answers `hello` on both.
+fn hello_config(certs: &Certs, tls: &str, extra: &str) -> String {
+    mock_hello(&format!(
+        "[admin]\nbind = \"127.0.0.1:0\"\n\n{extra}\n{}{}{}",
+        certs.shop.toml("shop", None),
+        certs.api.toml("api", None),
+        tls_listener("secure", tls),
+    ))
+}
+
+/// Certificate `shop` and the TLS listener `secure`, for [`proxy_all`].
+fn shop_only(certs: &Certs) -> String {
+    format!(
+        "{}{}",
+        certs.shop.toml("shop", None),
+        tls_listener("secure", r#"certificates = ["shop"]"#)
+    )
+}
+
+/// A keep-alive `GET path` with this `Host`.
+fn get_with_host(host: &str, path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n")
+}
+
+/// Sends `GET /hello` on `c` and expects `200 hello`.
+fn assert_hello(c: &mut TlsClient, context: &str) {
+    c.send(get_with_host(SHOP, "/hello"));
+    let r = c.read_response();
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "hello"),
+        "{context}: GET /hello over TLS"
+    );
+}
+
+/// `tollgate_tls_handshake_failures_total{reason}` summed over workers.
+fn failures(gw: &Gateway, reason: &str) -> f64 {
+    sum(
+        &scrape(admin_addr(gw)),
+        "tollgate_tls_handshake_failures_total",
+        &[("reason", reason)],
+    )
+}
+
+/// `tollgate_tls_handshakes_total` summed over workers.
+fn handshakes(gw: &Gateway) -> f64 {
+    sum(
+        &scrape(admin_addr(gw)),
+        "tollgate_tls_handshakes_total",
+        &[],
+    )
+}
+
+#[test]
+fn sni_picks_the_certificate() {
+    for driver in DRIVERS {
+        let certs = certs();
+        let gw = Gateway::start(&hello_config(&certs, SHOP_DEFAULT, ""), driver);
+        let addr = gw.addr("secure");
+        let options = TlsOptions::new(certs.pki.ca());
+        // (SNI, certificate expected, is that certificate valid for the name?)
+        let cases = [
+            (Some(SHOP), &certs.shop, true),
+            (Some("a.api.example.com"), &certs.api, true),
+            // A wildcard covers one label only: these fall back to the default.
+            (Some("a.b.api.example.com"), &certs.shop, false),
+            (Some("api.example.com"), &certs.shop, false),
+            (Some("unknown.example.org"), &certs.shop, false),
+            (None, &certs.shop, false),
+        ];
+        for (sni, expected, valid_for_name) in cases {
+            let context = format!("{driver:?}, SNI {sni:?}");
+            let mut o = options.clone();
+            if let Some(name) = sni {
+                o = o.sni(name);
+            }
+            if !valid_for_name {
+                o = o.any_name();
+            }
+            let mut c = connect_ok(addr, &o);
+            assert!(c.leaf == expected.der, "{context}: wrong certificate");
+            assert_eq!(c.alpn.as_deref(), Some(&b"http/1.1"[..]), "{context}: ALPN");
+            assert_hello(&mut c, &context);
+        }
+        // The plain listener of the same gateway still speaks plain HTTP.
+        assert_eq!(get(gw.addr("public"), "/hello").text(), "hello");
+    }
+}
+
+#[test]
+fn unknown_name_refused_and_counted() {
+    for driver in DRIVERS {
+        let certs = certs();
+        let tls = r#"certificates = ["shop", "api"], unknown_name = "refuse""#;
+        let gw = Gateway::start(&hello_config(&certs, tls, ""), driver);
+        let addr = gw.addr("secure");
+        let options = TlsOptions::new(certs.pki.ca());
+
+        for sni in [
+            Some("unknown.example.org"),
+            Some("a.b.api.example.com"),
+            None,
+        ] {
+            let mut o = options.clone().any_name();
+            if let Some(name) = sni {
+                o = o.sni(name);
+            }
+            let failed = connect_err(addr, &o);
+            assert!(
+                failed.closed,
+                "{driver:?}, SNI {sni:?}: the gateway did not close after refusing ({})",
+                failed.error
+            );
+        }
+        for sni in [SHOP, "a.api.example.com"] {
+            let mut c = connect_ok(addr, &options.clone().sni(sni));
+            assert_hello(&mut c, &format!("{driver:?}, SNI {sni}"));
+        }
+
+        assert_eq!(failures(&gw, "unknown_name"), 3.0, "{driver:?}");
+        assert_eq!(handshakes(&gw), 2.0, "{driver:?}");
+        for reason in ["timeout", "closed", "protocol"] {
+            assert_eq!(failures(&gw, reason), 0.0, "{driver:?}: {reason}");
+        }
+    }
+}
+
+#[test]
+fn both_versions_by_default_and_restricted_by_config() {
+    for driver in DRIVERS {
+        let certs = certs();
+        let options = TlsOptions::new(certs.pki.ca()).sni(SHOP);
+
+        let gw = Gateway::start(&hello_config(&certs, SHOP_DEFAULT, ""), driver);
+        let addr = gw.addr("secure");
+        for (offered, negotiated) in [
+            (Versions::Tls12, ProtocolVersion::TLSv1_2),
+            (Versions::Tls13, ProtocolVersion::TLSv1_3),
+            (Versions::Both, ProtocolVersion::TLSv1_3),
+        ] {
+            let context = format!("{driver:?}, client {offered:?}");
+            let mut c = connect_ok(addr, &options.clone().versions(offered));
+            assert_eq!(c.version, negotiated, "{context}");
+            assert_hello(&mut c, &context);
+        }
+        // The Ed25519 certificate over TLS 1.2 too.
+        let mut c = connect_ok(
+            addr,
+            &options
+                .clone()
+                .sni("x.api.example.com")
+                .versions(Versions::Tls12),
+        );
+        assert!(c.leaf == certs.api.der, "{driver:?}: wildcard certificate");
+        assert_eq!(c.version, ProtocolVersion::TLSv1_2, "{driver:?}");
+        assert_hello(&mut c, &format!("{driver:?}, Ed25519 over TLS 1.2"));
+        drop(gw);
+
+        let tls13 = format!("{SHOP_DEFAULT}, versions = [\"1.3\"]");
+        let gw = Gateway::start(&hello_config(&certs, &tls13, ""), driver);
+        let addr = gw.addr("secure");
+        let failed = connect_err(addr, &options.clone().versions(Versions::Tls12));
+        assert!(failed.closed, "{driver:?}: not closed ({})", failed.error);
+        let mut c = connect_ok(addr, &options.clone().versions(Versions::Tls13));
+        assert_eq!(c.version, ProtocolVersion::TLSv1_3, "{driver:?}");
+        assert_hello(&mut c, &format!("{driver:?}, 1.3-only listener"));
+        assert_eq!(failures(&gw, "protocol"), 1.0, "{driver:?}");
+        drop(gw);
+
+        let tls12 = format!("{SHOP_DEFAULT}, versions = [\"1.2\"]");
+        let gw = Gateway::start(&hello_config(&certs, &tls12, ""), driver);
+        let addr = gw.addr("secure");
+        let failed = connect_err(addr, &options.clone().versions(Versions::Tls13));
+        assert!(failed.closed, "{driver:?}: not closed ({})", failed.error);
+        let mut c = connect_ok(addr, &options);
+        assert_eq!(c.version, ProtocolVersion::TLSv1_2, "{driver:?}");
+        assert_hello(&mut c, &format!("{driver:?}, 1.2-only listener"));
+    }
+}
+
+#[test]
+fn keep_alive_and_pipelining_over_tls() {
+    for driver in DRIVERS {
+        let certs = certs();
+        let gw = Gateway::start(&hello_config(&certs, SHOP_DEFAULT, ""), driver);
+        let addr = gw.addr("secure");
+        for versions in [Versions::Tls12, Versions::Tls13] {
+            let context = format!("{driver:?}, {versions:?}");
+            let options = TlsOptions::new(certs.pki.ca()).sni(SHOP).versions(versions);
+            let mut c = connect_ok(addr, &options);
+            for _ in 0..5 {
+                assert_hello(&mut c, &context);
+            }
+            // Three requests in one write (one TLS record), answered in order.
+            c.send(format!(
+                "{}{}{}",
+                get_with_host(SHOP, "/hello"),
+                get_with_host(SHOP, "/nope"),
+                get_with_host(SHOP, "/hello"),
+            ));
+            let statuses: Vec<u16> = (0..3).map(|_| c.read_response().status).collect();
+            assert_eq!(statuses, [200, 404, 200], "{context}: pipelined");
+            assert_hello(&mut c, &context);
+
+            // A request that travels with the client's last handshake flight.
+            let mut c = connect_ok(addr, &options.early_request(get_with_host(SHOP, "/hello")));
+            let r = c.read_response();
+            assert_eq!(
+                (r.status, r.text().as_str()),
+                (200, "hello"),
+                "{context}: request sent with the Finished"
+            );
+            assert_hello(&mut c, &context);
+
+            // `Connection: close` ends the connection after its response.
+            c.send(format!(
+                "GET /hello HTTP/1.1\r\nHost: {SHOP}\r\nConnection: close\r\n\r\n"
+            ));
+            let r = c.read_response();
+            assert_eq!(r.status, 200, "{context}: Connection: close");
+            let after = c.assert_closed(EVENT_DEADLINE);
+            assert!(after.is_empty(), "{context}: bytes after the last response");
+        }
+    }
+}
+
+#[test]
+fn upstream_sees_the_https_scheme() {
+    for driver in DRIVERS {
+        let certs = certs();
+        let up = Upstream::echo();
+        let gw = Gateway::start(&proxy_all(&up.url(), &shop_only(&certs)), driver);
+        let secure = gw.addr("secure");
+
+        let mut c = connect_ok(secure, &TlsOptions::new(certs.pki.ca()).sni(SHOP));
+        c.send(get_with_host(SHOP, "/over/tls"));
+        let r = c.read_response();
+        assert_eq!(r.status, 200, "{driver:?}: {}", r.text());
+        assert_eq!(r.json()["target"], "/over/tls", "{driver:?}");
+        let seen = up.requests();
+        let last = seen.last().expect("the upstream saw the request");
+        assert_eq!(
+            last.header_all("x-forwarded-proto"),
+            ["https"],
+            "{driver:?}"
+        );
+        let port = secure.port().to_string();
+        assert_eq!(
+            last.header("x-forwarded-port"),
+            Some(port.as_str()),
+            "{driver:?}"
+        );
+        let forwarded = last.header("forwarded").unwrap_or_default();
+        assert!(
+            forwarded.contains("proto=https"),
+            "{driver:?}: Forwarded: {forwarded}"
+        );
+
+        // The plain listener still says http.
+        assert_eq!(get(gw.addr("public"), "/plain").status, 200);
+        let seen = up.requests();
+        let last = seen.last().expect("the upstream saw the plain request");
+        assert_eq!(last.header_all("x-forwarded-proto"), ["http"], "{driver:?}");
+        let forwarded = last.header("forwarded").unwrap_or_default();
+        assert!(
+            forwarded.contains("proto=http") && !forwarded.contains("proto=https"),
+            "{driver:?}: Forwarded: {forwarded}"
+        );
+    }
+}
+
+#[test]
+fn large_request_bodies_over_tls() {
+    for driver in DRIVERS {
+        let certs = certs();
+        let up = Upstream::echo();
+        let gw = Gateway::start(&proxy_all(&up.url(), &shop_only(&certs)), driver);
+        let mut c = connect_ok(
+            gw.addr("secure"),
+            &TlsOptions::new(certs.pki.ca()).sni(SHOP),
+        );
+        let put = |path: &str, len: usize| {
+            format!("PUT {path} HTTP/1.1\r\nHost: {SHOP}\r\nContent-Length: {len}\r\n\r\n")
+        };
+
+        // 40 KB: head and body in one write, three TLS records arriving together.
+        let small = pattern_body(40_000);
+        let mut request = put("/one-write", small.len()).into_bytes();
+        request.extend_from_slice(&small);
+        c.send(&request);
+        let r = c.read_response();
+        assert_eq!(r.status, 200, "{driver:?}: {}", r.text());
+        assert_eq!(r.json()["body_len"], small.len(), "{driver:?}");
+
+        // 300 KB in 50 KB writes, streamed to the upstream.
+        let big = pattern_body(300 * 1024 + 17);
+        c.send(put("/pieces", big.len()));
+        for piece in big.chunks(50_000) {
+            c.send(piece);
+        }
+        let r = c.read_response();
+        assert_eq!(r.status, 200, "{driver:?}: {}", r.text());
+        assert_eq!(r.json()["body_len"], big.len(), "{driver:?}");
+
+        let seen = up.requests();
+        assert_eq!(seen.len(), 2, "{driver:?}");
+        assert!(seen[0].body == small, "{driver:?}: one-write body differs");
+        assert!(seen[1].body == big, "{driver:?}: streamed body differs");
+    }
+}
+
+#[test]
+fn large_response_body_over_tls() {
+    for driver in DRIVERS {
+        let certs = certs();
+        let big = 2 * 1024 * 1024 + 3;
+        let up = Upstream::start(Behaviour::reply(Reply::Large(big)));
+        let gw = Gateway::start(&proxy_all(&up.url(), &shop_only(&certs)), driver);
+        // Far past rustls' buffers, twice on a kept-alive connection.
+        let mut c = connect_ok(
+            gw.addr("secure"),
+            &TlsOptions::new(certs.pki.ca()).sni(SHOP),
+        );
+        for _ in 0..2 {
+            c.send(get_with_host(SHOP, "/large"));
+            let r = c.read_response();
+            assert_eq!(r.status, 200, "{driver:?}");
+            assert_eq!(r.body.len(), big, "{driver:?}");
+            assert!(r.body == pattern_body(big), "{driver:?}: body differs");
+        }
+    }
+}
+
+/// A TLS listener with a 300 ms handshake deadline, and a head read deadline far beyond the
+/// harness's, so only the handshake deadline can close a stalled client in time.
+fn short_handshake_config(certs: &Certs) -> String {
+    hello_config(
+        certs,
+        &format!("{SHOP_DEFAULT}, handshake_timeout_ms = 300"),
+        "[limits]\nheader_read_timeout_ms = 60000\n",
+    )
+}
+
+/// Asserts that the gateway closes `c` (EOF or reset, with at most TLS alerts before it)
+/// within the harness deadline.
+fn assert_closed_by_gateway(c: &mut Client, context: &str) {
+    let got = c.assert_closed(EVENT_DEADLINE);
+    assert!(
+        only_alerts(&got),
+        "{context}: expected nothing or TLS alerts before the close, got {:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+/// A TLS client still gets through.
+fn assert_tls_works(addr: SocketAddr, certs: &Certs, context: &str) {
+    let mut c = connect_ok(addr, &TlsOptions::new(certs.pki.ca()).sni(SHOP));
+    assert_hello(&mut c, context);
+}
+
+#[test]
+fn handshake_timeout_closes_a_stalled_client_hello() {
+    for driver in DRIVERS {
+        let certs = certs();
+        let gw = Gateway::start(&short_handshake_config(&certs), driver);
+        let addr = gw.addr("secure");
+        let hello = client_hello(&TlsOptions::new(certs.pki.ca()).sni(SHOP), addr);
+
+        let mut c = Client::connect(addr);
+        c.send(&hello[..hello.len() / 2]);
+        assert_closed_by_gateway(&mut c, &format!("{driver:?}: half a ClientHello"));
+        assert_eq!(failures(&gw, "timeout"), 1.0, "{driver:?}");
+
+        // A client that gives up mid-ClientHello is a `closed` failure, not a timeout.
+        let mut c = Client::connect(addr);
+        c.send(&hello[..hello.len() / 2]);
+        c.stream()
+            .shutdown(Shutdown::Write)
+            .expect("shut the write side");
+        assert_closed_by_gateway(&mut c, &format!("{driver:?}: half a ClientHello, then FIN"));
+        assert_eq!(failures(&gw, "closed"), 1.0, "{driver:?}");
+        assert_eq!(failures(&gw, "timeout"), 1.0, "{driver:?}");
+        assert_tls_works(addr, &certs, &format!("{driver:?}"));
+    }
+}
+
+/// `handshake_timeout_ms` bounds the whole handshake from the accept, so a client that never
+/// sends its ClientHello is closed by it too (and counted as a `timeout`), not left to the
+/// head read deadline.
+#[test]
+fn handshake_timeout_closes_a_silent_client() {
+    for driver in DRIVERS {
+        let certs = certs();
+        let gw = Gateway::start(&short_handshake_config(&certs), driver);
+        let addr = gw.addr("secure");
+
+        let mut c = Client::connect(addr);
+        assert_closed_by_gateway(&mut c, &format!("{driver:?}: nothing sent"));
+        assert_eq!(failures(&gw, "timeout"), 1.0, "{driver:?}");
+        assert_tls_works(addr, &certs, &format!("{driver:?}"));
+    }
+}
+
+/// Garbage a client may send instead of a ClientHello.
+fn garbage() -> Vec<(&'static str, Vec<u8>)> {
+    // A handshake record whose header claims 65535 bytes (over the 16 KiB + 2 KiB limit).
+    let mut oversized_record = vec![0x16, 0x03, 0x01, 0xff, 0xff];
+    oversized_record.extend_from_slice(&[0u8; 64]);
+    // A well-framed handshake record whose ClientHello body is 4 bytes of junk.
+    let junk_hello = vec![
+        0x16, 0x03, 0x01, 0x00, 0x08, 0x01, 0x00, 0x00, 0x04, 0xde, 0xad, 0xbe, 0xef,
+    ];
+    // A ClientHello announced as 64 KiB - 1, in full-size records: 48 KiB sent.
+    let mut huge_hello = Vec::new();
+    for i in 0..3 {
+        huge_hello.extend_from_slice(&[0x16, 0x03, 0x01, 0x40, 0x00]);
+        let mut fragment = vec![0x41u8; 0x4000];
+        if i == 0 {
+            fragment[..4].copy_from_slice(&[0x01, 0x00, 0xff, 0xff]);
+        }
+        huge_hello.extend_from_slice(&fragment);
+    }
+    vec![
+        (
+            "plain HTTP",
+            b"GET / HTTP/1.1\r\nHost: shop.example.com\r\n\r\n".to_vec(),
+        ),
+        ("oversized record", oversized_record),
+        ("junk ClientHello", junk_hello),
+        ("48 KiB ClientHello", huge_hello),
+    ]
+}
+
+#[test]
+fn garbage_instead_of_a_client_hello_is_closed() {
+    for driver in DRIVERS {
+        let certs = certs();
+        let gw = Gateway::start(&hello_config(&certs, SHOP_DEFAULT, ""), driver);
+        let addr = gw.addr("secure");
+        let cases = garbage();
+        for (what, bytes) in &cases {
+            let context = format!("{driver:?}: {what}");
+            let mut c = Client::connect(addr);
+            // The gateway may close before it has read everything (a reset then).
+            let _ = c.try_send(bytes);
+            assert_closed_by_gateway(&mut c, &context);
+        }
+        assert_eq!(
+            failures(&gw, "protocol"),
+            cases.len() as f64,
+            "{driver:?}: protocol failures"
+        );
+        assert_eq!(failures(&gw, "timeout"), 0.0, "{driver:?}");
+        assert_tls_works(addr, &certs, &format!("{driver:?}"));
+        assert_eq!(handshakes(&gw), 1.0, "{driver:?}");
+    }
+}
+
+/// Certificate `shop` from `leaf` on the TLS listener `secure`, mock `GET /hello`.
+fn shop_config(leaf: &Leaf) -> String {
+    mock_hello(&format!(
+        "{}{}",
+        leaf.toml("shop", None),
+        tls_listener(
+            "secure",
+            r#"certificates = ["shop"], default_certificate = "shop""#
+        )
+    ))
+}
+
+#[test]
+fn reload_replaces_the_certificate_for_new_connections() {
+    for driver in DRIVERS {
+        let pki = Pki::new();
+        let a = pki.issue("shop-a", &[SHOP], &PKCS_ECDSA_P256_SHA256);
+        let gw = Gateway::start(&shop_config(&a), driver);
+        let addr = gw.addr("secure");
+        let options = TlsOptions::new(pki.ca()).sni(SHOP);
+
+        let mut old = connect_ok(addr, &options);
+        assert!(old.leaf == a.der, "{driver:?}: certificate A first");
+        assert_hello(&mut old, &format!("{driver:?}, before the reload"));
+
+        // Certificate B, a new key in other files.
+        let b = pki.issue("shop-b", &[SHOP], &PKCS_ECDSA_P384_SHA384);
+        assert_eq!(gw.reload(&shop_config(&b)), Ok(2), "{driver:?}");
+        assert_hello(
+            &mut old,
+            &format!("{driver:?}, old connection after the reload"),
+        );
+        let mut new = connect_ok(addr, &options);
+        assert!(
+            new.leaf == b.der,
+            "{driver:?}: certificate B after the reload"
+        );
+        assert_hello(&mut new, &format!("{driver:?}, new connection"));
+
+        // Renewed in place: same paths, same configuration text.
+        let c = pki.issue("shop-b", &[SHOP], &PKCS_ECDSA_P256_SHA256);
+        assert_eq!(gw.reload(&shop_config(&c)), Ok(3), "{driver:?}");
+        let mut renewed = connect_ok(addr, &options);
+        assert!(
+            renewed.leaf == c.der,
+            "{driver:?}: the renewed files after the second reload"
+        );
+        assert_hello(&mut renewed, &format!("{driver:?}, renewed"));
+        assert_hello(&mut old, &format!("{driver:?}, old connection at the end"));
+        assert_hello(&mut new, &format!("{driver:?}, B connection at the end"));
+    }
+}
+
+#[test]
+fn reload_with_a_mismatched_key_keeps_the_old_certificate() {
+    for driver in DRIVERS {
+        let pki = Pki::new();
+        let a = pki.issue("shop-a", &[SHOP], &PKCS_ECDSA_P256_SHA256);
+        let gw = Gateway::start(&shop_config(&a), driver);
+        let addr = gw.addr("secure");
+        let options = TlsOptions::new(pki.ca()).sni(SHOP);
+
+        // B's certificate with another certificate's key.
+        let b = pki.issue("shop-b", &[SHOP], &PKCS_ECDSA_P256_SHA256);
+        let other = pki.issue("other", &[SHOP], &PKCS_ECDSA_P256_SHA256);
+        let broken = Leaf {
+            key: other.key.clone(),
+            ..b.clone()
+        };
+        let err = gw
+            .reload(&shop_config(&broken))
+            .expect_err("a key that does not match its certificate must be refused");
+        assert!(
+            err.contains(&broken.key.display().to_string()),
+            "{driver:?}: the error names the key file: {err}"
+        );
+        assert!(
+            !err.contains("PRIVATE KEY"),
+            "{driver:?}: the error shows key material: {err}"
+        );
+        let c = connect_ok(addr, &options);
+        assert!(c.leaf == a.der, "{driver:?}: still certificate A");
+    }
+}
