@@ -12,14 +12,21 @@
 //! The crypto provider is rustls' *ring* provider. No key material is printed: the plan's
 //! `Debug` shows certificate ids, names and settings only, and errors about a key file name
 //! the file, never its contents.
+//!
+//! Session resumption: every `ServerConfig` of the process, of every listener and every
+//! (re)load, shares one ticket key rotator and one session cache ([`resumption`]), made at
+//! the first load and kept for the life of the process. Workers share a plan's configs, so a
+//! session made on one worker resumes on any other, and sessions made before a reload resume
+//! after it.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::crypto::CryptoProvider;
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::{self, PemObject};
@@ -36,6 +43,8 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 pub const HANDSHAKE_TIMEOUT_MS_MAX: u64 = 60_000;
 /// The one ALPN protocol offered.
 pub const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
+/// Sessions the process-wide TLS 1.2 session-id cache holds (the oldest make room).
+pub const SESSION_CACHE_ENTRIES: usize = 10_000;
 
 /// A listener's TLS termination: which server configuration answers which name.
 pub struct TlsListenerPlan {
@@ -196,6 +205,63 @@ fn is_id(s: &str) -> bool {
 #[allow(deprecated)]
 fn ring_provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
+}
+
+/// The process's session resumption state, shared by every `ServerConfig` built here:
+/// tickets, and a session-id cache for TLS 1.2 clients that take no tickets. Made once, at the
+/// first load that has a TLS listener; later loads get the same two, so sessions outlive
+/// reloads (and, since all workers share a plan's configs, resume on any worker).
+///
+/// - Tickets (TLS 1.3 always, TLS 1.2 when the client offers the extension): rustls' *ring*
+///   `Ticketer`, ChaCha20-Poly1305 under a random key that it replaces every 6 hours, still
+///   decrypting with the previous one; a ticket therefore resumes for up to 12 hours, and no
+///   key outlives 12 hours. The keys live in this process only: a restart forgets them.
+/// - The cache ([`SESSION_CACHE_ENTRIES`] sessions, behind one mutex): a TLS 1.2 full
+///   handshake stores its session under a session id (rustls gives one to ticket-taking
+///   clients too), and a TLS 1.2 ClientHello that presents no ticket is looked up by its
+///   session id; a presented ticket is never looked up there. TLS 1.3 never touches it
+///   (with the ticketer enabled its tickets are stateless).
+///
+/// Why sharing across certificates and listeners is safe. rustls stores in every session
+/// (ticket or cache entry) the SNI name of the handshake that made it and its cipher suite,
+/// and resumes only when the new ClientHello asks for the same name (lowercased; no SNI
+/// matches only no SNI, RFC 6066 §3) with the same suite (hence the same TLS version);
+/// anything else gets a full handshake with a certificate. And the configuration — so whether
+/// the handshake happens at all — is chosen by that name before rustls looks at a ticket
+/// ([`TlsListenerPlan::select`]): a listener that refuses a name refuses its resumptions too.
+/// Within a listener and a plan a name has one certificate, so a session resumes only for the
+/// name its client verified a certificate for. What can still cross: after a reload that
+/// replaced a name's certificate, sessions made under the old one resume (within the 12
+/// hours, as with any shared ticket key); and a session may resume on another listener
+/// serving the same name with another certificate, or (no SNI, or a name it does not serve)
+/// with its default certificate. Neither matters: it is the same process holding both keys,
+/// and the name was verified when the session was made; a client ignoring the name check
+/// reaches the same routes without resuming. Two things must stay true for this: no early
+/// data (`max_early_data_size` stays 0: no 0-RTT replays), and no client authentication —
+/// rustls warns that configs sharing tickets or a cache must verify clients alike. When
+/// client certificates come, those configs need their own ticketer and cache.
+fn resumption() -> Result<Resumption, rustls::Error> {
+    static TICKETER: OnceLock<Arc<dyn ProducesTickets>> = OnceLock::new();
+    static CACHE: OnceLock<Arc<dyn StoresServerSessions>> = OnceLock::new();
+    let ticketer = match TICKETER.get() {
+        Some(ticketer) => ticketer.clone(),
+        // Made outside `get_or_init` so a failure (no randomness) is reported, not cached; if
+        // two loads race, one ticketer is kept and both get it.
+        None => {
+            let made = rustls::crypto::ring::Ticketer::new()?;
+            TICKETER.get_or_init(|| made).clone()
+        }
+    };
+    let cache = CACHE
+        .get_or_init(|| ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES))
+        .clone();
+    Ok(Resumption { ticketer, cache })
+}
+
+/// What every `ServerConfig` shares for session resumption ([`resumption`]).
+struct Resumption {
+    ticketer: Arc<dyn ProducesTickets>,
+    cache: Arc<dyn StoresServerSessions>,
 }
 
 /// Reads and checks every `[[certificates]]`; paths are relative to `config_path`'s folder.
@@ -539,7 +605,15 @@ pub(crate) fn listener_tls(
         }
     }
 
-    // One server configuration per certificate.
+    // One server configuration per certificate, all resuming each other's sessions.
+    let resumption = resumption().map_err(|e| {
+        src.error(
+            Some(listener_span.clone()),
+            format!("listeners[{i}].tls"),
+            format!("cannot make session ticket keys: {e}"),
+            "a working system random number generator",
+        )
+    })?;
     let mut plan = TlsListenerPlan {
         by_name: HashMap::new(),
         wildcards: Vec::new(),
@@ -565,6 +639,8 @@ pub(crate) fn listener_tls(
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(SingleCertAndKey::from(loaded.key.clone())));
         config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
+        config.ticketer = resumption.ticketer.clone();
+        config.session_storage = resumption.cache.clone();
         let config = Arc::new(config);
         for name in &loaded.names {
             match name.strip_prefix('*') {

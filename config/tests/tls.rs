@@ -4,17 +4,23 @@
 //! A small CA (ECDSA P-256) signs two leaves: `shop` (ECDSA P-256, `shop.example.com`) and
 //! `api` (Ed25519, `*.api.example.com`). Selection is checked on the plan, and real
 //! in-memory handshakes (a rustls client trusting the CA) check that the configuration
-//! chosen serves the right certificate and honours the listener's versions.
+//! chosen serves the right certificate and honours the listener's versions, and that
+//! sessions resume across loads but never for another name.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rustls::client::{
+    ClientSessionMemoryCache, ClientSessionStore, Resumption, Tls12ClientSessionValue,
+    Tls12Resumption, Tls13ClientSessionValue,
+};
 use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::server::ServerSessionMemoryCache;
 use rustls::{
-    ClientConfig, ClientConnection, ProtocolVersion, RootCertStore, ServerConfig, ServerConnection,
-    SupportedProtocolVersion,
+    ClientConfig, ClientConnection, HandshakeKind, NamedGroup, ProtocolVersion, RootCertStore,
+    ServerConfig, ServerConnection, SupportedProtocolVersion,
 };
 use tollgate_config::tls::TlsListenerPlan;
 use tollgate_config::Plan;
@@ -740,4 +746,295 @@ fn chain_and_key_may_share_one_file() {
         handshake(config, &f.ca, sni, BOTH),
         Ok(ProtocolVersion::TLSv1_3)
     );
+}
+
+/// Every `ServerConfig` of every listener and every load shares one ticketer and one session
+/// cache: what lets a session resume on any worker and after a reload.
+#[test]
+fn every_config_shares_one_ticketer_and_one_session_cache() {
+    let f = Fixture::new();
+    let two_listeners = format!(
+        "{}\n[[listeners]]\nname = \"other\"\nbind = \"127.0.0.1:0\"\n\
+         tls = {{ certificates = [\"api\"], versions = [\"1.2\"] }}\n",
+        config("certificates = [\"shop\", \"api\"], default_certificate = \"shop\"")
+    );
+    let first = f.plan(&two_listeners);
+    let second = f.plan(&two_listeners);
+    let mut configs: Vec<Arc<ServerConfig>> = Vec::new();
+    for plan in [&first, &second] {
+        for listener in &plan.listeners {
+            let tls = listener.tls.as_deref().expect("TLS listeners");
+            configs.extend(tls.by_name.values().cloned());
+            configs.extend(tls.wildcards.iter().map(|(_, c)| c.clone()));
+        }
+    }
+    // shop and api on the first listener, api on the second; twice.
+    assert_eq!(configs.len(), 6);
+    let one = &configs[0];
+    assert!(one.ticketer.enabled());
+    // Keys rotate every 6 hours; a ticket is good for two periods.
+    assert_eq!(one.ticketer.lifetime(), 12 * 60 * 60);
+    assert!(one.session_storage.can_cache());
+    for config in &configs {
+        assert!(std::ptr::addr_eq(
+            Arc::as_ptr(&config.ticketer),
+            Arc::as_ptr(&one.ticketer)
+        ));
+        assert!(std::ptr::addr_eq(
+            Arc::as_ptr(&config.session_storage),
+            Arc::as_ptr(&one.session_storage)
+        ));
+        // No early data: a resumed session can never carry a replayable request.
+        assert_eq!(config.max_early_data_size, 0);
+    }
+    // The configurations themselves are new at each load (new certificates are taken up).
+    let shop = |plan: &Plan| tls(plan).by_name["shop.example.com"].clone();
+    assert!(!Arc::ptr_eq(&shop(&first), &shop(&second)));
+}
+
+/// A client session store that files every session under `shop.example.com`, whatever name
+/// the client connects to: so a client offers a session made for shop when it asks for
+/// another name (rustls' own store never would). Counts the sessions it hands out.
+#[derive(Debug)]
+struct UnderShop {
+    store: ClientSessionMemoryCache,
+    offered: AtomicUsize,
+}
+
+impl UnderShop {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            store: ClientSessionMemoryCache::new(64),
+            offered: AtomicUsize::new(0),
+        })
+    }
+
+    fn name() -> ServerName<'static> {
+        ServerName::try_from("shop.example.com").expect("name")
+    }
+
+    fn offered(&self) -> usize {
+        self.offered.load(Ordering::Relaxed)
+    }
+
+    fn count<T>(&self, found: Option<T>) -> Option<T> {
+        if found.is_some() {
+            self.offered.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+}
+
+impl ClientSessionStore for UnderShop {
+    fn set_kx_hint(&self, _: ServerName<'static>, group: NamedGroup) {
+        self.store.set_kx_hint(Self::name(), group);
+    }
+
+    fn kx_hint(&self, _: &ServerName<'_>) -> Option<NamedGroup> {
+        self.store.kx_hint(&Self::name())
+    }
+
+    fn set_tls12_session(&self, _: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.store.set_tls12_session(Self::name(), value);
+    }
+
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.count(self.store.tls12_session(&Self::name()))
+    }
+
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {
+        self.store.remove_tls12_session(&Self::name());
+    }
+
+    fn insert_tls13_ticket(&self, _: ServerName<'static>, value: Tls13ClientSessionValue) {
+        self.store.insert_tls13_ticket(Self::name(), value);
+    }
+
+    fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        self.count(self.store.take_tls13_ticket(&Self::name()))
+    }
+}
+
+/// A client trusting the CA that keeps its sessions in `store`.
+fn resuming_client(
+    ca: &CertificateDer<'static>,
+    versions: &[&'static SupportedProtocolVersion],
+    store: Arc<UnderShop>,
+    tls12: Tls12Resumption,
+) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.clone()).expect("CA");
+    let mut config = ClientConfig::builder_with_provider(ring())
+        .with_protocol_versions(versions)
+        .expect("client versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.resumption = Resumption::store(store).tls12_resumption(tls12);
+    Arc::new(config)
+}
+
+/// An in-memory handshake of `client` asking for `sni` against `server`, with the tickets
+/// the server sends after it delivered: (version, the client's and the server's kind).
+fn handshake_kind(
+    server: &Arc<ServerConfig>,
+    client: &Arc<ClientConfig>,
+    sni: &str,
+) -> (ProtocolVersion, HandshakeKind, HandshakeKind) {
+    let name = ServerName::try_from(sni.to_string()).expect("server name");
+    let mut client = ClientConnection::new(client.clone(), name).expect("client");
+    let mut server = ServerConnection::new(server.clone()).expect("server");
+    for _ in 0..16 {
+        let mut bytes = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut bytes).expect("client write");
+        }
+        let mut input = &bytes[..];
+        while !input.is_empty() {
+            server.read_tls(&mut input).expect("server read");
+            server.process_new_packets().expect("server");
+        }
+        bytes.clear();
+        while server.wants_write() {
+            server.write_tls(&mut bytes).expect("server write");
+        }
+        let mut input = &bytes[..];
+        while !input.is_empty() {
+            client.read_tls(&mut input).expect("client read");
+            client.process_new_packets().expect("client");
+        }
+        if !client.is_handshaking() && !server.is_handshaking() && !server.wants_write() {
+            return (
+                client.protocol_version().expect("version"),
+                client.handshake_kind().expect("client kind"),
+                server.handshake_kind().expect("server kind"),
+            );
+        }
+    }
+    panic!("the handshake did not finish");
+}
+
+/// A session made with one load's configuration resumes with the next load's (same files):
+/// TLS 1.3 tickets, TLS 1.2 tickets and TLS 1.2 session ids. Offered for another name — by a
+/// client that files sessions under the wrong name — it is declined (rustls compares the
+/// SNI the session was made for) and the handshake is a full one, with that name's
+/// certificate.
+#[test]
+fn sessions_resume_across_loads_but_not_for_another_name() {
+    let f = Fixture::new();
+    let text = config("certificates = [\"shop\", \"api\"], default_certificate = \"shop\"");
+    let shop = "shop.example.com";
+    let api = "a.api.example.com";
+    for (versions, tls12, version, what) in [
+        (
+            ONLY_13,
+            Tls12Resumption::SessionIdOrTickets,
+            ProtocolVersion::TLSv1_3,
+            "TLS 1.3 tickets",
+        ),
+        (
+            ONLY_12,
+            Tls12Resumption::SessionIdOrTickets,
+            ProtocolVersion::TLSv1_2,
+            "TLS 1.2 tickets",
+        ),
+        (
+            ONLY_12,
+            Tls12Resumption::SessionIdOnly,
+            ProtocolVersion::TLSv1_2,
+            "TLS 1.2 session ids",
+        ),
+    ] {
+        let store = UnderShop::new();
+        let client = resuming_client(&f.ca, versions, store.clone(), tls12);
+        let first = f.plan(&text);
+        let select = |plan: &Plan, sni: &str| tls(plan).select(Some(sni)).expect("config").clone();
+        assert_eq!(
+            handshake_kind(&select(&first, shop), &client, shop),
+            (version, HandshakeKind::Full, HandshakeKind::Full),
+            "{what}: first handshake"
+        );
+        assert_eq!(store.offered(), 0, "{what}");
+        assert_eq!(
+            handshake_kind(&select(&first, shop), &client, shop),
+            (version, HandshakeKind::Resumed, HandshakeKind::Resumed),
+            "{what}: same load"
+        );
+        let second = f.plan(&text);
+        assert_eq!(
+            handshake_kind(&select(&second, shop), &client, shop),
+            (version, HandshakeKind::Resumed, HandshakeKind::Resumed),
+            "{what}: after a reload"
+        );
+        assert_eq!(store.offered(), 2, "{what}");
+
+        // shop's session offered to the api certificate's name: a full handshake.
+        assert_eq!(
+            handshake_kind(&select(&second, api), &client, api),
+            (version, HandshakeKind::Full, HandshakeKind::Full),
+            "{what}: another name"
+        );
+        assert_eq!(store.offered(), 3, "{what}: the session was offered");
+    }
+}
+
+/// Which shared piece resumes what: TLS 1.3 and ticket-taking TLS 1.2 clients resume by the
+/// ticketer alone (a config with a cache of its own still resumes them, one with a ticketer
+/// of its own does not), TLS 1.2 clients without tickets by the session cache alone.
+#[test]
+fn tickets_rest_on_the_ticketer_and_session_ids_on_the_cache() {
+    let f = Fixture::new();
+    let shop = "shop.example.com";
+    let plan = f.plan(&config("certificates = [\"shop\"]"));
+    let shared = tls(&plan).select(Some(shop)).expect("config").clone();
+    let mut own_cache = (*shared).clone();
+    own_cache.session_storage = ServerSessionMemoryCache::new(16);
+    let mut own_ticketer = (*shared).clone();
+    own_ticketer.ticketer = rustls::crypto::ring::Ticketer::new().expect("ticketer");
+    let (own_cache, own_ticketer) = (Arc::new(own_cache), Arc::new(own_ticketer));
+    for (versions, tls12, version, what, tickets) in [
+        (
+            ONLY_13,
+            Tls12Resumption::SessionIdOrTickets,
+            ProtocolVersion::TLSv1_3,
+            "TLS 1.3",
+            true,
+        ),
+        (
+            ONLY_12,
+            Tls12Resumption::SessionIdOrTickets,
+            ProtocolVersion::TLSv1_2,
+            "TLS 1.2 with tickets",
+            true,
+        ),
+        (
+            ONLY_12,
+            Tls12Resumption::SessionIdOnly,
+            ProtocolVersion::TLSv1_2,
+            "TLS 1.2 session ids",
+            false,
+        ),
+    ] {
+        for (server, resumes, which) in [
+            (&own_cache, tickets, "a cache of its own"),
+            (&own_ticketer, !tickets, "a ticketer of its own"),
+        ] {
+            let client = resuming_client(&f.ca, versions, UnderShop::new(), tls12);
+            assert_eq!(
+                handshake_kind(&shared, &client, shop),
+                (version, HandshakeKind::Full, HandshakeKind::Full),
+                "{what}"
+            );
+            let kind = if resumes {
+                HandshakeKind::Resumed
+            } else {
+                HandshakeKind::Full
+            };
+            assert_eq!(
+                handshake_kind(server, &client, shop),
+                (version, kind, kind),
+                "{what}, against a config with {which}"
+            );
+        }
+    }
 }

@@ -91,6 +91,8 @@ pub struct WorkerCounters {
     pub prefilter_refused: [Cell<u64>; 3],
     /// TLS handshakes completed.
     pub tls_handshakes: Cell<u64>,
+    /// Of those, the ones that resumed a session.
+    pub tls_resumptions: Cell<u64>,
     /// TLS handshakes that failed, by reason: timeout, closed, protocol, unknown name (the
     /// order of `tollgate_backends::wire::tls::HandshakeError`).
     pub tls_failed: [Cell<u64>; 4],

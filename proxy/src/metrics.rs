@@ -31,6 +31,8 @@ pub mod names {
     pub const MALFORMED: &str = "tollgate_malformed_requests_total";
     /// TLS handshakes completed (counter).
     pub const TLS_HANDSHAKES: &str = "tollgate_tls_handshakes_total";
+    /// TLS handshakes that resumed a session (counter).
+    pub const TLS_RESUMPTIONS: &str = "tollgate_tls_resumptions_total";
     /// TLS handshakes that failed, by reason (counter).
     pub const TLS_HANDSHAKE_FAILURES: &str = "tollgate_tls_handshake_failures_total";
     /// Upstream connections opened, per upstream (counter).
@@ -120,6 +122,8 @@ pub struct Snapshot {
     pub malformed: u64,
     /// TLS handshakes completed.
     pub tls_handshakes: u64,
+    /// Of those, the ones that resumed a session.
+    pub tls_resumptions: u64,
     /// TLS handshakes failed: timeout, closed, protocol, unknown name.
     pub tls_failed: [u64; 4],
     /// Connections waiting for a request.
@@ -233,7 +237,7 @@ pub fn render(snapshots: &[Snapshot], reloads_ok: u64, reloads_failed: u64) -> S
         );
         let _ = writeln!(out, "{REQUEST_DURATION}_count{{{labels}}} {cumulative}");
     }
-    let per_worker: [WorkerSeries; 15] = [
+    let per_worker: [WorkerSeries; 16] = [
         (CONNECTIONS_ACCEPTED, "counter", "", |s| s.accepted),
         (CONNECTIONS_OPEN, "gauge", "", |s| s.open),
         (CONNECTIONS_IDLE, "gauge", "", |s| s.idle),
@@ -241,6 +245,7 @@ pub fn render(snapshots: &[Snapshot], reloads_ok: u64, reloads_failed: u64) -> S
         (ACCESS_LOG_DROPPED, "counter", "", |s| s.log_dropped),
         (MALFORMED, "counter", "", |s| s.malformed),
         (TLS_HANDSHAKES, "counter", "", |s| s.tls_handshakes),
+        (TLS_RESUMPTIONS, "counter", "", |s| s.tls_resumptions),
         (
             TLS_HANDSHAKE_FAILURES,
             "counter",

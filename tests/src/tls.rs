@@ -12,6 +12,12 @@
 //! [`Leaf::der`] to tell which certificate was chosen), and a [`Client`] over the TLS stream
 //! for raw HTTP/1.1. A failed handshake comes back as a [`HandshakeFailed`], which also tells
 //! whether the gateway then closed the connection.
+//!
+//! Each [`connect`] builds a new client configuration, so a client never resumes a session
+//! unless its options were made resuming ([`TlsOptions::resume_with`]): connections made with
+//! (clones of) those options share one configuration and its session store, offer the
+//! sessions (tickets, TLS 1.2 session ids) of the earlier ones, and [`TlsClient::resumed`]
+//! tells whether the gateway took one.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -26,11 +32,11 @@ use rcgen::{
     KeyUsagePurpose, SignatureAlgorithm,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{ClientSessionMemoryCache, Resumption, Tls12Resumption, WebPkiServerVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
-    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, ProtocolVersion,
-    RootCertStore, SignatureScheme, StreamOwned,
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind,
+    ProtocolVersion, RootCertStore, SignatureScheme, StreamOwned,
 };
 
 use crate::client::{Client, Transport, READ_TIMEOUT};
@@ -179,6 +185,9 @@ pub struct TlsOptions {
     pub alpn: Vec<Vec<u8>>,
     /// Plaintext queued before the handshake: it leaves right behind the client's Finished.
     pub early_request: Option<Vec<u8>>,
+    /// The one client configuration of a resuming client ([`Self::resume_with`]); None: each
+    /// connection builds its own, with a store of its own (so never resumes).
+    pub resuming: Option<Arc<ClientConfig>>,
 }
 
 impl TlsOptions {
@@ -191,6 +200,7 @@ impl TlsOptions {
             check_name: true,
             alpn: vec![b"http/1.1".to_vec()],
             early_request: None,
+            resuming: None,
         }
     }
 
@@ -217,6 +227,33 @@ impl TlsOptions {
     pub fn early_request(mut self, request: impl AsRef<[u8]>) -> TlsOptions {
         self.early_request = Some(request.as_ref().to_vec());
         self
+    }
+
+    /// Makes the client resume: the client configuration is built now, once, with its session
+    /// store `store` and TLS 1.2 sessions resumed as `tls12` says — `SessionIdOrTickets`
+    /// (tickets when the server sends them) or `SessionIdOnly` (no ticket extension offered:
+    /// the server's session cache) — and every connection with these options (or clones)
+    /// uses it: rustls resumes a session only under the configuration (the same certificate
+    /// verifier) that made it. Call it after the settings of the configuration (versions,
+    /// name check, ALPN); the SNI name may still change.
+    pub fn resume_with(
+        mut self,
+        store: &Arc<ClientSessionMemoryCache>,
+        tls12: Tls12Resumption,
+    ) -> TlsOptions {
+        let store: Arc<ClientSessionMemoryCache> = Arc::clone(store);
+        let mut config = self.client_config();
+        config.resumption = Resumption::store(store).tls12_resumption(tls12);
+        self.resuming = Some(Arc::new(config));
+        self
+    }
+
+    /// The configuration a connection uses: the resuming one, or a new one.
+    fn config(&self) -> Arc<ClientConfig> {
+        match &self.resuming {
+            Some(config) => Arc::clone(config),
+            None => Arc::new(self.client_config()),
+        }
     }
 
     /// The rustls client configuration.
@@ -333,6 +370,12 @@ impl TlsClient {
     pub fn connection(&self) -> &ClientConnection {
         &self.client.transport().conn
     }
+
+    /// True when the handshake resumed a session (no certificate was sent then: [`Self::leaf`]
+    /// is the one of the session's first handshake).
+    pub fn resumed(&self) -> bool {
+        self.connection().handshake_kind() == Some(HandshakeKind::Resumed)
+    }
 }
 
 impl Deref for TlsClient {
@@ -364,9 +407,8 @@ pub fn connect(addr: SocketAddr, options: &TlsOptions) -> Result<TlsClient, Hand
     sock.set_nodelay(true).expect("nodelay");
     sock.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
     sock.set_write_timeout(Some(READ_TIMEOUT)).expect("timeout");
-    let mut conn =
-        ClientConnection::new(Arc::new(options.client_config()), options.server_name(addr))
-            .expect("client connection");
+    let mut conn = ClientConnection::new(options.config(), options.server_name(addr))
+        .expect("client connection");
     if let Some(early) = &options.early_request {
         conn.writer()
             .write_all(early)

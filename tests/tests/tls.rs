@@ -2,10 +2,14 @@
 //! wildcard, default, refused), protocol versions, keep-alive and pipelining over TLS, the
 //! `https` scheme passed upstream, large bodies both ways, the handshake timeout (a stalled
 //! and a silent client), garbage instead of a ClientHello, the handshake counters on
-//! `/metrics`, and certificates replaced by a reload. Certificates come from a CA made at test
-//! time ([`tollgate_tests::tls`]). Both drivers.
+//! `/metrics`, certificates replaced by a reload, and session resumption on the other worker
+//! and across a reload. Certificates come from a CA made at test time
+//! ([`tollgate_tests::tls`]). Both drivers.
 
+use std::collections::BTreeMap;
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
 
 use tollgate_tests::admin::{admin_addr, scrape, sum};
 use tollgate_tests::config::{mock_hello, proxy_all};
@@ -15,9 +19,10 @@ use tollgate_tests::tls::{
     TlsOptions, Versions, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519,
 };
 use tollgate_tests::upstream::pattern_body;
-use tollgate_tests::{get, Behaviour, Client, Gateway, Reply, Upstream, DRIVERS};
+use tollgate_tests::{get, Behaviour, Client, Gateway, Options, Reply, Upstream, DRIVERS};
 
-use rustls::ProtocolVersion;
+use rustls::client::{ClientSessionMemoryCache, Tls12Resumption};
+use rustls::{HandshakeKind, ProtocolVersion};
 
 const SHOP: &str = "shop.example.com";
 const API_WILDCARD: &str = "*.api.example.com";
@@ -581,5 +586,239 @@ fn reload_with_a_mismatched_key_keeps_the_old_certificate() {
         );
         let c = connect_ok(addr, &options);
         assert!(c.leaf == a.der, "{driver:?}: still certificate A");
+    }
+}
+
+/// The values of the per-worker series `name`, by worker label.
+fn by_worker(scrape: &prometheus_parse::Scrape, name: &str) -> BTreeMap<String, f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter_map(|s| {
+            let worker = s.labels.get("worker")?.to_string();
+            match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => {
+                    Some((worker, v))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// What went up between two maps of per-worker values.
+fn grown(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> Vec<(String, f64)> {
+    after
+        .iter()
+        .map(|(w, v)| (w.clone(), v - before.get(w).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d != 0.0)
+        .collect()
+}
+
+/// Connects with `options`, sends `GET /hello` over the connection, and returns it with the
+/// worker that accepted it. The worker is learnt from `/metrics`: the access log line names
+/// no worker (its fields are API Gateway's `$context` names), but
+/// `tollgate_tls_handshakes_total{worker}` goes up by one on the worker that made the
+/// handshake — read after the response, which that worker sends only once its handshake has
+/// finished and been counted. `tollgate_tls_resumptions_total{worker}` must go up with it
+/// on the same worker when the client resumed, and nowhere when it did not.
+fn connect_on_a_worker(
+    admin: SocketAddr,
+    addr: SocketAddr,
+    options: &TlsOptions,
+    context: &str,
+) -> (TlsClient, String) {
+    let before = scrape(admin);
+    let mut c = connect_ok(addr, options);
+    assert_hello(&mut c, context);
+    let after = scrape(admin);
+    let handshakes = grown(
+        &by_worker(&before, "tollgate_tls_handshakes_total"),
+        &by_worker(&after, "tollgate_tls_handshakes_total"),
+    );
+    assert_eq!(
+        handshakes.len(),
+        1,
+        "{context}: one worker made the handshake: {handshakes:?}"
+    );
+    let (worker, count) = handshakes[0].clone();
+    assert_eq!(count, 1.0, "{context}: handshakes on worker {worker}");
+    let resumptions = grown(
+        &by_worker(&before, "tollgate_tls_resumptions_total"),
+        &by_worker(&after, "tollgate_tls_resumptions_total"),
+    );
+    let expected = if c.resumed() {
+        vec![(worker.clone(), 1.0)]
+    } else {
+        Vec::new()
+    };
+    assert_eq!(resumptions, expected, "{context}: resumptions counted");
+    (c, worker)
+}
+
+/// How a client resumes: versions offered and TLS 1.2 mode; its first handshake's version.
+const RESUMPTION_CASES: [(Versions, Tls12Resumption, ProtocolVersion, &str); 3] = [
+    (
+        Versions::Tls13,
+        Tls12Resumption::SessionIdOrTickets,
+        ProtocolVersion::TLSv1_3,
+        "TLS 1.3 tickets",
+    ),
+    (
+        Versions::Tls12,
+        Tls12Resumption::SessionIdOrTickets,
+        ProtocolVersion::TLSv1_2,
+        "TLS 1.2 tickets",
+    ),
+    (
+        Versions::Tls12,
+        Tls12Resumption::SessionIdOnly,
+        ProtocolVersion::TLSv1_2,
+        "TLS 1.2 session ids (no ticket extension)",
+    ),
+];
+
+/// Two workers, in the file (the harness also passes `--workers 2`).
+const TWO_WORKERS: &str = "[server]\nworkers = 2\n";
+
+/// Tries before giving up on reaching a worker: SO_REUSEPORT spreads connections over the two
+/// workers by a hash of the client's port, so each try misses one with probability 1/2.
+const TRIES: usize = 50;
+
+/// Full handshake with a session store; returns the options that share it and the worker.
+fn first_handshake(
+    admin: SocketAddr,
+    addr: SocketAddr,
+    ca: &rustls::pki_types::CertificateDer<'static>,
+    (versions, tls12, version, _): (Versions, Tls12Resumption, ProtocolVersion, &str),
+    context: &str,
+) -> (TlsOptions, String) {
+    let store = Arc::new(ClientSessionMemoryCache::new(64));
+    let options = TlsOptions::new(ca)
+        .sni(SHOP)
+        .versions(versions)
+        .resume_with(&store, tls12);
+    let (c, worker) = connect_on_a_worker(admin, addr, &options, context);
+    assert_eq!(
+        c.connection().handshake_kind(),
+        Some(HandshakeKind::Full),
+        "{context}: first handshake"
+    );
+    assert_eq!(c.version, version, "{context}");
+    (options, worker)
+}
+
+/// Connects with `options` until a connection lands on a worker other than `first` (all
+/// of them must resume, whichever worker they land on); returns how many tries it took.
+fn resume_until_another_worker(
+    admin: SocketAddr,
+    addr: SocketAddr,
+    options: &TlsOptions,
+    certificate: &Leaf,
+    first: &str,
+    context: &str,
+) -> usize {
+    for n in 1..=TRIES {
+        let context = format!("{context}, connection {n}");
+        let (c, worker) = connect_on_a_worker(admin, addr, options, &context);
+        assert_eq!(
+            c.connection().handshake_kind(),
+            Some(HandshakeKind::Resumed),
+            "{context}: resumed on worker {worker} (the session was made on worker {first})"
+        );
+        assert!(
+            c.leaf == certificate.der,
+            "{context}: the session's certificate"
+        );
+        if worker != first {
+            return n;
+        }
+    }
+    panic!("{context}: {TRIES} connections all landed on worker {first}");
+}
+
+/// Two workers and one TLS listener: a session made on one worker (a full handshake)
+/// resumes on the other — TLS 1.3 and TLS 1.2 tickets (one ticket key for the process) and
+/// TLS 1.2 session ids (one session cache for the process). Every resumption is counted on
+/// the worker that accepted it.
+#[test]
+fn sessions_resume_on_the_other_worker() {
+    for driver in DRIVERS {
+        let certs = certs();
+        let config = hello_config(&certs, SHOP_DEFAULT, TWO_WORKERS);
+        let gw = Gateway::start_with(&config, Options::new(driver).workers(2));
+        let admin = admin_addr(&gw);
+        let addr = gw.addr("secure");
+        let mut resumed = 0;
+        for case in RESUMPTION_CASES {
+            let context = format!("{driver:?}, {}", case.3);
+            let (options, first) = first_handshake(admin, addr, certs.pki.ca(), case, &context);
+            resumed +=
+                resume_until_another_worker(admin, addr, &options, &certs.shop, &first, &context);
+        }
+        let m = scrape(admin);
+        assert_eq!(
+            sum(&m, "tollgate_tls_resumptions_total", &[]),
+            resumed as f64,
+            "{driver:?}"
+        );
+        assert_eq!(
+            sum(&m, "tollgate_tls_handshakes_total", &[]),
+            (resumed + RESUMPTION_CASES.len()) as f64,
+            "{driver:?}"
+        );
+    }
+}
+
+/// Waits until every worker runs plan `generation`.
+fn wait_generation(admin: SocketAddr, generation: f64, context: &str) {
+    let end = Instant::now() + EVENT_DEADLINE;
+    loop {
+        let generations = by_worker(&scrape(admin), "tollgate_plan_generation");
+        if generations.len() == 2 && generations.values().all(|g| *g == generation) {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "{context}: workers at generations {generations:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sessions made before a reload (same certificate files) resume after it, on both workers:
+/// the reload builds new server configurations, which keep the process's ticket key and
+/// session cache.
+#[test]
+fn sessions_resume_after_a_reload() {
+    for driver in DRIVERS {
+        let certs = certs();
+        let config = hello_config(&certs, SHOP_DEFAULT, TWO_WORKERS);
+        let gw = Gateway::start_with(&config, Options::new(driver).workers(2));
+        let admin = admin_addr(&gw);
+        let addr = gw.addr("secure");
+        let before: Vec<(TlsOptions, String)> = RESUMPTION_CASES
+            .into_iter()
+            .map(|case| {
+                let context = format!("{driver:?}, {}, before the reload", case.3);
+                first_handshake(admin, addr, certs.pki.ca(), case, &context)
+            })
+            .collect();
+
+        assert_eq!(gw.reload(&config), Ok(2), "{driver:?}");
+        wait_generation(admin, 2.0, &format!("{driver:?}"));
+        for ((options, first), case) in before.iter().zip(RESUMPTION_CASES) {
+            let context = format!("{driver:?}, {}, after the reload", case.3);
+            // The first connection can only offer a session from before the reload.
+            let (c, worker) = connect_on_a_worker(admin, addr, options, &context);
+            assert_eq!(
+                c.connection().handshake_kind(),
+                Some(HandshakeKind::Resumed),
+                "{context}: a session made on worker {first} resumed on worker {worker}"
+            );
+            // And on the other worker too.
+            resume_until_another_worker(admin, addr, options, &certs.shop, &worker, &context);
+        }
     }
 }

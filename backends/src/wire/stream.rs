@@ -90,20 +90,25 @@ impl AsyncReadRent for ClientStream {
             ClientStream::Tls(t) => t,
             ClientStream::Detached => return (Err(detached()), buf),
         };
-        let len = buf.bytes_total();
+        // Only as many bytes as are ready are initialised and copied, not the whole buffer.
+        let ready = match t.wait_plain(Instant::now() + FAR).await {
+            Ok(0) => return (Ok(0), buf),
+            Ok(n) => n.min(buf.bytes_total()),
+            Err(e) => return (Err(e), buf),
+        };
         let ptr = buf.write_ptr();
-        // SAFETY: `ptr` points to `len` writable bytes owned by `buf`, which lives (owned by
-        // this future) for the whole read. They may be uninitialised, so they are zeroed first
+        // SAFETY: `ptr` points to at least `ready` writable bytes owned by `buf`, which this
+        // future owns for the whole read. They may be uninitialised, so they are zeroed first
         // and only then borrowed as a `&mut [u8]`; nothing else aliases them meanwhile.
         #[allow(unsafe_code)]
         let dst = unsafe {
-            ptr.write_bytes(0, len);
-            std::slice::from_raw_parts_mut(ptr, len)
+            ptr.write_bytes(0, ready);
+            std::slice::from_raw_parts_mut(ptr, ready)
         };
-        let res = t.read_plain(dst, Instant::now() + FAR).await;
+        let res = t.take_plain(dst);
         if let Ok(n) = res {
-            // SAFETY: `read_plain` wrote `n` <= `len` bytes at the start of the buffer (and all
-            // `len` were initialised above).
+            // SAFETY: `take_plain` wrote `n` <= `ready` bytes at the start of the buffer (and
+            // all `ready` were initialised above).
             #[allow(unsafe_code)]
             unsafe {
                 buf.set_init(n)

@@ -66,6 +66,8 @@ pub struct TlsStream {
     conn: ServerConnection,
     /// Ciphertext read but not yet taken by rustls.
     incoming: Vec<u8>,
+    /// The peer closed TCP (with or without close_notify).
+    eof: bool,
 }
 
 impl std::fmt::Debug for TlsStream {
@@ -93,7 +95,12 @@ pub async fn accept(
         Ok(conn) => conn,
         Err(e) => return Err((e, io)),
     };
-    let mut stream = TlsStream { io, conn, incoming };
+    let mut stream = TlsStream {
+        io,
+        conn,
+        incoming,
+        eof: false,
+    };
     match stream.finish_handshake(deadline).await {
         Ok(()) => Ok(stream),
         Err(e) => Err((e, stream.io)),
@@ -226,6 +233,12 @@ impl TlsStream {
         &self.conn
     }
 
+    /// True when the handshake resumed an earlier session (a ticket or a cached session id)
+    /// instead of a full one.
+    pub fn resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    }
+
     /// True when decrypted or undecrypted bytes are waiting here: a readiness wait on the
     /// socket would not see them.
     pub fn has_buffered_input(&mut self) -> bool {
@@ -272,13 +285,29 @@ impl TlsStream {
     /// Reads decrypted bytes into `dst`; Ok(0) at the end of the stream (a clean
     /// close_notify, or the peer closing TCP: HTTP frames its own messages).
     pub async fn read_plain(&mut self, dst: &mut [u8], deadline: Instant) -> io::Result<usize> {
-        use std::io::Read;
+        if self.wait_plain(deadline).await? == 0 {
+            return Ok(0);
+        }
+        self.take_plain(dst)
+    }
+
+    /// Waits until decrypted bytes are ready; returns how many (0: the end of the stream). The
+    /// caller then knows how much room [`TlsStream::take_plain`] needs.
+    pub async fn wait_plain(&mut self, deadline: Instant) -> io::Result<usize> {
         loop {
-            match self.conn.reader().read(dst) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) => return Err(e),
+            let state = match self.conn.process_new_packets() {
+                Ok(state) => state,
+                Err(e) => {
+                    // The alert for the error, if any, then the error.
+                    let _ = self.flush_tls(deadline).await;
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            };
+            if state.plaintext_bytes_to_read() > 0 {
+                return Ok(state.plaintext_bytes_to_read());
+            }
+            if state.peer_has_closed() || self.eof {
+                return Ok(0);
             }
             // Alerts or key updates rustls wants to send go out before waiting for more.
             self.flush_tls(deadline).await.map_err(into_io)?;
@@ -286,19 +315,29 @@ impl TlsStream {
                 match read_more(&mut self.io, &mut self.incoming, deadline).await {
                     Ok(_) => {}
                     Err(IoFail::Eof) => {
-                        // Marks the end for rustls: its reader then reports it.
-                        let _ = self.conn.read_tls(&mut &[][..]);
-                        let _ = self.conn.process_new_packets();
+                        self.eof = true;
                         continue;
                     }
                     Err(e) => return Err(into_io(e)),
                 }
             }
             if let Err(e) = self.take_ciphertext() {
-                // The alert for the error, if any, then the error.
                 let _ = self.flush_tls(deadline).await;
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
+        }
+    }
+
+    /// Copies decrypted bytes that are ready into `dst` (at most what [`wait_plain`] said).
+    ///
+    /// [`wait_plain`]: TlsStream::wait_plain
+    pub fn take_plain(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        use std::io::Read;
+        match self.conn.reader().read(dst) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            Err(e) => Err(e),
         }
     }
 

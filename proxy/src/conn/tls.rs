@@ -43,6 +43,9 @@ impl Conn {
         let counters = &self.client.worker.counters;
         match accept(tcp, initial, |sni| tls.select(sni).cloned(), deadline).await {
             Ok(stream) => {
+                if stream.resumed() {
+                    bump(&counters.tls_resumptions);
+                }
                 self.client.stream = ClientStream::Tls(Box::new(stream));
                 bump(&counters.tls_handshakes);
                 true

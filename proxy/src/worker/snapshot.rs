@@ -58,6 +58,7 @@ impl Worker {
             rejected_at_file_limit: c.rejected_at_file_limit.get(),
             malformed: c.malformed.get(),
             tls_handshakes: c.tls_handshakes.get(),
+            tls_resumptions: c.tls_resumptions.get(),
             tls_failed: std::array::from_fn(|i| c.tls_failed[i].get()),
             routes,
             pools,
