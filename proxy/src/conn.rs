@@ -193,6 +193,7 @@ impl Conn {
                 // that follows would then sit holding a buffer (one poll(2) more per wait on
                 // epoll).
                 // Not `ClientStream::readable`: its future would add to every idle task.
+                self.client.stream.shed_idle_buffers();
                 let ready = if self.client.stream.has_buffered_input() {
                     Ok(())
                 } else {

@@ -57,6 +57,13 @@ impl ClientStream {
         }
     }
 
+    /// Lets go of buffers an idle connection does not need (a TLS stream's ciphertext buffer).
+    pub fn shed_idle_buffers(&mut self) {
+        if let ClientStream::Tls(t) = self {
+            t.shed_idle_buffers();
+        }
+    }
+
     /// Waits until a read would find input. Written so that the only future held across the
     /// wait is the socket's own readiness future: every idle connection's task holds this.
     pub async fn readable(&mut self) -> io::Result<()> {

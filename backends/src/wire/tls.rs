@@ -249,6 +249,14 @@ impl TlsStream {
                 .is_ok_and(|s| s.plaintext_bytes_to_read() > 0)
     }
 
+    /// Lets go of the ciphertext buffer when it is empty: an idle connection should hold as
+    /// little as it can (the next read allocates it again, once per busy period).
+    pub fn shed_idle_buffers(&mut self) {
+        if self.incoming.is_empty() {
+            self.incoming = Vec::new();
+        }
+    }
+
     /// Feeds buffered ciphertext to rustls and processes it, as much as rustls takes: when
     /// its record buffer fills, what it holds is processed and feeding goes on; when the
     /// decrypted bytes reach [`PLAINTEXT_LIMIT`], the rest waits in `incoming` for the reader.
