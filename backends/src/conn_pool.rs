@@ -10,14 +10,16 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
 use tollgate_config::plan::UpstreamSettings;
+use tollgate_config::tls_client::UpstreamTls;
+
+use crate::wire::stream::UpstreamStream;
 
 /// An idle connection and its age.
 #[derive(Debug)]
 pub struct Pooled {
-    /// The connection.
-    pub stream: TcpStream,
+    /// The connection, plain or TLS.
+    pub stream: UpstreamStream,
     /// When it was connected.
     pub created: Instant,
     /// Which of the upstream's addresses it goes to.
@@ -31,7 +33,7 @@ pub struct Pooled {
 
 impl Pooled {
     /// A freshly connected connection.
-    pub fn new(stream: TcpStream, addr: SocketAddr, now: Instant) -> Self {
+    pub fn new(stream: UpstreamStream, addr: SocketAddr, now: Instant) -> Self {
         Self {
             stream,
             created: now,
@@ -45,8 +47,11 @@ impl Pooled {
 /// One upstream's idle connections on one worker.
 #[derive(Debug)]
 pub struct HostPool {
-    /// Stable key: `host:port`.
+    /// Stable key: `host:port`, and the TLS settings of an https upstream
+    /// (`UpstreamPlan::pool_key`).
     pub authority: String,
+    /// How to speak TLS to it (an https upstream).
+    pub tls: Option<UpstreamTls>,
     /// Addresses resolved by the control thread.
     pub addrs: Vec<SocketAddr>,
     idle: RefCell<VecDeque<(Pooled, Instant)>>,
@@ -64,9 +69,15 @@ pub struct HostPool {
 
 impl HostPool {
     /// An empty pool.
-    pub fn new(authority: &str, addrs: Vec<SocketAddr>, settings: &UpstreamSettings) -> Self {
+    pub fn new(
+        authority: &str,
+        addrs: Vec<SocketAddr>,
+        tls: Option<UpstreamTls>,
+        settings: &UpstreamSettings,
+    ) -> Self {
         Self {
             authority: authority.to_string(),
+            tls,
             addrs,
             idle: RefCell::new(VecDeque::with_capacity(
                 settings.idle_per_upstream_max.min(64),

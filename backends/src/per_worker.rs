@@ -29,9 +29,17 @@ impl Backends {
         let conn_pools = plan
             .upstreams
             .iter()
-            .map(|u| match old_pools.get(u.authority.as_str()) {
-                Some(p) if p.matches(&u.addrs, &plan.upstream) => Rc::clone(p),
-                _ => Rc::new(HostPool::new(&u.authority, u.addrs.clone(), &plan.upstream)),
+            .map(|u| {
+                let key = u.pool_key();
+                match old_pools.get(key.as_str()) {
+                    Some(p) if p.matches(&u.addrs, &plan.upstream) => Rc::clone(p),
+                    _ => Rc::new(HostPool::new(
+                        &key,
+                        u.addrs.clone(),
+                        u.tls.clone(),
+                        &plan.upstream,
+                    )),
+                }
             })
             .collect();
         Self { conn_pools }

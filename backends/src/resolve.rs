@@ -59,6 +59,7 @@ mod tests {
             host: host.into(),
             port,
             addrs: vec![],
+            tls: None,
         }
     }
 

@@ -482,20 +482,36 @@ impl Builder<'_, '_> {
                 Some(h.url.span()),
                 format!("{key}.url"),
                 problem,
-                "http://HOST[:PORT][/PATH][?QUERY], e.g. \"http://pets.internal:9000/pets/{id}\"",
+                "http(s)://HOST[:PORT][/PATH][?QUERY], e.g. \"http://pets.internal:9000/pets/{id}\"",
             )
         };
-        let Some(rest) = url.strip_prefix("http://") else {
-            return Err(url_err(if url.starts_with("https://") {
-                format!("{url:?}: https upstreams are not supported yet")
-            } else {
-                format!("{url:?} is not an http URL")
-            }));
+        let (secure, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err(url_err(format!("{url:?} is not an http or https URL"))),
         };
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path_query) = rest.split_at(end);
-        let (host, port) = split_authority(authority)
+        let (host, port) = split_authority(authority, if secure { 443 } else { 80 })
             .ok_or_else(|| url_err(format!("{authority:?} is not HOST[:PORT]")))?;
+        let tls = match (secure, &h.tls) {
+            (true, section) => Some(crate::tls_client::upstream_tls(
+                src,
+                key,
+                section.as_ref(),
+                host,
+                std::path::Path::new(src.path),
+            )?),
+            (false, Some(t)) => {
+                return Err(src.error(
+                    Some(t.span()),
+                    format!("{key}.tls"),
+                    "`tls` applies to https:// URLs only".to_string(),
+                    "an https:// url, or no `tls`",
+                ))
+            }
+            (false, None) => None,
+        };
         let (path, query) = match path_query.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (path_query, None),
@@ -546,20 +562,23 @@ impl Builder<'_, '_> {
             }
         };
         let authority = authority.to_ascii_lowercase();
+        let candidate = UpstreamPlan {
+            authority,
+            host: host.to_ascii_lowercase(),
+            port,
+            addrs: vec![],
+            tls,
+        };
+        let pool_key = candidate.pool_key();
         let upstream = match self
             .out
             .upstreams
             .iter()
-            .position(|u| u.authority == authority)
+            .position(|u| u.pool_key() == pool_key)
         {
             Some(i) => i,
             None => {
-                self.out.upstreams.push(UpstreamPlan {
-                    authority,
-                    host: host.to_ascii_lowercase(),
-                    port,
-                    addrs: vec![],
-                });
+                self.out.upstreams.push(candidate);
                 self.out.upstreams.len() - 1
             }
         };
@@ -583,14 +602,14 @@ impl Builder<'_, '_> {
 }
 
 /// `name:port`, `[v6]:port`, `name` (port 80).
-fn split_authority(authority: &str) -> Option<(&str, u16)> {
+fn split_authority(authority: &str, default_port: u16) -> Option<(&str, u16)> {
     if authority.is_empty() || authority.contains('@') {
         return None;
     }
     if let Some(v6) = authority.strip_prefix('[') {
         let (host, rest) = v6.split_once(']')?;
         let port = match rest {
-            "" => 80,
+            "" => default_port,
             r => r.strip_prefix(':')?.parse().ok()?,
         };
         return Some((host, port));
@@ -598,7 +617,7 @@ fn split_authority(authority: &str) -> Option<(&str, u16)> {
     match authority.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() => Some((host, port.parse().ok()?)),
         Some(_) => None,
-        None => Some((authority, 80)),
+        None => Some((authority, default_port)),
     }
 }
 

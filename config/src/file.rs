@@ -328,6 +328,20 @@ pub struct HttpIntegrationSection {
     /// Headers set or removed on the way back to the client.
     #[serde(default)]
     pub response_headers: HeaderMappingSection,
+    /// TLS to an `https://` upstream (boxed: rare, and large).
+    pub tls: Option<Spanned<Box<UpstreamTlsSection>>>,
+}
+
+/// `tls = { … }` of an `http` integration with an `https://` URL.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsSection {
+    /// PEM bundle of trusted CAs (default: the Mozilla roots compiled in).
+    pub ca: Option<Spanned<String>>,
+    /// Name sent as SNI and verified (default: the URL's host).
+    pub server_name: Option<Spanned<String>>,
+    /// No certificate verification at all.
+    pub insecure_skip_verify: Option<Spanned<bool>>,
 }
 
 /// Header rewrites.

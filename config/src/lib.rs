@@ -38,6 +38,7 @@ pub mod responses;
 pub mod router;
 pub mod template;
 pub mod tls;
+pub mod tls_client;
 pub mod usage;
 
 use std::path::Path;

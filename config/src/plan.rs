@@ -324,6 +324,25 @@ pub struct UpstreamPlan {
     pub port: u16,
     /// Addresses to connect to, filled by the control thread's resolver (never by a worker).
     pub addrs: Vec<SocketAddr>,
+    /// TLS settings of an `https://` upstream.
+    pub tls: Option<crate::tls_client::UpstreamTls>,
+}
+
+impl UpstreamPlan {
+    /// What a connection pool is keyed by: the authority, and the TLS settings if any (a
+    /// plain and an https upstream on one authority must not share connections).
+    pub fn pool_key(&self) -> String {
+        match &self.tls {
+            None => self.authority.clone(),
+            // The settings as a short hash: the key is also the pool's metrics label.
+            Some(tls) => {
+                let hash = tls.key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+                format!("https://{}#{:08x}", self.authority, hash as u32)
+            }
+        }
+    }
 }
 
 /// The admin listener.

@@ -213,14 +213,18 @@ fn ring_provider() -> CryptoProvider {
 /// reloads (and, since all workers share a plan's configs, resume on any worker).
 ///
 /// - Tickets (TLS 1.3 always, TLS 1.2 when the client offers the extension): rustls' *ring*
-///   `Ticketer`, ChaCha20-Poly1305 under a random key that it replaces every 6 hours, still
-///   decrypting with the previous one; a ticket therefore resumes for up to 12 hours, and no
-///   key outlives 12 hours. The keys live in this process only: a restart forgets them.
+///   `Ticketer`, ChaCha20-Poly1305 under a random key, still decrypting with the previous
+///   one. rustls replaces the key only when it seals or opens a ticket after the 6-hour
+///   interval has passed, one step at a time, and does not check a ticket's age: on a quiet
+///   server an old key, and tickets made under it, can live longer than 12 hours (a known
+///   gap: an issue-time check on decrypt would bound it). The keys live in this process
+///   only: a restart forgets them.
 /// - The cache ([`SESSION_CACHE_ENTRIES`] sessions, behind one mutex): a TLS 1.2 full
 ///   handshake stores its session under a session id (rustls gives one to ticket-taking
 ///   clients too), and a TLS 1.2 ClientHello that presents no ticket is looked up by its
 ///   session id; a presented ticket is never looked up there. TLS 1.3 never touches it
-///   (with the ticketer enabled its tickets are stateless).
+///   (with the ticketer enabled its tickets are stateless). Entries carry no age limit here:
+///   they go only when the cache needs their room (a known gap, like the tickets').
 ///
 /// Why sharing across certificates and listeners is safe. rustls stores in every session
 /// (ticket or cache entry) the SNI name of the handshake that made it and its cipher suite,
@@ -231,8 +235,8 @@ fn ring_provider() -> CryptoProvider {
 /// ([`TlsListenerPlan::select`]): a listener that refuses a name refuses its resumptions too.
 /// Within a listener and a plan a name has one certificate, so a session resumes only for the
 /// name its client verified a certificate for. What can still cross: after a reload that
-/// replaced a name's certificate, sessions made under the old one resume (within the 12
-/// hours, as with any shared ticket key); and a session may resume on another listener
+/// replaced a name's certificate, sessions made under the old one resume (for as long as the
+/// ticket key or cache entry lives: see above); and a session may resume on another listener
 /// serving the same name with another certificate, or (no SNI, or a name it does not serve)
 /// with its default certificate. Neither matters: it is the same process holding both keys,
 /// and the name was verified when the session was made; a client ignoring the name check

@@ -207,7 +207,7 @@ impl Conn {
                     registry.set_idle(self.slot, None);
                     registry.expired(self.slot)
                 };
-                if expired && self.handshake_pending {
+                if expired && self.handshake_pending && self.proxy == ProxyProtocol::Off {
                     // Silent until the handshake's deadline: a handshake timeout.
                     bump(&self.client.worker.counters.tls_failed[0]);
                 }

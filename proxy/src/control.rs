@@ -88,6 +88,16 @@ fn compile_resolved(path: &std::path::Path, text: &str) -> anyhow::Result<Plan> 
     for e in tollgate_backends::resolve::resolve_all(&mut plan.upstreams) {
         warn!(error = %e, "upstream unresolved; its routes answer 502 until it resolves");
     }
+    for u in plan
+        .upstreams
+        .iter()
+        .filter(|u| u.tls.as_ref().is_some_and(|t| t.insecure))
+    {
+        warn!(
+            upstream = %u.authority,
+            "INSECURE: insecure_skip_verify is on: this https upstream's certificate is not verified"
+        );
+    }
     Ok(plan)
 }
 
@@ -477,6 +487,10 @@ fn spawn_worker(
 ) -> anyhow::Result<WorkerHandle> {
     let (commands, rx) = unbounded();
     let (wake, wake_rx) = UnixStream::pair().context("cannot create a worker wake-up socket")?;
+    // Writers never block on it: a full socket already holds a byte that wakes the worker
+    // (a stuck worker must not stall the control or admin thread that signals it).
+    wake.set_nonblocking(true)
+        .context("cannot make the wake-up socket non-blocking")?;
     let first = Apply {
         plan,
         generation: 1,

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -100,6 +100,118 @@ pub fn temp_config_path() -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("tollgate-test-{}-{n}.toml", std::process::id()))
+}
+
+/// Runs the binary with `args` to its exit and returns its status and output; kills it and
+/// panics when it has not exited within `deadline`.
+pub fn run_binary(args: &[&str], deadline: Duration) -> Output {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tollgate");
+    let read_all = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut pipe = pipe.expect("piped output");
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            let _ = tx.send(bytes);
+        });
+        rx
+    };
+    let stdout = read_all(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read_all(child.stderr.take().map(|p| Box::new(p) as _));
+    let end = Instant::now() + deadline;
+    // Both pipes reach end of file when the process exits.
+    let collected = stdout
+        .recv_timeout(end.saturating_duration_since(Instant::now()))
+        .and_then(|out| {
+            let err = stderr.recv_timeout(end.saturating_duration_since(Instant::now()))?;
+            Ok((out, err))
+        });
+    let Ok((stdout, stderr)) = collected else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("tollgate {args:?} did not exit within {deadline:?}");
+    };
+    let status = child.wait().expect("wait for tollgate");
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// What `tollgate check` said about a configuration.
+#[derive(Debug)]
+pub struct Checked {
+    /// The path of the file checked (error messages start with it).
+    pub path: String,
+    /// The exit code.
+    pub code: Option<i32>,
+    /// Standard output (the plan of a valid file).
+    pub stdout: String,
+    /// Standard error (`error: FILE:LINE:COL: key: problem…` for an invalid file).
+    pub stderr: String,
+}
+
+impl Checked {
+    /// The `LINE:COL` of an error on stderr, parsed from `error: FILE:LINE:COL: …`.
+    pub fn position(&self) -> Option<(usize, usize)> {
+        let rest = self
+            .stderr
+            .strip_prefix("error: ")?
+            .strip_prefix(self.path.as_str())?
+            .strip_prefix(':')?;
+        let mut parts = rest.splitn(3, ':');
+        let line = parts.next()?.parse().ok()?;
+        let column = parts.next()?.parse().ok()?;
+        Some((line, column))
+    }
+}
+
+/// Runs `tollgate check -c FILE` on `config_toml` (written to a temporary file, removed
+/// afterwards).
+pub fn check(config_toml: &str) -> Checked {
+    let config = temp_config_path();
+    std::fs::write(&config, config_toml).expect("write temp config");
+    let path = config.to_str().expect("utf-8 temp path").to_string();
+    let out = run_binary(&["check", "-c", &path], START_DEADLINE);
+    let _ = std::fs::remove_file(&config);
+    Checked {
+        path,
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `tollgate run` on `config_toml` with `driver`, expecting it to refuse the file and
+/// exit unsuccessfully; returns its stderr (JSON log lines).
+pub fn run_refused(config_toml: &str, driver: Driver) -> String {
+    let config = temp_config_path();
+    std::fs::write(&config, config_toml).expect("write temp config");
+    let path = config.to_str().expect("utf-8 temp path").to_string();
+    let args = [
+        "--log-format",
+        "json",
+        "run",
+        "-c",
+        &path,
+        "--driver",
+        driver.arg(),
+    ];
+    let out = run_binary(&args, START_DEADLINE);
+    let _ = std::fs::remove_file(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "{driver:?}: `tollgate run` accepted the file: {stderr}"
+    );
+    stderr
 }
 
 /// Log lines and parsed events shared with the stderr reader thread.

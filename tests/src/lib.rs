@@ -1,7 +1,7 @@
 //! End-to-end test support for tollgate: a harness that runs the real binary
 //! ([`gateway::Gateway`]), an in-process mock upstream ([`upstream::Upstream`]), a raw HTTP/1.1
-//! client ([`client::Client`]), configuration builders ([`config`]) and TLS certificates and
-//! a TLS client ([`tls`]).
+//! client ([`client::Client`]), configuration builders ([`config`]), TLS certificates and
+//! a TLS client ([`tls`]), and a TLS mock upstream ([`tls_upstream`]).
 //!
 //! The tests themselves live in `tests/*.rs`; each runs against both io drivers
 //! ([`gateway::DRIVERS`]). Build the binary of the profile the tests run in first:
@@ -15,6 +15,7 @@ pub mod config;
 pub mod gateway;
 pub mod netns;
 pub mod tls;
+pub mod tls_upstream;
 pub mod upstream;
 pub mod usage;
 pub mod websocket;

@@ -56,6 +56,7 @@ impl Transport for TlsStream {
 pub struct Pki {
     dir: PathBuf,
     ca: CertificateDer<'static>,
+    ca_pem: PathBuf,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -71,23 +72,31 @@ pub struct Leaf {
 }
 
 impl Pki {
-    /// A new CA (ECDSA P-256) in a fresh temporary directory.
+    /// A new CA (ECDSA P-256) named `tollgate test CA` in a fresh temporary directory.
     pub fn new() -> Pki {
+        Pki::named("tollgate test CA")
+    }
+
+    /// A new CA (ECDSA P-256) with the common name `name` in a fresh temporary directory.
+    /// (Two CAs of one name are told apart by their keys only: a certificate of one checked
+    /// against the other fails on its signature rather than as from an unknown issuer.)
+    pub fn named(name: &str) -> Pki {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("tollgate-tls-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the certificate directory");
         let mut params = CertificateParams::new(Vec::new()).expect("CA parameters");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "tollgate test CA");
+        params.distinguished_name.push(DnType::CommonName, name);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("CA key");
         let ca = params.self_signed(&key).expect("self-signed CA");
+        let ca_pem = dir.join("ca.pem");
+        std::fs::write(&ca_pem, ca.pem()).expect("write the CA certificate");
         Pki {
             dir,
             ca: ca.der().clone(),
+            ca_pem,
             issuer: Issuer::new(params, key),
         }
     }
@@ -95,6 +104,12 @@ impl Pki {
     /// The CA certificate (DER), for [`TlsOptions::new`].
     pub fn ca(&self) -> &CertificateDer<'static> {
         &self.ca
+    }
+
+    /// The CA certificate as a PEM file (`ca.pem` in [`Self::dir`]: no leaf should be issued
+    /// with the stem `ca`), for a trust bundle.
+    pub fn ca_pem(&self) -> &Path {
+        &self.ca_pem
     }
 
     /// The directory the files are written to.
@@ -167,6 +182,21 @@ pub enum Versions {
     Tls12,
     /// TLS 1.3 only.
     Tls13,
+}
+
+impl Versions {
+    /// The rustls protocol versions.
+    pub fn protocol_versions(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
+        static BOTH: &[&rustls::SupportedProtocolVersion] =
+            &[&rustls::version::TLS13, &rustls::version::TLS12];
+        static TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+        static TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+        match self {
+            Versions::Both => BOTH,
+            Versions::Tls12 => TLS12,
+            Versions::Tls13 => TLS13,
+        }
+    }
 }
 
 /// How [`connect`] connects.
@@ -259,11 +289,7 @@ impl TlsOptions {
     /// The rustls client configuration.
     pub fn client_config(&self) -> ClientConfig {
         let provider = Arc::new(ring_provider());
-        let versions: &[&'static rustls::SupportedProtocolVersion] = match self.versions {
-            Versions::Both => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            Versions::Tls12 => &[&rustls::version::TLS12],
-            Versions::Tls13 => &[&rustls::version::TLS13],
-        };
+        let versions = self.versions.protocol_versions();
         let mut roots = RootCertStore::empty();
         roots.add(self.ca.clone()).expect("trust the test CA");
         let webpki =
@@ -296,7 +322,7 @@ impl TlsOptions {
 /// rustls' *ring* provider, the gateway's too (0.23.48 deprecated it only to say it has no
 /// post-quantum key exchange).
 #[allow(deprecated)]
-fn ring_provider() -> rustls::crypto::CryptoProvider {
+pub(crate) fn ring_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 

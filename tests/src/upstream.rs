@@ -7,6 +7,9 @@
 //! [`Behaviour`]: echo, a fixed response, a chunked or a large response, optionally after a
 //! delay or after the test releases a [`Gate`], optionally closing the connection after N
 //! responses (without announcing it with `Connection: close`).
+//!
+//! The connection handling is generic over the byte stream: [`Upstream::start_over`] serves
+//! each accepted socket through a wrapper (a TLS server stream: [`crate::tls_upstream`]).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -215,11 +218,22 @@ pub struct Upstream {
 impl Upstream {
     /// Binds 127.0.0.1:0 and serves with `behaviour`.
     pub fn start(behaviour: Behaviour) -> Upstream {
+        Upstream::start_over(behaviour, Ok)
+    }
+
+    /// Binds 127.0.0.1:0 and serves with `behaviour` over `wrap(socket)` for each accepted
+    /// socket (its timeouts set; `wrap` runs on the connection's own thread). A connection
+    /// whose `wrap` fails is counted as accepted and ended, and serves nothing.
+    pub fn start_over<S, W>(behaviour: Behaviour, wrap: W) -> Upstream
+    where
+        S: Read + Write,
+        W: Fn(TcpStream) -> std::io::Result<S> + Send + Sync + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
         let addr = listener.local_addr().expect("upstream addr");
         let state = Arc::new(State::default());
         let st = Arc::clone(&state);
-        std::thread::spawn(move || accept_loop(listener, st, behaviour));
+        std::thread::spawn(move || accept_loop(listener, st, behaviour, wrap));
         Upstream { addr, state }
     }
 
@@ -296,7 +310,12 @@ impl Drop for Upstream {
     }
 }
 
-fn accept_loop(listener: TcpListener, state: Arc<State>, behaviour: Behaviour) {
+fn accept_loop<S, W>(listener: TcpListener, state: Arc<State>, behaviour: Behaviour, wrap: W)
+where
+    S: Read + Write,
+    W: Fn(TcpStream) -> std::io::Result<S> + Send + Sync + 'static,
+{
+    let wrap = Arc::new(wrap);
     for stream in listener.incoming() {
         if state.stop.load(Ordering::SeqCst) {
             return;
@@ -309,8 +328,11 @@ fn accept_loop(listener: TcpListener, state: Arc<State>, behaviour: Behaviour) {
         state.open.fetch_add(1, Ordering::SeqCst);
         let st = Arc::clone(&state);
         let b = behaviour.clone();
+        let wrap = Arc::clone(&wrap);
         std::thread::spawn(move || {
-            let _ = serve(stream, index, &st, &b);
+            let _ = configure(&stream)
+                .and_then(|()| wrap(stream))
+                .and_then(|s| serve(s, index, &st, &b));
             st.open.fetch_sub(1, Ordering::SeqCst);
             *st.finished.lock().expect("finished lock") += 1;
             st.finished_cvar.notify_all();
@@ -318,16 +340,19 @@ fn accept_loop(listener: TcpListener, state: Arc<State>, behaviour: Behaviour) {
     }
 }
 
-fn serve(
-    stream: TcpStream,
+/// The socket options of every accepted connection.
+fn configure(stream: &TcpStream) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    stream.set_write_timeout(Some(READ_TIMEOUT))?;
+    stream.set_nodelay(true)
+}
+
+fn serve<S: Read + Write>(
+    stream: S,
     connection: usize,
     state: &State,
     behaviour: &Behaviour,
 ) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    stream.set_write_timeout(Some(READ_TIMEOUT))?;
-    stream.set_nodelay(true)?;
-    let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut served = 0usize;
     loop {
@@ -347,6 +372,8 @@ fn serve(
             std::thread::sleep(behaviour.delay);
         }
         let response = render(&behaviour.reply, &req);
+        // Bytes read ahead (a pipelined request) stay in the reader's buffer.
+        let writer = reader.get_mut();
         writer.write_all(&response)?;
         writer.flush()?;
         served += 1;
@@ -360,10 +387,7 @@ fn serve(
 }
 
 /// Reads one request; `None` at a clean end of stream before any byte.
-fn read_request(
-    reader: &mut BufReader<TcpStream>,
-    connection: usize,
-) -> std::io::Result<Option<Received>> {
+fn read_request(reader: &mut impl BufRead, connection: usize) -> std::io::Result<Option<Received>> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
@@ -411,7 +435,7 @@ fn read_request(
     Ok(Some(req))
 }
 
-fn read_chunked(reader: &mut BufReader<TcpStream>) -> std::io::Result<Vec<u8>> {
+fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
     let mut body = Vec::new();
     let mut line = String::new();

@@ -822,3 +822,61 @@ fn sessions_resume_after_a_reload() {
         }
     }
 }
+
+/// A handshake message that announces 64 KiB and never completes (TLS 1.2, where the client's
+/// second flight is plaintext): rustls buffers at most that much, so its record buffer fills
+/// and stays full. The gateway must refuse the connection — before the fix it spun on the
+/// full buffer forever, without a read or a timer, freezing its worker — and the same worker
+/// (there is one) must go on serving.
+#[test]
+fn a_handshake_message_that_cannot_complete_is_refused_without_a_spin() {
+    use std::io::{Read, Write};
+    for driver in DRIVERS {
+        let certs = certs();
+        let config = hello_config(&certs, SHOP_DEFAULT, "");
+        let gw = Gateway::start_with(&config, Options::new(driver).workers(1));
+        let addr = gw.addr("secure");
+        let options = TlsOptions::new(certs.pki.ca())
+            .sni(SHOP)
+            .versions(Versions::Tls12);
+        let mut conn = rustls::ClientConnection::new(
+            Arc::new(options.client_config()),
+            rustls::pki_types::ServerName::try_from(SHOP).expect("name"),
+        )
+        .expect("client");
+        let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+        tcp.set_read_timeout(Some(EVENT_DEADLINE)).expect("timeout");
+        let mut hello = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut hello).expect("ClientHello");
+        }
+        tcp.write_all(&hello).expect("send ClientHello");
+        // The server's first flight, up to ServerHelloDone: the client then has its own
+        // flight ready to write.
+        let mut chunk = [0u8; 16 * 1024];
+        while !conn.wants_write() {
+            let n = tcp.read(&mut chunk).expect("server flight");
+            assert!(n > 0, "{driver:?}: closed during the server's flight");
+            conn.read_tls(&mut &chunk[..n]).expect("read_tls");
+            conn.process_new_packets().expect("server flight accepted");
+        }
+        // Instead of it: plaintext handshake records carrying one message that announces
+        // 0xffff bytes, sent in full records (more than the message can take).
+        let mut junk = Vec::new();
+        let mut payload = vec![0x10, 0x00, 0xff, 0xff];
+        payload.resize(70_000, 0x41);
+        for piece in payload.chunks(16_384) {
+            junk.extend_from_slice(&[22, 3, 3]);
+            junk.extend_from_slice(&(piece.len() as u16).to_be_bytes());
+            junk.extend_from_slice(piece);
+        }
+        let _ = tcp.write_all(&junk);
+        assert!(
+            tollgate_tests::tls::wait_eof(&mut tcp, EVENT_DEADLINE),
+            "{driver:?}: the gateway should close the connection"
+        );
+        // The one worker still serves.
+        assert_tls_works(addr, &certs, &format!("{driver:?}: after the junk"));
+        assert!(failures(&gw, "protocol") >= 1.0, "{driver:?}");
+    }
+}

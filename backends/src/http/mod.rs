@@ -16,12 +16,14 @@ mod relay;
 mod upload;
 
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 use tollgate_config::plan::{HttpTarget, UpstreamSettings};
 use tollgate_config::responses::ResponseType;
+use tracing::debug;
 
 use crate::conn_pool::{HostPool, Pooled};
 use crate::exchange::{Downstream, Finished, Request};
@@ -31,6 +33,8 @@ use crate::wire::http1::{
     head_may_be_complete, parse_response, BodyFraming, HeadLimits, Method, ResponseHead, Version,
 };
 use crate::wire::io::{read_more, write_all, IoFail};
+use crate::wire::stream::UpstreamStream;
+use crate::wire::tls::{connect, HandshakeError};
 use head_out::UpstreamHead;
 use upload::Upload;
 
@@ -79,7 +83,8 @@ pub async fn run<S: AsyncReadRent + AsyncWriteRent>(
 ) -> Finished {
     let plan = req.plan;
     let mut out = down.buffers.take_plain();
-    let upgrade = wants_upgrade(req, down, target);
+    // A tunnel copies raw TCP both ways: no upgrade through an https upstream yet.
+    let upgrade = pool.tls.is_none() && wants_upgrade(req, down, target);
     UpstreamHead {
         buf: &down.buf.data,
         head: req.head,
@@ -289,9 +294,30 @@ async fn acquire(pool: &HostPool, settings: &UpstreamSettings) -> Result<(Pooled
     let mut failure = ResponseType::IntegrationFailure;
     for _ in 0..pool.addrs.len() {
         let Some(addr) = pool.next_addr() else { break };
-        match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
+        let deadline = Instant::now() + timeout;
+        match monoio::time::timeout_at(deadline.into(), TcpStream::connect_addr(addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
+                let stream = match &pool.tls {
+                    None => UpstreamStream::Plain(stream),
+                    // The handshake counts in the connect timeout.
+                    Some(tls) => {
+                        let (config, name) = (Arc::clone(&tls.config), tls.server_name.clone());
+                        match connect(stream, config, name, deadline).await {
+                            Ok(tls) => UpstreamStream::Tls(Box::new(tls)),
+                            Err((why, _)) => {
+                                debug!(upstream = %pool.authority, reason = why.label(),
+                                    "upstream TLS handshake failed");
+                                failure = match why {
+                                    HandshakeError::Timeout => ResponseType::IntegrationTimeout,
+                                    _ => ResponseType::IntegrationFailure,
+                                };
+                                pool.connect_failures.set(pool.connect_failures.get() + 1);
+                                continue;
+                            }
+                        }
+                    }
+                };
                 pool.connected.set(pool.connected.get() + 1);
                 return Ok((Pooled::new(stream, addr, Instant::now()), false));
             }
@@ -306,7 +332,7 @@ async fn acquire(pool: &HostPool, settings: &UpstreamSettings) -> Result<(Pooled
 /// Reads until a final (non-1xx) response head parses, or a `101` to a request that asked for
 /// an upgrade.
 async fn read_response_head(
-    stream: &mut TcpStream,
+    stream: &mut UpstreamStream,
     ubuf: &mut IoBuf,
     deadline: Instant,
     head_request: bool,

@@ -17,6 +17,7 @@ use crate::wire::buffers::IoBuf;
 use crate::wire::http1::{ChunkedDecoder, Method, ResponseFraming, ResponseHead, Version};
 use crate::wire::io::{read_more, write_all, IoFail};
 use crate::wire::respond::content_length;
+use crate::wire::stream::UpstreamStream;
 
 /// The most bytes of chunk framing around a piece, and the last chunk after it.
 const CHUNK_FRAMING_MAX: usize = 32;
@@ -309,5 +310,9 @@ pub(super) async fn upgrade<S: AsyncReadRent + AsyncWriteRent>(
     // buffer per read): back to the pool, so a long-lived tunnel holds none.
     down.buffers.give_plain(std::mem::take(&mut down.buf.data));
     down.buffers.give_plain(std::mem::take(&mut ubuf.data));
-    Finished::Upgraded(Box::new(upstream))
+    match upstream {
+        UpstreamStream::Plain(tcp) => Finished::Upgraded(Box::new(tcp)),
+        // Not reached: an upgrade is asked of plain upstreams only (see `run`).
+        _ => broken,
+    }
 }

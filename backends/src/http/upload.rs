@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
-use monoio::net::TcpStream;
 use tollgate_config::plan::HttpTarget;
 use tollgate_config::responses::ResponseType;
 
@@ -14,6 +13,7 @@ use crate::wire::body::BodyReader;
 use crate::wire::http1::BodyFraming;
 use crate::wire::io::write_all;
 use crate::wire::respond::content_length;
+use crate::wire::stream::UpstreamStream;
 
 /// The longest framing [`read`] adds after the body: a `content-length` line, or
 /// `transfer-encoding: chunked` with a first chunk's size line and its end.
@@ -104,7 +104,7 @@ pub(super) async fn stream<S: AsyncReadRent + AsyncWriteRent>(
     down: &mut Downstream<'_, S>,
     reader: &mut BodyReader,
     chunked: bool,
-    upstream: &mut TcpStream,
+    upstream: &mut UpstreamStream,
     out: &mut Vec<u8>,
     timeout: Duration,
 ) -> Result<(), Fail> {

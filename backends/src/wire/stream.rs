@@ -12,38 +12,48 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 
+use std::ops::DerefMut;
+
+use rustls::{ClientConnection, ConnectionCommon, ServerConnection, SideData};
+
 use super::tls::TlsStream;
 
 /// Bound on a TLS step under the owned-buffer traits, which carry no deadline: callers wrap
 /// their reads and writes in their own timeouts, which cancel the step first.
 const FAR: Duration = Duration::from_secs(3600);
 
-/// A downstream connection's stream.
+/// A downstream connection's stream (the server side of TLS).
+pub type ClientStream = Stream<ServerConnection>;
+
+/// An upstream connection's stream (the client side of TLS).
+pub type UpstreamStream = Stream<ClientConnection>;
+
+/// A connection's stream, plain or TLS.
 #[derive(Debug)]
-pub enum ClientStream {
+pub enum Stream<C = ServerConnection> {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP (handshake done).
-    Tls(Box<TlsStream>),
+    Tls(Box<TlsStream<C>>),
     /// No stream: only while the TCP stream is lent to the TLS handshake, which gives it
     /// back (as TLS, or plain to be closed). I/O on it fails.
     Detached,
 }
 
-impl ClientStream {
+impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> Stream<C> {
     /// The TCP stream underneath (none while detached).
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            ClientStream::Plain(s) => Some(s),
-            ClientStream::Tls(t) => Some(t.tcp()),
-            ClientStream::Detached => None,
+            Stream::Plain(s) => Some(s),
+            Stream::Tls(t) => Some(t.tcp()),
+            Stream::Detached => None,
         }
     }
 
     /// The TLS connection, when there is one.
-    pub fn tls(&self) -> Option<&TlsStream> {
+    pub fn tls(&self) -> Option<&TlsStream<C>> {
         match self {
-            ClientStream::Tls(t) => Some(t),
+            Stream::Tls(t) => Some(t),
             _ => None,
         }
     }
@@ -52,14 +62,14 @@ impl ClientStream {
     /// decrypted) that the socket's readiness would not show.
     pub fn has_buffered_input(&mut self) -> bool {
         match self {
-            ClientStream::Tls(t) => t.has_buffered_input(),
+            Stream::Tls(t) => t.has_buffered_input(),
             _ => false,
         }
     }
 
     /// Lets go of buffers an idle connection does not need (a TLS stream's ciphertext buffer).
     pub fn shed_idle_buffers(&mut self) {
-        if let ClientStream::Tls(t) = self {
+        if let Stream::Tls(t) = self {
             t.shed_idle_buffers();
         }
     }
@@ -82,20 +92,24 @@ fn detached() -> io::Error {
     io::ErrorKind::NotConnected.into()
 }
 
-impl AsRawFd for ClientStream {
+impl<C> AsRawFd for Stream<C> {
     /// The socket's descriptor; -1 while detached (nothing asks then: the connection is in
     /// its handshake, neither idle nor tunnelling).
     fn as_raw_fd(&self) -> RawFd {
-        self.tcp().map_or(-1, AsRawFd::as_raw_fd)
+        match self {
+            Stream::Plain(s) => s.as_raw_fd(),
+            Stream::Tls(t) => t.tcp().as_raw_fd(),
+            Stream::Detached => -1,
+        }
     }
 }
 
-impl AsyncReadRent for ClientStream {
+impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> AsyncReadRent for Stream<C> {
     async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
         let t = match self {
-            ClientStream::Plain(s) => return s.read(buf).await,
-            ClientStream::Tls(t) => t,
-            ClientStream::Detached => return (Err(detached()), buf),
+            Stream::Plain(s) => return s.read(buf).await,
+            Stream::Tls(t) => t,
+            Stream::Detached => return (Err(detached()), buf),
         };
         // Only as many bytes as are ready are initialised and copied, not the whole buffer.
         let ready = match t.wait_plain(Instant::now() + FAR).await {
@@ -126,25 +140,39 @@ impl AsyncReadRent for ClientStream {
 
     async fn readv<T: IoVecBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
         let t = match self {
-            ClientStream::Plain(s) => return s.readv(buf).await,
-            ClientStream::Tls(t) => t,
-            ClientStream::Detached => return (Err(detached()), buf),
+            Stream::Plain(s) => return s.readv(buf).await,
+            Stream::Tls(t) => t,
+            Stream::Detached => return (Err(detached()), buf),
         };
-        // Into the first buffer only (a short read, as readv may return).
-        // SAFETY: the raw buffer is the first non-empty iovec of `buf`, which this future owns
-        // for the whole read; it is zeroed before it is borrowed as `&mut [u8]`.
+        // Into the first iovec only (a short read, as readv may return); as in `read`, only
+        // the bytes that are ready are initialised. Nothing here calls readv today.
+        let ready = match t.wait_plain(Instant::now() + FAR).await {
+            Ok(n) => n,
+            Err(e) => return (Err(e), buf),
+        };
+        // SAFETY: the raw buffer is the first iovec of `buf`, which this future owns for the
+        // whole read; an empty one (or a null pointer) is never borrowed; `ready.min(len)`
+        // bytes are zeroed before they are borrowed as `&mut [u8]`.
         #[allow(unsafe_code)]
-        let dst = unsafe {
+        let dst: &mut [u8] = unsafe {
             match RawBuf::new_from_iovec_mut(&mut buf) {
                 Some(mut raw) => {
-                    let (ptr, len) = (raw.write_ptr(), raw.bytes_total());
-                    ptr.write_bytes(0, len);
-                    std::slice::from_raw_parts_mut(ptr, len)
+                    let (ptr, len) = (raw.write_ptr(), raw.bytes_total().min(ready));
+                    if len == 0 || ptr.is_null() {
+                        &mut []
+                    } else {
+                        ptr.write_bytes(0, len);
+                        std::slice::from_raw_parts_mut(ptr, len)
+                    }
                 }
                 None => &mut [],
             }
         };
-        let res = t.read_plain(dst, Instant::now() + FAR).await;
+        let res = if dst.is_empty() {
+            Ok(0)
+        } else {
+            t.take_plain(dst)
+        };
         if let Ok(n) = res {
             // SAFETY: `n` bytes were written at the start of the first iovec.
             #[allow(unsafe_code)]
@@ -156,35 +184,42 @@ impl AsyncReadRent for ClientStream {
     }
 }
 
-impl AsyncWriteRent for ClientStream {
+impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> AsyncWriteRent for Stream<C> {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         let t = match self {
-            ClientStream::Plain(s) => return s.write(buf).await,
-            ClientStream::Tls(t) => t,
-            ClientStream::Detached => return (Err(detached()), buf),
+            Stream::Plain(s) => return s.write(buf).await,
+            Stream::Tls(t) => t,
+            Stream::Detached => return (Err(detached()), buf),
         };
         // SAFETY: `read_ptr` and `bytes_init` describe `buf`'s initialised bytes; `buf` is
-        // owned by this future for the whole write and not mutated meanwhile.
+        // owned by this future for the whole write and not mutated meanwhile; an empty buffer
+        // (whose pointer may be null) is never borrowed.
         #[allow(unsafe_code)]
-        let src = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+        let src: &[u8] = if buf.bytes_init() == 0 || buf.read_ptr().is_null() {
+            &[]
+        } else {
+            unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) }
+        };
         let res = t.write_plain(src, Instant::now() + FAR).await;
         (res.map(|()| src.len()), buf)
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         let t = match self {
-            ClientStream::Plain(s) => return s.writev(buf).await,
-            ClientStream::Tls(t) => t,
-            ClientStream::Detached => return (Err(detached()), buf),
+            Stream::Plain(s) => return s.writev(buf).await,
+            Stream::Tls(t) => t,
+            Stream::Detached => return (Err(detached()), buf),
         };
-        // The first buffer only (a short write, as writev may return).
-        // SAFETY: the raw buffer is the first non-empty iovec of `buf`, initialised and owned
-        // by this future for the whole write.
+        // The first iovec only (a short write, as writev may return).
+        // SAFETY: the raw buffer is the first iovec of `buf`, initialised and owned by this
+        // future for the whole write; an empty one (or a null pointer) is never borrowed.
         #[allow(unsafe_code)]
         let src: &[u8] = unsafe {
             match RawBuf::new_from_iovec(&buf) {
-                Some(raw) => std::slice::from_raw_parts(raw.read_ptr(), raw.bytes_init()),
-                None => &[],
+                Some(raw) if raw.bytes_init() > 0 && !raw.read_ptr().is_null() => {
+                    std::slice::from_raw_parts(raw.read_ptr(), raw.bytes_init())
+                }
+                _ => &[],
             }
         };
         let res = t.write_plain(src, Instant::now() + FAR).await;
@@ -193,18 +228,18 @@ impl AsyncWriteRent for ClientStream {
 
     async fn flush(&mut self) -> io::Result<()> {
         match self {
-            ClientStream::Plain(s) => s.flush().await,
+            Stream::Plain(s) => s.flush().await,
             // Every write flushes its records already.
-            ClientStream::Tls(_) => Ok(()),
-            ClientStream::Detached => Err(detached()),
+            Stream::Tls(_) => Ok(()),
+            Stream::Detached => Err(detached()),
         }
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
         match self {
-            ClientStream::Plain(s) => s.shutdown().await,
-            ClientStream::Tls(t) => t.close(Instant::now() + FAR).await,
-            ClientStream::Detached => Err(detached()),
+            Stream::Plain(s) => s.shutdown().await,
+            Stream::Tls(t) => t.close(Instant::now() + FAR).await,
+            Stream::Detached => Err(detached()),
         }
     }
 }

@@ -9,9 +9,13 @@
 //! and flushed at once.
 //!
 //! Bounds: the ClientHello may be at most [`CLIENT_HELLO_MAX`] bytes (rustls also limits
-//! handshake messages); the ciphertext buffer holds at most one read
-//! ([`CIPHERTEXT_READ`]) at a time, and rustls's plaintext buffer is capped by
-//! [`PLAINTEXT_LIMIT`].
+//! handshake messages, to 64 KiB); the ciphertext buffer holds one read ([`CIPHERTEXT_READ`])
+//! at a time; rustls bounds unread plaintext itself, and what it queues to send at
+//! [`PLAINTEXT_LIMIT`]; a record buffer that fills without progress is an error, never a spin.
+//!
+//! Cancellation: callers wrap reads and writes in timeouts, which drop these futures
+//! mid-way; bytes a cancelled read or write had in flight are lost, so a connection whose
+//! TLS operation timed out must be closed, never used again (every caller does).
 
 use std::io;
 use std::sync::Arc;
@@ -19,7 +23,12 @@ use std::time::Instant;
 
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
+use std::ops::DerefMut;
+
+use rustls::client::ClientConfig;
+use rustls::pki_types::ServerName;
 use rustls::server::{Acceptor, ServerConfig, ServerConnection};
+use rustls::{ClientConnection, ConnectionCommon, SideData};
 
 use crate::wire::io::{read_more, IoFail};
 
@@ -27,8 +36,11 @@ use crate::wire::io::{read_more, IoFail};
 pub const CLIENT_HELLO_MAX: usize = 32 * 1024;
 /// Ciphertext read from the socket at once.
 pub const CIPHERTEXT_READ: usize = 16 * 1024 + 256;
-/// Decrypted bytes rustls may hold before the reader takes them.
+/// Bytes rustls may queue for sending (its `set_buffer_limit`; received plaintext is bounded
+/// by rustls itself, at 16 KiB of unread data).
 pub const PLAINTEXT_LIMIT: usize = 64 * 1024;
+/// Longest wait for the close_notify to go out when closing.
+pub const CLOSE_NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A fatal `unrecognized_name` alert (RFC 6066 §3) as a plaintext TLS record: sent before
 /// any ServerHello, so it needs no keys. (rustls offers no way to send an alert of our
@@ -60,22 +72,37 @@ impl HandshakeError {
     }
 }
 
-/// A TLS server connection over a TCP stream.
-pub struct TlsStream {
+/// A TLS connection over a TCP stream: the server side of a downstream connection
+/// (`ServerConnection`, the default) or the client side of an upstream one
+/// (`ClientConnection`).
+pub struct TlsStream<C = ServerConnection> {
     io: TcpStream,
-    conn: ServerConnection,
+    conn: C,
     /// Ciphertext read but not yet taken by rustls.
     incoming: Vec<u8>,
     /// The peer closed TCP (with or without close_notify).
     eof: bool,
+    /// A TCP close without close_notify is an error (the client side of an upstream).
+    unclean_eof_is_error: bool,
 }
 
-impl std::fmt::Debug for TlsStream {
+impl<C> std::fmt::Debug for TlsStream<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsStream")
-            .field("version", &self.conn.protocol_version())
-            .field("sni", &self.conn.server_name())
+            .field("incoming", &self.incoming.len())
             .finish()
+    }
+}
+
+impl<C> TlsStream<C> {
+    /// The TCP stream underneath (readiness waits, the descriptor).
+    pub fn tcp(&self) -> &TcpStream {
+        &self.io
+    }
+
+    /// The TCP stream, taken back (for a tunnel, or to close it).
+    pub fn into_tcp(self) -> TcpStream {
+        self.io
     }
 }
 
@@ -100,6 +127,33 @@ pub async fn accept(
         conn,
         incoming,
         eof: false,
+        unclean_eof_is_error: false,
+    };
+    match stream.finish_handshake(deadline).await {
+        Ok(()) => Ok(stream),
+        Err(e) => Err((e, stream.io)),
+    }
+}
+
+/// Connects TLS as a client over `io` to `name` (SNI and the name verified), finishing the
+/// handshake before `deadline`. On failure the TCP stream comes back with the reason.
+pub async fn connect(
+    io: TcpStream,
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    deadline: Instant,
+) -> Result<TlsStream<ClientConnection>, (HandshakeError, TcpStream)> {
+    let mut conn = match ClientConnection::new(config, name) {
+        Ok(conn) => conn,
+        Err(_) => return Err((HandshakeError::Protocol, io)),
+    };
+    conn.set_buffer_limit(Some(PLAINTEXT_LIMIT));
+    let mut stream = TlsStream {
+        io,
+        conn,
+        incoming: Vec::with_capacity(4096),
+        eof: false,
+        unclean_eof_is_error: true,
     };
     match stream.finish_handshake(deadline).await {
         Ok(()) => Ok(stream),
@@ -131,7 +185,9 @@ async fn hello(
             return Err(HandshakeError::Protocol);
         }
         // A ClientHello that does not fit rustls's buffer is too large: refused.
-        feed(incoming, |rd| acceptor.read_tls(rd)).map_err(|_| HandshakeError::Protocol)?;
+        if feed(incoming, |rd| acceptor.read_tls(rd)).1 {
+            return Err(HandshakeError::Protocol);
+        }
         match acceptor.accept() {
             Ok(Some(accepted)) => break accepted,
             Ok(None) => {}
@@ -170,26 +226,27 @@ fn fail(e: IoFail) -> HandshakeError {
 
 /// Hands `buf`'s bytes to `read_tls` until it takes no more, and drops what it took — also
 /// when it stops with an error (its buffers are full until processed or read): bytes it took
-/// must never be handed over twice. Returns how many it took.
+/// must never be handed over twice. Returns how many it took, and whether it stopped on an
+/// error (a full buffer) rather than because it took everything.
 fn feed(
     buf: &mut Vec<u8>,
     mut read_tls: impl FnMut(&mut dyn io::Read) -> io::Result<usize>,
-) -> io::Result<usize> {
+) -> (usize, bool) {
     let mut rest: &[u8] = buf;
-    let mut result = Ok(());
+    let mut full = false;
     while !rest.is_empty() {
         match read_tls(&mut rest) {
             Ok(0) => break,
             Ok(_) => {}
-            Err(e) => {
-                result = Err(e);
+            Err(_) => {
+                full = true;
                 break;
             }
         }
     }
     let taken = buf.len() - rest.len();
     buf.drain(..taken);
-    result.map(|()| taken)
+    (taken, full)
 }
 
 async fn send(io: &mut TcpStream, out: Vec<u8>, deadline: Instant) -> Result<(), IoFail> {
@@ -200,7 +257,7 @@ async fn send(io: &mut TcpStream, out: Vec<u8>, deadline: Instant) -> Result<(),
     }
 }
 
-impl TlsStream {
+impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> TlsStream<C> {
     /// Runs the handshake to its end: our flights out, the client's in. Bytes that arrived
     /// behind the ClientHello are in `incoming` already and are fed first.
     async fn finish_handshake(&mut self, deadline: Instant) -> Result<(), HandshakeError> {
@@ -214,29 +271,19 @@ impl TlsStream {
                     .await
                     .map_err(fail)?;
             }
-            if self.take_ciphertext().is_err() {
-                let _ = self.flush_tls(deadline).await;
-                return Err(HandshakeError::Protocol);
+            // Nothing taken with bytes waiting (the peer's close_notify mid-handshake, or a
+            // refusal): the handshake cannot go on — never loop without reading.
+            match self.take_ciphertext() {
+                Ok(0) if !self.incoming.is_empty() => return Err(HandshakeError::Protocol),
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = self.flush_tls(deadline).await;
+                    return Err(HandshakeError::Protocol);
+                }
             }
         }
         // The handshake's last flight (TLS 1.3 session tickets, TLS 1.2 Finished).
         self.flush_tls(deadline).await.map_err(fail)
-    }
-
-    /// The TCP stream underneath (readiness waits, the descriptor).
-    pub fn tcp(&self) -> &TcpStream {
-        &self.io
-    }
-
-    /// The rustls connection (SNI, version, cipher, peer certificates).
-    pub fn connection(&self) -> &ServerConnection {
-        &self.conn
-    }
-
-    /// True when the handshake resumed an earlier session (a ticket or a cached session id)
-    /// instead of a full one.
-    pub fn resumed(&self) -> bool {
-        self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
     }
 
     /// True when decrypted or undecrypted bytes are waiting here: a readiness wait on the
@@ -257,23 +304,30 @@ impl TlsStream {
         }
     }
 
-    /// Feeds buffered ciphertext to rustls and processes it, as much as rustls takes: when
-    /// its record buffer fills, what it holds is processed and feeding goes on; when the
-    /// decrypted bytes reach [`PLAINTEXT_LIMIT`], the rest waits in `incoming` for the reader.
-    fn take_ciphertext(&mut self) -> Result<(), rustls::Error> {
-        // Each round takes at least a record's worth, so a few rounds empty a full read; the
-        // bound only guards against a buffer that neither side can drain.
-        for _ in 0..64 {
+    /// Feeds buffered ciphertext to rustls and processes it, as much as rustls takes; returns
+    /// how many bytes it took. When rustls's record buffer fills, what it holds is processed
+    /// and feeding goes on; when decrypted bytes wait for the reader, the rest waits in
+    /// `incoming`. A buffer that stays full with nothing to read — a handshake message larger
+    /// than rustls buffers, which can never complete — is an error: looping on it would spin
+    /// the worker.
+    fn take_ciphertext(&mut self) -> Result<usize, rustls::Error> {
+        let mut total = 0;
+        let mut stalled = false;
+        loop {
             let conn = &mut self.conn;
-            let fed = feed(&mut self.incoming, |rd| conn.read_tls(rd));
-            self.conn.process_new_packets()?;
-            match fed {
-                Ok(n) if n > 0 && !self.incoming.is_empty() => {}
-                Err(_) if self.conn.process_new_packets()?.plaintext_bytes_to_read() == 0 => {}
-                _ => return Ok(()),
+            let (taken, full) = feed(&mut self.incoming, |rd| conn.read_tls(rd));
+            total += taken;
+            let state = self.conn.process_new_packets()?;
+            if !full || state.plaintext_bytes_to_read() > 0 {
+                return Ok(total);
             }
+            if taken == 0 && stalled {
+                return Err(rustls::Error::General(
+                    "TLS record buffer full and nothing to read".into(),
+                ));
+            }
+            stalled = taken == 0;
         }
-        Ok(())
     }
 
     /// Writes every TLS record rustls has queued.
@@ -314,12 +368,24 @@ impl TlsStream {
             if state.plaintext_bytes_to_read() > 0 {
                 return Ok(state.plaintext_bytes_to_read());
             }
-            if state.peer_has_closed() || self.eof {
+            if state.peer_has_closed() {
                 return Ok(0);
+            }
+            if self.eof {
+                // TCP closed without close_notify: the end for a client (HTTP frames its
+                // requests); a truncation for a response read from an upstream, whose body
+                // may be delimited by the close.
+                return if self.unclean_eof_is_error {
+                    Err(io::ErrorKind::UnexpectedEof.into())
+                } else {
+                    Ok(0)
+                };
             }
             // Alerts or key updates rustls wants to send go out before waiting for more.
             self.flush_tls(deadline).await.map_err(into_io)?;
             if self.incoming.is_empty() {
+                // Room for a whole record in one read.
+                self.incoming.reserve(CIPHERTEXT_READ);
                 match read_more(&mut self.io, &mut self.incoming, deadline).await {
                     Ok(_) => {}
                     Err(IoFail::Eof) => {
@@ -329,11 +395,26 @@ impl TlsStream {
                     Err(e) => return Err(into_io(e)),
                 }
             }
-            if let Err(e) = self.take_ciphertext() {
-                let _ = self.flush_tls(deadline).await;
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            match self.take_ciphertext() {
+                // Bytes waiting that rustls will not take, nothing to read, no close: an error
+                // rather than a loop without a read.
+                Ok(0) if !self.incoming.is_empty() && !self.has_plaintext_or_close() => {
+                    return Err(io::ErrorKind::InvalidData.into());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = self.flush_tls(deadline).await;
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
             }
         }
+    }
+
+    /// True when decrypted bytes are ready or the peer has closed (with close_notify).
+    fn has_plaintext_or_close(&mut self) -> bool {
+        self.conn
+            .process_new_packets()
+            .is_ok_and(|s| s.plaintext_bytes_to_read() > 0 || s.peer_has_closed())
     }
 
     /// Copies decrypted bytes that are ready into `dst` (at most what [`wait_plain`] said).
@@ -355,17 +436,22 @@ impl TlsStream {
         let mut rest = src;
         while !rest.is_empty() {
             let n = self.conn.writer().write(rest)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
             rest = &rest[n..];
             self.flush_tls(deadline).await.map_err(into_io)?;
         }
         Ok(())
     }
 
-    /// Sends close_notify and shuts the write side.
+    /// Sends close_notify (within [`CLOSE_NOTIFY_WAIT`] at most: a peer that does not read
+    /// must not hold the connection open) and shuts the write side.
     pub async fn close(&mut self, deadline: Instant) -> io::Result<()> {
         use monoio::io::AsyncWriteRent;
         self.conn.send_close_notify();
-        self.flush_tls(deadline).await.map_err(into_io)?;
+        let deadline = deadline.min(Instant::now() + CLOSE_NOTIFY_WAIT);
+        let _ = self.flush_tls(deadline).await;
         self.io.shutdown().await
     }
 }
@@ -375,5 +461,18 @@ fn into_io(e: IoFail) -> io::Error {
         IoFail::Timeout => io::ErrorKind::TimedOut.into(),
         IoFail::Eof => io::ErrorKind::UnexpectedEof.into(),
         IoFail::Io(e) => e,
+    }
+}
+
+impl TlsStream<ServerConnection> {
+    /// The rustls connection (SNI, version, cipher, peer certificates).
+    pub fn connection(&self) -> &ServerConnection {
+        &self.conn
+    }
+
+    /// True when the handshake resumed an earlier session (a ticket or a cached session id)
+    /// instead of a full one.
+    pub fn resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
     }
 }

@@ -71,7 +71,7 @@ pub async fn stop(
     match stop {
         Stop::Close => (0, After::Close, buf),
         Stop::Fail { kind, detail } => {
-            let status = answered.write(client, kind, detail, true, b"").await;
+            let (status, _) = answered.write(client, kind, detail, true, b"").await;
             (status, After::Close, buf)
         }
         Stop::Refuse { kind, own } => {
@@ -79,10 +79,12 @@ pub async fn stop(
             let mut lines = [0u8; 256];
             let n = own.render(&mut lines);
             let own = &lines[..n];
-            let status = answered.write(client, kind, None, close, own).await;
+            let (status, written) = answered.write(client, kind, None, close, own).await;
             let head_len = facts.head.head_len.min(buf.data.len());
             buf.data.drain(..head_len);
-            (status, After::keep_if(!close), buf)
+            // An answer not wholly written (timeout, reset) leaves the stream mid-response:
+            // the connection cannot carry another one.
+            (status, After::keep_if(!close && written), buf)
         }
     }
 }
@@ -97,7 +99,7 @@ struct Answered<'a> {
 
 impl Answered<'_> {
     /// Writes a gateway response of `kind`, with `own` header lines (each ending in CRLF), and
-    /// records it in the request's outcome; returns its status.
+    /// records it in the request's outcome; returns its status and whether it was all written.
     async fn write(
         &self,
         client: &mut Client,
@@ -105,7 +107,7 @@ impl Answered<'_> {
         detail: Option<&'static str>,
         close: bool,
         own: &[u8],
-    ) -> u16 {
+    ) -> (u16, bool) {
         let (wp, facts) = (self.wp, self.facts);
         let mut out = client.worker.buffers.take_plain();
         let mut reply = facts.reply(&wp.plan.settings.request_id_header, close);
@@ -122,9 +124,9 @@ impl Answered<'_> {
             .response_length
             .set(respond::body_len(&out));
         let timeout = Duration::from_millis(wp.plan.limits.response_write_timeout_ms);
-        let (_, out) = write_all(&mut client.stream, out, timeout).await;
+        let (res, out) = write_all(&mut client.stream, out, timeout).await;
         client.worker.buffers.give_plain(out);
-        status
+        (status, res.is_ok())
     }
 }
 
