@@ -409,7 +409,9 @@ impl Plan {
             for route in self.routes.iter().filter(|r| r.api == index) {
                 let target = match &route.integration {
                     IntegrationPlan::Http(h) => {
-                        format!("http {} -> {}", h.id, self.upstreams[h.upstream].authority)
+                        let u = &self.upstreams[h.upstream];
+                        let scheme = if u.tls.is_some() { "https" } else { "http" };
+                        format!("{scheme} {} -> {}", h.id, u.authority)
                     }
                     IntegrationPlan::Mock(m) => format!("mock {}", m.status),
                     IntegrationPlan::NotFound => continue,

@@ -10,9 +10,10 @@
 //! token is checked as soon as the head has arrived — before any body is read — and compared
 //! in constant time.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io::Write;
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +42,11 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 const DRAIN_MAX: usize = 2 << 20;
 /// Admin connections open at once at most; more are closed at once.
 const CONNECTIONS_MAX: usize = 256;
+/// Admin connections one source address may hold at once.
+const CONNECTIONS_PER_SOURCE_MAX: usize = 64;
+/// Longest wait for a request head (the rest of [`REQUEST_DEADLINE`] is for the body and the
+/// answer): a client that connects and trickles holds its slot only this long.
+const HEAD_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What the admin thread shares with the control thread.
 #[derive(Debug)]
@@ -89,20 +95,34 @@ pub fn serve(listener: TcpListener, state: Arc<AdminState>) {
             }
         };
         let open = Rc::new(Cell::new(0usize));
+        let per_source: Rc<RefCell<HashMap<IpAddr, usize>>> = Rc::default();
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 // Out of descriptors or similar: back off instead of spinning.
                 monoio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             };
-            if open.get() >= CONNECTIONS_MAX {
+            // One source may hold only a share of the connections, so a client that keeps
+            // many open cannot lock the others (health probes, scrapers) out.
+            let source = peer.ip();
+            let held = per_source.borrow().get(&source).copied().unwrap_or(0);
+            if open.get() >= CONNECTIONS_MAX || held >= CONNECTIONS_PER_SOURCE_MAX {
                 continue; // dropped: closed at once
             }
             open.set(open.get() + 1);
-            let (state, open) = (Arc::clone(&state), Rc::clone(&open));
+            *per_source.borrow_mut().entry(source).or_insert(0) += 1;
+            let (state, open, per_source) =
+                (Arc::clone(&state), Rc::clone(&open), Rc::clone(&per_source));
             monoio::spawn(async move {
                 let _ = monoio::time::timeout(REQUEST_DEADLINE, connection(stream, &state)).await;
                 open.set(open.get() - 1);
+                let mut held = per_source.borrow_mut();
+                if let Some(n) = held.get_mut(&source) {
+                    *n -= 1;
+                    if *n == 0 {
+                        held.remove(&source);
+                    }
+                }
             });
         }
     });
@@ -119,6 +139,7 @@ struct Head {
 
 /// Reads the head (up to [`HEAD_MAX`]); None when the client went away or sent too much.
 async fn read_head(stream: &mut monoio::net::TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    let deadline = Instant::now() + HEAD_DEADLINE;
     loop {
         if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             return Some(p + 4);
@@ -126,8 +147,7 @@ async fn read_head(stream: &mut monoio::net::TcpStream, buf: &mut Vec<u8>) -> Op
         if buf.len() >= HEAD_MAX {
             return None;
         }
-        let far = Instant::now() + REQUEST_DEADLINE;
-        read_more(stream, buf, far).await.ok()?;
+        read_more(stream, buf, deadline).await.ok()?;
     }
 }
 

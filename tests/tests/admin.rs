@@ -195,16 +195,23 @@ fn config_endpoint_shows_the_running_plan_redacted_with_worker_generations() {
     }
 }
 
-/// 200 clients that open a connection and trickle a head byte by byte (never finishing it) do
-/// not keep `/readyz` from answering: the admin listener serves each connection as its own
-/// task.
+/// 200 clients (from four loopback addresses) that open a connection and trickle a head
+/// byte by byte, never finishing it, do not keep `/readyz` from answering: the admin listener
+/// serves each connection as its own task. And one source cannot take every slot: past its
+/// share its connections are closed at once, while another source is still served.
 #[test]
 fn trickling_clients_do_not_starve_readyz() {
     let config = format!("[admin]\nbind = \"127.0.0.1:0\"\n\n{}", mock_hello(""));
     let gw = Gateway::start(&config, DRIVERS[0]);
     let addr = admin_addr(&gw);
-    let mut slow: Vec<TcpStream> = (0..200)
-        .map(|_| TcpStream::connect(addr).expect("connect admin"))
+    let mut slow: Vec<TcpStream> = (0..200u8)
+        .map(|i| {
+            let source = std::net::IpAddr::from([127, 0, 0, 2 + i % 4]);
+            tollgate_tests::Client::connect_from(addr, source)
+                .stream()
+                .try_clone()
+                .expect("clone")
+        })
         .collect();
     for byte in b"GET /rea" {
         for s in &mut slow {
@@ -213,6 +220,33 @@ fn trickling_clients_do_not_starve_readyz() {
     }
     assert_eq!(admin(addr, "/readyz", None), (200, "ready\n".to_string()));
     assert_eq!(admin(addr, "/healthz", None), (200, "ok\n".to_string()));
+}
+
+/// One source holds at most its share (64) of the admin listener's connections: 80 opened at
+/// once from one address, then a request on each — 64 are answered, the rest were closed on
+/// arrival.
+#[test]
+fn one_source_holds_at_most_its_share_of_admin_connections() {
+    use std::io::Read;
+    let config = format!("[admin]\nbind = \"127.0.0.1:0\"\n\n{}", mock_hello(""));
+    let gw = Gateway::start(&config, DRIVERS[0]);
+    let addr = admin_addr(&gw);
+    let source = std::net::IpAddr::from([127, 0, 0, 9]);
+    let mut crowd: Vec<tollgate_tests::Client> = (0..80)
+        .map(|_| tollgate_tests::Client::connect_from(addr, source))
+        .collect();
+    // Last opened first: the extra ones are settled (closed) before any slot is freed by an
+    // answered request.
+    let mut answered = 0;
+    for c in crowd.iter_mut().rev() {
+        let _ = c.try_send(b"GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n");
+        let mut head = [0u8; 12];
+        let mut s = c.stream().try_clone().expect("clone");
+        if s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200") {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 64, "a source's share of admin connections");
 }
 
 /// A state-changing request with a wrong token is refused as soon as its head has arrived:
