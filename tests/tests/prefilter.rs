@@ -84,6 +84,14 @@ fn per_source_connection_rate_refuses_the_connection_past_the_burst() {
     }
 }
 
+/// Moves the gateway clock to the start of an escalation window (60 s, fixed windows of the
+/// gateway clock): offenses counted next cannot straddle a window boundary, which would reset
+/// their count.
+fn to_window_start(clock: std::net::SocketAddr) {
+    let now = advance_clock(clock, 0);
+    advance_clock(clock, 60_000 - now % 60_000 + 1);
+}
+
 #[test]
 fn repeated_404s_block_the_source_until_the_block_expires() {
     for driver in DRIVERS {
@@ -94,6 +102,7 @@ fn repeated_404s_block_the_source_until_the_block_expires() {
         let gw = Gateway::start_with(&toml, Options::new(driver).test_clock());
         let clock = clock_control(&gw);
         let addr = gw.addr("public");
+        to_window_start(clock);
         // Keep-alive: all three 404s on one connection.
         let mut c = Client::connect_from(addr, ip("127.0.0.7"));
         for _ in 0..3 {
@@ -247,7 +256,8 @@ fn the_balancer_is_never_refused_rate_limited_or_blocked_and_its_connection_stay
              [prefilter]\nmode = \"userspace\"\nconnection_rate_per_s = 0.01\nconnection_burst = 1\n\n\
              [[prefilter.escalation]]\nresponses = [\"not_found\"]\ncount = 3\nwindow_ms = 60000\nblock_ms = 600000\n",
         );
-        let gw = Gateway::start(&toml, driver);
+        let gw = Gateway::start_with(&toml, Options::new(driver).test_clock());
+        to_window_start(clock_control(&gw));
         let addr = gw.addr("public");
         // The balancer's own requests (no forwarding header) never count against it, and its
         // connections have no rate.
