@@ -55,6 +55,7 @@ response_types! {
     IntegrationFailure = "INTEGRATION_FAILURE", 502, "Bad Gateway";
     IntegrationTimeout = "INTEGRATION_TIMEOUT", 504, "Endpoint request timed out";
     InvalidApiKey = "INVALID_API_KEY", 403, "Forbidden";
+    MisdirectedRequest = "MISDIRECTED_REQUEST", 421, "Misdirected Request";
     MissingAuthenticationToken = "MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token";
     NotImplemented = "NOT_IMPLEMENTED", 501, "Not Implemented";
     QuotaExceeded = "QUOTA_EXCEEDED", 429, "Limit Exceeded";

@@ -93,6 +93,27 @@ impl TlsListenerPlan {
         self.default.as_ref()
     }
 
+    /// The id of the certificate `config` presents (a configuration of this listener), so a
+    /// choice survives a reload that rebuilt the configurations.
+    pub fn certificate_of(&self, config: &Arc<ServerConfig>) -> Option<&str> {
+        let same = |c: &Arc<ServerConfig>| Arc::ptr_eq(c, config);
+        for (id, names) in &self.certificates {
+            for name in names {
+                let found = match name.strip_prefix('*') {
+                    Some(suffix) => self.wildcards.iter().any(|(s, c)| s == suffix && same(c)),
+                    None => self.by_name.get(name).is_some_and(same),
+                };
+                if found {
+                    return Some(id);
+                }
+            }
+        }
+        match (&self.default, &self.default_certificate) {
+            (Some(c), Some(id)) if same(c) => Some(id),
+            _ => None,
+        }
+    }
+
     /// One line for `tollgate check`: `shop = shop.example.com; api = *.api.example.com;
     /// default shop; versions 1.2, 1.3; handshake 10000 ms`.
     pub fn summary(&self) -> String {

@@ -69,9 +69,14 @@ fn get_with_host(host: &str, path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n")
 }
 
-/// Sends `GET /hello` on `c` and expects `200 hello`.
+/// Sends `GET /hello` with `Host: shop.example.com` on `c` and expects `200 hello`.
 fn assert_hello(c: &mut TlsClient, context: &str) {
-    c.send(get_with_host(SHOP, "/hello"));
+    assert_hello_for(c, SHOP, context);
+}
+
+/// Sends `GET /hello` with this `Host` on `c` and expects `200 hello`.
+fn assert_hello_for(c: &mut TlsClient, host: &str, context: &str) {
+    c.send(get_with_host(host, "/hello"));
     let r = c.read_response();
     assert_eq!(
         (r.status, r.text().as_str()),
@@ -127,7 +132,7 @@ fn sni_picks_the_certificate() {
             let mut c = connect_ok(addr, &o);
             assert!(c.leaf == expected.der, "{context}: wrong certificate");
             assert_eq!(c.alpn.as_deref(), Some(&b"http/1.1"[..]), "{context}: ALPN");
-            assert_hello(&mut c, &context);
+            assert_hello_for(&mut c, sni.unwrap_or(SHOP), &context);
         }
         // The plain listener of the same gateway still speaks plain HTTP.
         assert_eq!(get(gw.addr("public"), "/hello").text(), "hello");
@@ -161,7 +166,7 @@ fn unknown_name_refused_and_counted() {
         }
         for sni in [SHOP, "a.api.example.com"] {
             let mut c = connect_ok(addr, &options.clone().sni(sni));
-            assert_hello(&mut c, &format!("{driver:?}, SNI {sni}"));
+            assert_hello_for(&mut c, sni, &format!("{driver:?}, SNI {sni}"));
         }
 
         assert_eq!(failures(&gw, "unknown_name"), 3.0, "{driver:?}");
@@ -200,7 +205,11 @@ fn both_versions_by_default_and_restricted_by_config() {
         );
         assert!(c.leaf == certs.api.der, "{driver:?}: wildcard certificate");
         assert_eq!(c.version, ProtocolVersion::TLSv1_2, "{driver:?}");
-        assert_hello(&mut c, &format!("{driver:?}, Ed25519 over TLS 1.2"));
+        assert_hello_for(
+            &mut c,
+            "x.api.example.com",
+            &format!("{driver:?}, Ed25519 over TLS 1.2"),
+        );
         drop(gw);
 
         let tls13 = format!("{SHOP_DEFAULT}, versions = [\"1.3\"]");
@@ -871,5 +880,45 @@ fn a_handshake_message_that_cannot_complete_is_refused_without_a_spin() {
         // The one worker still serves.
         assert_tls_works(addr, &certs, &format!("{driver:?}: after the junk"));
         assert!(failures(&gw, "protocol") >= 1.0, "{driver:?}");
+    }
+}
+
+/// A client that handshakes under one name and sends `Host` for a domain another
+/// certificate of the listener serves gets 421 Misdirected Request, never that domain's
+/// routes; a `Host` the handshake's certificate serves (or the default serves, when the
+/// handshake got the default) is served. Open connections keep their certificate's identity
+/// across a reload.
+#[test]
+fn a_host_of_another_certificate_is_misdirected() {
+    for driver in DRIVERS {
+        let certs = certs();
+        let gw = Gateway::start(&hello_config(&certs, SHOP_DEFAULT, ""), driver);
+        let addr = gw.addr("secure");
+        let options = TlsOptions::new(certs.pki.ca());
+        let context = format!("{driver:?}");
+        // Handshake as the wildcard's domain, then ask for the shop: misdirected.
+        let mut c = connect_ok(addr, &options.clone().sni("a.api.example.com"));
+        c.send(get_with_host(SHOP, "/hello"));
+        let r = c.read_response();
+        assert_eq!(r.status, 421, "{context}: {}", r.text());
+        assert_eq!(r.json()["message"], "Misdirected Request");
+        // The same connection, its own domain: served.
+        assert_hello_for(&mut c, "b.api.example.com", &context);
+        // Handshake as the shop, ask for the wildcard's domain: misdirected.
+        let mut c = connect_ok(addr, &options.clone().sni(SHOP));
+        c.send(get_with_host("a.api.example.com", "/hello"));
+        assert_eq!(c.read_response().status, 421, "{context}");
+        // No SNI (the default, shop): a Host no certificate names is the default's: served;
+        // the wildcard's domain is not.
+        let mut c = connect_ok(addr, &options.clone().any_name());
+        assert_hello_for(&mut c, "127.0.0.1", &context);
+        c.send(get_with_host("a.api.example.com", "/hello"));
+        assert_eq!(c.read_response().status, 421, "{context}");
+        // A reload rebuilds the configurations: an open connection keeps its certificate.
+        let mut c = connect_ok(addr, &options.clone().sni(SHOP));
+        assert_hello(&mut c, &context);
+        let config = hello_config(&certs, SHOP_DEFAULT, "");
+        assert_eq!(gw.reload(&config), Ok(2), "{context}");
+        assert_hello(&mut c, &format!("{context}: after a reload"));
     }
 }

@@ -84,6 +84,11 @@ pub struct TlsStream<C = ServerConnection> {
     eof: bool,
     /// A TCP close without close_notify is an error (the client side of an upstream).
     unclean_eof_is_error: bool,
+    /// The server configuration the handshake chose (server side only).
+    chosen: Option<Arc<ServerConfig>>,
+    /// The id of the certificate it presents, as the gateway names it (requests whose `Host`
+    /// would choose another certificate are misdirected).
+    certificate: Option<Box<str>>,
 }
 
 impl<C> std::fmt::Debug for TlsStream<C> {
@@ -118,8 +123,8 @@ pub async fn accept(
 ) -> Result<TlsStream, (HandshakeError, TcpStream)> {
     let mut incoming = Vec::with_capacity(4096.max(initial.len()));
     incoming.extend_from_slice(initial);
-    let conn = match hello(&mut io, &mut incoming, select, deadline).await {
-        Ok(conn) => conn,
+    let (conn, chosen) = match hello(&mut io, &mut incoming, select, deadline).await {
+        Ok(started) => started,
         Err(e) => return Err((e, io)),
     };
     let mut stream = TlsStream {
@@ -128,6 +133,8 @@ pub async fn accept(
         incoming,
         eof: false,
         unclean_eof_is_error: false,
+        chosen: Some(chosen),
+        certificate: None,
     };
     match stream.finish_handshake(deadline).await {
         Ok(()) => Ok(stream),
@@ -154,6 +161,8 @@ pub async fn connect(
         incoming: Vec::with_capacity(4096),
         eof: false,
         unclean_eof_is_error: true,
+        chosen: None,
+        certificate: None,
     };
     match stream.finish_handshake(deadline).await {
         Ok(()) => Ok(stream),
@@ -168,7 +177,7 @@ async fn hello(
     incoming: &mut Vec<u8>,
     select: impl FnOnce(Option<&str>) -> Option<Arc<ServerConfig>>,
     deadline: Instant,
-) -> Result<ServerConnection, HandshakeError> {
+) -> Result<(ServerConnection, Arc<ServerConfig>), HandshakeError> {
     let mut acceptor = Acceptor::default();
     // Bytes already here (behind a PROXY header) are fed before anything is read.
     let mut read_first = incoming.is_empty();
@@ -203,10 +212,10 @@ async fn hello(
         let _ = send(io, UNRECOGNIZED_NAME_ALERT.to_vec(), deadline).await;
         return Err(HandshakeError::UnknownName);
     };
-    match accepted.into_connection(config) {
+    match accepted.into_connection(Arc::clone(&config)) {
         Ok(mut conn) => {
             conn.set_buffer_limit(Some(PLAINTEXT_LIMIT));
-            Ok(conn)
+            Ok((conn, config))
         }
         Err((_, mut alert)) => {
             let mut out = Vec::new();
@@ -465,6 +474,21 @@ fn into_io(e: IoFail) -> io::Error {
 }
 
 impl TlsStream<ServerConnection> {
+    /// The server configuration the handshake chose (by SNI, or the default).
+    pub fn chosen_config(&self) -> Option<&Arc<ServerConfig>> {
+        self.chosen.as_ref()
+    }
+
+    /// Names the certificate the handshake presented (the gateway's certificate id).
+    pub fn set_certificate(&mut self, id: &str) {
+        self.certificate = Some(id.into());
+    }
+
+    /// The id of the certificate the handshake presented, when named.
+    pub fn certificate(&self) -> Option<&str> {
+        self.certificate.as_deref()
+    }
+
     /// The rustls connection (SNI, version, cipher, peer certificates).
     pub fn connection(&self) -> &ServerConnection {
         &self.conn

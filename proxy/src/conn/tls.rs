@@ -42,12 +42,20 @@ impl Conn {
         let deadline = self.accepted + Duration::from_millis(tls.handshake_timeout_ms);
         let counters = &self.client.worker.counters;
         match accept(tcp, initial, |sni| tls.select(sni).cloned(), deadline).await {
-            Ok(stream) => {
+            Ok(mut stream) => {
                 if stream.resumed() {
                     bump(&counters.tls_resumptions);
                 }
+                // Which certificate the client was given, by id: its requests' Host must name
+                // the same one (`pipeline::misdirected`).
+                if let Some(id) = stream.chosen_config().and_then(|c| tls.certificate_of(c)) {
+                    stream.set_certificate(id);
+                }
                 self.client.stream = ClientStream::Tls(Box::new(stream));
                 bump(&counters.tls_handshakes);
+                // The first head's deadline runs from here, not from accept: the handshake had
+                // its own.
+                self.accepted = std::time::Instant::now();
                 true
             }
             Err((why, tcp)) => {

@@ -12,7 +12,9 @@
 //! per request, here:
 //!   1. request facts  (request)    request id, start, resolved client address
 //!   2. pre-filter     (prefilter)  the resolved client against lists and blocks
-//!   3. route          (route)      listener → host → stage → route; path parameters
+//!   3. route          (misdirected, route)  a TLS client's Host must name the certificate
+//!                                  its handshake chose (421); listener → host → stage →
+//!                                  route; path parameters
 //!   4. [CORS preflight: room]      answers OPTIONS preflights of an API with CORS
 //!   5. [authorize: room]           API key / JWT / custom authorizer / mTLS
 //!   6. request size   (size)       declared body over `body_bytes_max` → 413
@@ -33,6 +35,7 @@ pub mod client;
 pub mod integrate;
 pub mod limits;
 pub mod log;
+pub mod misdirected;
 pub mod prefilter;
 pub mod request;
 pub mod respond;
@@ -82,6 +85,7 @@ pub async fn handle(
 
     // 2–3. Pre-filter, route.
     let found = prefilter::check(client, plan, &facts)
+        .and_then(|()| misdirected::check(client, plan, &facts, &buf))
         .and_then(|()| route::find(client, plan, &facts, &mut buf));
     let index = match found {
         Ok(index) => index,

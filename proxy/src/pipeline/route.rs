@@ -105,7 +105,7 @@ fn is_dot_segment(segment: &[u8]) -> bool {
 
 /// `Example.COM:8080` → `example.com`, `[::1]:8080` → `[::1]`, into `out`. None when too
 /// long or not text.
-fn lowercase_host<'a>(host: &[u8], out: &'a mut [u8; 256]) -> Option<&'a str> {
+pub(super) fn lowercase_host<'a>(host: &[u8], out: &'a mut [u8; 256]) -> Option<&'a str> {
     let name = without_port(host);
     if name.len() > out.len() {
         return None;
