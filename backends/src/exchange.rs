@@ -208,13 +208,8 @@ impl<S: AsyncReadRent + AsyncWriteRent> Downstream<'_, S> {
 }
 
 impl<S> Downstream<'_, S> {
-    /// The request head's bytes. Valid until the body is read: reading it may refill the
-    /// buffer from the start.
-    pub fn head_bytes(&self) -> &[u8] {
-        &self.buf.data
-    }
-
-    /// The request's header lines in order, duplicates and name case kept.
+    /// The request's header lines in order, duplicates and name case kept. Valid until the
+    /// body is read: reading it may refill the buffer from the start.
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         let data = &self.buf.data;
         self.buf

@@ -27,13 +27,10 @@ wait_ready "$dir/a.log"; wait_ready "$dir/b.log"
 ngx=$(pgrep -P "$(cat "$dir/nginx-proxy.pid")" | head -1)
 # measure NAME PID PORT: one run; prints "NAME REQ_PER_CPU_S".
 measure() { local c0 c1 n url="http://127.0.0.1:$3/plain/1k"
+  if [[ $mode != newconn ]]; then wrk_per_cpu "$1" "$2" "$url" "$secs"; return; fi
   c0=$(cpu_ticks "$2")
-  if [[ $mode == newconn ]]; then
-    n=$(taskset -c 0 "$bench" load --url "$url" --new-connection-per-request -c 64 -t 1 \
-      -d "${secs}s" --warmup 0s --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"])')
-  else
-    n=$(taskset -c 0 wrk -t1 -c64 -d"${secs}s" "$url" | awk '/requests in/ {print $1}')
-  fi
+  n=$(taskset -c 0 "$bench" load --url "$url" --new-connection-per-request -c 64 -t 1 \
+    -d "${secs}s" --warmup 0s --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"])')
   c1=$(cpu_ticks "$2")
   echo "$1 $((n * tick / (c1 - c0)))"
 }
@@ -42,13 +39,4 @@ for r in $(seq 1 "$rounds"); do
   measure A "$pid_a" "$port_a"
   measure B "$pid_b" "$port_b"
 done | tee "$dir/results"
-python3 - "$dir/results" << 'PY'
-import statistics, sys
-rows = [line.split() for line in open(sys.argv[1])]
-runs = {}
-for name, value in rows:
-    runs.setdefault(name, []).append(int(value))
-for name, values in runs.items():
-    print(f"{name:<6} median {statistics.median(values):>8.0f} req/CPU-s  rounds {values}")
-print(f"B / A  median of paired ratios {statistics.median(b / a for a, b in zip(runs['A'], runs['B'])):.3f}")
-PY
+paired_medians "$dir/results" A B

@@ -149,3 +149,29 @@ cpu_ticks() {
   read -r u s < <(cpu_times "$1")
   echo $((u + s))
 }
+
+# wrk_per_cpu NAME PID URL SECONDS: one `wrk -t1 -c64` run on CPU 0 against URL (http or
+# https, keep-alive); prints "NAME REQ_PER_CPU_S" of PID (utime+stime over the run).
+wrk_per_cpu() {
+  local c0 c1 n
+  c0=$(cpu_ticks "$2")
+  n=$(taskset -c 0 wrk -t1 -c64 -d"$4s" "$3" | awk '/requests in/ {print $1}')
+  c1=$(cpu_ticks "$2")
+  echo "$1 $((n * tick / (c1 - c0)))"
+}
+
+# paired_medians FILE A B: from "NAME VALUE" lines, each name's median and rounds, and the
+# median of the per-round ratios B / A.
+paired_medians() {
+  python3 - "$1" "$2" "$3" << 'PY'
+import statistics, sys
+path, a, b = sys.argv[1:4]
+runs = {}
+for name, value in (line.split() for line in open(path)):
+    runs.setdefault(name, []).append(int(value))
+for name, values in runs.items():
+    print(f"{name:<9} median {statistics.median(values):>8.0f} req/CPU-s  rounds {values}")
+ratios = [y / x for x, y in zip(runs[a], runs[b])]
+print(f"{b} / {a}  median of paired ratios {statistics.median(ratios):.3f}")
+PY
+}

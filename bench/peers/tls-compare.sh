@@ -32,25 +32,8 @@ wait_ready "$dir/tollgate.log"
 ngx=$(pgrep -P "$(cat "$dir/nginx-tls.pid")" | head -1)
 echo "negotiated: nginx $(echo | openssl s_client -connect "127.0.0.1:$nginx" 2> /dev/null | grep -E '^(New|Cipher is)' | head -1)"
 echo "negotiated: tollgate $(echo | openssl s_client -connect "127.0.0.1:$port" -servername bench.example.com 2> /dev/null | grep -E '^(New|Cipher is)' | head -1)"
-# measure NAME PID PORT: one run; prints "NAME REQ_PER_CPU_S".
-measure() { local c0 c1 n
-  c0=$(cpu_ticks "$2")
-  n=$(taskset -c 0 wrk -t1 -c64 -d"${secs}s" "https://127.0.0.1:$3/plain/1k" | awk '/requests in/ {print $1}')
-  c1=$(cpu_ticks "$2")
-  echo "$1 $((n * tick / (c1 - c0)))"
-}
 for _ in $(seq 1 "$rounds"); do
-  measure nginx "$ngx" "$nginx"
-  measure tollgate "$pid" "$port"
+  wrk_per_cpu nginx "$ngx" "https://127.0.0.1:$nginx/plain/1k" "$secs"
+  wrk_per_cpu tollgate "$pid" "https://127.0.0.1:$port/plain/1k" "$secs"
 done | tee "$dir/results"
-python3 - "$dir/results" << 'PY'
-import statistics, sys
-rows = [line.split() for line in open(sys.argv[1])]
-runs = {}
-for name, value in rows:
-    runs.setdefault(name, []).append(int(value))
-for name, values in runs.items():
-    print(f"{name:<9} median {statistics.median(values):>8.0f} req/CPU-s  rounds {values}")
-ratios = [t / n for n, t in zip(runs["nginx"], runs["tollgate"])]
-print(f"tollgate / nginx  median of paired ratios {statistics.median(ratios):.3f}")
-PY
+paired_medians "$dir/results" nginx tollgate

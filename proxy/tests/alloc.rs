@@ -669,13 +669,14 @@ fn measure(scenario: &Scenario, driver: DriverChoice, up: SocketAddr) -> Measure
     {
         eprintln!("{driver:?} {}: allocation at\n{trace}", scenario.name);
     }
+    drop(client);
+    // Stopped, not dropped: its threads must not run on into the next scenario's count. A
+    // stop also flushes the workers' log buffers and joins the log writer.
+    gateway.stop().expect("stop gateway");
     if scenario.setup == Setup::AccessLog {
         // The log is really on: every request has its line.
-        wait_for_lines(&log, logged + requests);
+        assert_eq!(log_lines(&log), logged + requests, "access log lines");
     }
-    drop(client);
-    // Stopped, not dropped: its threads must not run on into the next scenario's count.
-    gateway.stop().expect("stop gateway");
     let _ = std::fs::remove_dir_all(scratch);
     let requests = (requests * scenario.reply.count) as f64;
     Measured {
@@ -684,9 +685,16 @@ fn measure(scenario: &Scenario, driver: DriverChoice, up: SocketAddr) -> Measure
     }
 }
 
-/// Waits until the access log holds `lines` lines (workers hand them off every 50 ms).
+/// Lines in the access log.
+fn log_lines(log: &Path) -> usize {
+    std::fs::read_to_string(log).map_or(0, |t| t.lines().count())
+}
+
+/// Waits until the access log holds `lines` lines. Workers hand their lines to the writer
+/// thread every 50 ms, and it hands the buffers back once written: nothing announces that,
+/// so the file it writes is what is watched (a bounded poll; only the warm-up needs it).
 fn wait_for_lines(log: &Path, lines: usize) {
-    let count = || std::fs::read_to_string(log).map_or(0, |t| t.lines().count());
+    let count = || log_lines(log);
     for _ in 0..100 {
         if count() >= lines {
             break;

@@ -63,8 +63,12 @@ pub fn scrape(addr: SocketAddr) -> prometheus_parse::Scrape {
 }
 
 /// The sum of the counter or gauge samples `name` whose labels include `labels` (over
-/// workers, say); 0 when there is none.
-pub fn sum(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+/// workers, say); None when there is none.
+pub fn value(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
     scrape
         .samples
         .iter()
@@ -75,5 +79,10 @@ pub fn sum(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)
             | prometheus_parse::Value::Untyped(v) => v,
             _ => f64::NAN,
         })
-        .sum()
+        .reduce(|a, b| a + b)
+}
+
+/// [`value`], 0 when there is no such sample.
+pub fn sum(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    value(scrape, name, labels).unwrap_or(0.0)
 }

@@ -256,14 +256,9 @@ fn a_full_client_bucket_table_evicts_instead_of_refusing() {
         let mut c = Client::connect_from(addr, std::net::IpAddr::from([127, 0, 0, 29]));
         c.send(get_request("/hello"));
         assert_eq!(c.read_response().status, 429, "{driver:?}: bucket kept");
-        let admin = tollgate_tests::admin::admin_addr(&gw);
-        let (status, metrics) = tollgate_tests::admin::call(admin, "GET", "/metrics", None, None);
-        assert_eq!(status, 200);
-        let value = |name: &str| -> f64 {
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-                .unwrap_or_else(|| panic!("{name} in {metrics}"))
+        let metrics = tollgate_tests::admin::scrape(tollgate_tests::admin::admin_addr(&gw));
+        let value = |name: &str| {
+            tollgate_tests::admin::value(&metrics, name, &[]).unwrap_or_else(|| panic!("{name}"))
         };
         assert!(value("tollgate_client_buckets") <= 4.0, "{driver:?}");
         assert_eq!(

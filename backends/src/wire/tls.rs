@@ -104,11 +104,6 @@ impl<C> TlsStream<C> {
     pub fn tcp(&self) -> &TcpStream {
         &self.io
     }
-
-    /// The TCP stream, taken back (for a tunnel, or to close it).
-    pub fn into_tcp(self) -> TcpStream {
-        self.io
-    }
 }
 
 /// Reads a ClientHello from `io`, picks the server configuration with `select` (given the
@@ -353,15 +348,6 @@ impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> TlsStream<C> {
         Ok(())
     }
 
-    /// Reads decrypted bytes into `dst`; Ok(0) at the end of the stream (a clean
-    /// close_notify, or the peer closing TCP: HTTP frames its own messages).
-    pub async fn read_plain(&mut self, dst: &mut [u8], deadline: Instant) -> io::Result<usize> {
-        if self.wait_plain(deadline).await? == 0 {
-            return Ok(0);
-        }
-        self.take_plain(dst)
-    }
-
     /// Waits until decrypted bytes are ready; returns how many (0: the end of the stream). The
     /// caller then knows how much room [`TlsStream::take_plain`] needs.
     pub async fn wait_plain(&mut self, deadline: Instant) -> io::Result<usize> {
@@ -487,11 +473,6 @@ impl TlsStream<ServerConnection> {
     /// The id of the certificate the handshake presented, when named.
     pub fn certificate(&self) -> Option<&str> {
         self.certificate.as_deref()
-    }
-
-    /// The rustls connection (SNI, version, cipher, peer certificates).
-    pub fn connection(&self) -> &ServerConnection {
-        &self.conn
     }
 
     /// True when the handshake resumed an earlier session (a ticket or a cached session id)

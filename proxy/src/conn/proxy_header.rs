@@ -18,11 +18,7 @@ impl Conn {
     /// the header, and a source that may not send it).
     pub(super) fn proxy_expectation(&self) -> Option<ProxyProtocol> {
         let wp = self.client.worker.plan();
-        let listener = wp
-            .plan
-            .listeners
-            .iter()
-            .find(|l| *l.name == *self.client.listener)?;
+        let listener = self.client.listener(&wp.plan)?;
         let trusted = client_addr::is_trusted(self.client.peer.ip(), &listener.proxy_protocol_from);
         match listener.proxy_protocol {
             ProxyProtocol::Off => Some(ProxyProtocol::Off),

@@ -19,12 +19,7 @@ impl Conn {
     /// The listener's TLS settings in the current plan, if it terminates TLS.
     pub(super) fn listener_tls(&self) -> Option<Arc<tollgate_config::tls::TlsListenerPlan>> {
         let wp = self.client.worker.plan();
-        let listener = wp
-            .plan
-            .listeners
-            .iter()
-            .find(|l| *l.name == *self.client.listener)?;
-        listener.tls.clone()
+        self.client.listener(&wp.plan)?.tls.clone()
     }
 
     /// Runs the handshake, starting with `initial` bytes already read (behind a PROXY

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use tollgate_backends::wire::stream::ClientStream;
+use tollgate_config::plan::ListenerPlan;
+use tollgate_config::Plan;
 
 use crate::worker::Worker;
 
@@ -21,4 +23,11 @@ pub struct Client {
     pub local_port: u16,
     /// Name of the listener that accepted it.
     pub listener: Rc<str>,
+}
+
+impl Client {
+    /// The listener that accepted this connection, in `plan` (None if a reload removed it).
+    pub fn listener<'p>(&self, plan: &'p Plan) -> Option<&'p ListenerPlan> {
+        plan.listeners.iter().find(|l| *l.name == *self.listener)
+    }
 }

@@ -22,12 +22,7 @@ pub fn check(client: &Client, plan: &Plan, facts: &Facts, buf: &IoBuf) -> Result
     let Some(stream) = client.stream.tls() else {
         return Ok(());
     };
-    let Some(tls) = plan
-        .listeners
-        .iter()
-        .find(|l| *l.name == *client.listener)
-        .and_then(|l| l.tls.as_ref())
-    else {
+    let Some(tls) = client.listener(plan).and_then(|l| l.tls.as_ref()) else {
         return Ok(());
     };
     let mut host_buf = [0u8; 256];

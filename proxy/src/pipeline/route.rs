@@ -36,7 +36,7 @@ fn lookup(
     facts: &Facts,
     buf: &mut IoBuf,
 ) -> Result<usize, ResponseType> {
-    let Some(listener) = plan.listeners.iter().find(|l| *l.name == *client.listener) else {
+    let Some(listener) = client.listener(plan) else {
         return Err(ResponseType::ResourceNotFound);
     };
     let mut host_buf = [0u8; 256];
