@@ -29,6 +29,7 @@ use tollgate_config::plan::{Limits, RoutePlan};
 use tollgate_config::responses::ResponseType;
 use tollgate_config::Plan;
 
+use crate::client_cert::TlsSession;
 use crate::wire::body::BodyError;
 use crate::wire::buffers::{BufferPool, IoBuf};
 use crate::wire::http1::{HeaderSpan, Method, RequestHead};
@@ -57,8 +58,8 @@ pub struct Request<'a> {
     pub peer: SocketAddr,
     /// The local port the client connected to.
     pub local_port: u16,
-    /// The client connected over TLS.
-    pub secure: bool,
+    /// What the client connection's TLS handshake established (None: plain HTTP).
+    pub tls: Option<&'a TlsSession>,
     /// What the integration reports for the access log.
     pub report: &'a Report,
     /// What the phases before the integration add to its response.

@@ -14,6 +14,8 @@
 //! - [`per_worker`]: the integrations' per-worker state for a plan generation, carried over
 //!   across reloads by stable key; [`conn_pool`]: keep-alive pools of upstream connections.
 //! - [`wire`]: the HTTP/1.1 codec, buffer pool, deadline-bound I/O and body framing.
+//! - [`client_cert`]: what a client connection's TLS handshake established (version, cipher,
+//!   the verified client certificate), as requests see it.
 //! - [`resolve`]: upstream name resolution. It blocks, so only the control thread calls it;
 //!   workers connect to the socket addresses it leaves in the plan.
 //!
@@ -24,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+pub mod client_cert;
 pub mod conn_pool;
 pub mod dispatch;
 pub mod exchange;

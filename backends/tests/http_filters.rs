@@ -149,7 +149,7 @@ url = "http://{up}"
             client: peer.ip(),
             peer,
             local_port: addr.port(),
-            secure: false,
+            tls: None,
             report: &report,
             filters: &filters,
         };

@@ -50,11 +50,25 @@ pub enum Field {
     UserAgent,
     /// The message of a gateway-made error response.
     ErrorMessage,
+    /// The TLS version of the client connection (`TLSv1.3`).
+    TlsVersion,
+    /// The TLS cipher suite of the client connection (`TLS13_AES_128_GCM_SHA256`).
+    TlsCipher,
+    /// The client certificate's subject DN (mutual TLS).
+    ClientCertSubject,
+    /// The client certificate's issuer DN.
+    ClientCertIssuer,
+    /// The client certificate's serial number.
+    ClientCertSerial,
+    /// The client certificate's start of validity.
+    ClientCertNotBefore,
+    /// The client certificate's end of validity.
+    ClientCertNotAfter,
 }
 
 impl Field {
     /// Every field, in declaration order.
-    pub const ALL: [Field; 18] = [
+    pub const ALL: [Field; 25] = [
         Field::RequestId,
         Field::Ip,
         Field::RequestTime,
@@ -73,6 +87,13 @@ impl Field {
         Field::DomainName,
         Field::UserAgent,
         Field::ErrorMessage,
+        Field::TlsVersion,
+        Field::TlsCipher,
+        Field::ClientCertSubject,
+        Field::ClientCertIssuer,
+        Field::ClientCertSerial,
+        Field::ClientCertNotBefore,
+        Field::ClientCertNotAfter,
     ];
 
     /// The field's name: its key in a JSON line and its `$context.NAME` in a template.
@@ -96,6 +117,14 @@ impl Field {
             Field::DomainName => "domainName",
             Field::UserAgent => "userAgent",
             Field::ErrorMessage => "errorMessage",
+            Field::TlsVersion => "tlsVersion",
+            Field::TlsCipher => "tlsCipher",
+            // API Gateway's names.
+            Field::ClientCertSubject => "identity.clientCert.subjectDN",
+            Field::ClientCertIssuer => "identity.clientCert.issuerDN",
+            Field::ClientCertSerial => "identity.clientCert.serialNumber",
+            Field::ClientCertNotBefore => "identity.clientCert.validity.notBefore",
+            Field::ClientCertNotAfter => "identity.clientCert.validity.notAfter",
         }
     }
 

@@ -10,6 +10,7 @@ use std::path::Path;
 use toml::Spanned;
 
 use crate::compile_api::compile_apis;
+use crate::tls_listener::{listener_tls, DomainOnListener};
 use crate::error::{ConfigError, Source};
 use crate::file::{
     AdminSection, FileConfig, LimitsSection, ListenerSection, ServerSection, UpstreamSection,
@@ -40,9 +41,38 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
     let settings = compile_settings(&src, &file.server)?;
     let limits = compile_limits(&src, &file.limits)?;
     let upstream = compile_upstream(&src, &file.upstream)?;
-    let certificates = crate::tls::load_certificates(&src, path, &file.certificates)?;
-    let mut listeners = compile_listeners(&src, &file.listeners, &certificates)?;
+    let certificates =
+        crate::tls::load_certificates(&src, path, &file.certificates, &file.mtls)?;
+    let mut listeners = compile_listeners(&src, &file.listeners)?;
     let compiled = compile_apis(&src, &file, &mut listeners)?;
+    // TLS last: a listener's names include the custom domains the APIs put on it.
+    for (i, (listener, section)) in listeners.iter_mut().zip(&file.listeners).enumerate() {
+        let Some(tls) = &section.tls else { continue };
+        let domains: Vec<DomainOnListener<'_>> = compiled
+            .domains_on
+            .iter()
+            .filter(|(l, _, _)| *l == i)
+            .map(|(_, d, host)| DomainOnListener {
+                index: *d,
+                host: host.clone(),
+                section: &file.domains[*d],
+            })
+            .collect();
+        listener.tls = Some(listener_tls(
+            &src,
+            i,
+            section.name.span(),
+            tls,
+            &certificates,
+            &domains,
+        )?);
+    }
+    let client_cert_header_names = client_cert_header_names(&certificates);
+    let certificate_validity = certificates
+        .loaded
+        .iter()
+        .map(|l| l.validity.clone())
+        .collect();
     let admin = file
         .admin
         .as_ref()
@@ -85,7 +115,22 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
         access_log,
         usage,
         prefilter,
+        client_cert_header_names,
+        certificate_validity,
     })
+}
+
+/// Every header name an `[[mtls]]` policy sets, once (removed from every client request).
+fn client_cert_header_names(certificates: &crate::tls::Certificates) -> Vec<Box<str>> {
+    let mut names: Vec<Box<str>> = Vec::new();
+    for p in &certificates.policies {
+        for n in p.headers.names() {
+            if !names.iter().any(|x| **x == *n) {
+                names.push(n.into());
+            }
+        }
+    }
+    names
 }
 
 fn compile_admin(src: &Source<'_>, a: &AdminSection) -> Result<AdminPlan, ConfigError> {
@@ -381,7 +426,6 @@ fn compile_upstream(
 fn compile_listeners(
     src: &Source<'_>,
     listeners: &[ListenerSection],
-    certificates: &crate::tls::Certificates,
 ) -> Result<Vec<ListenerPlan>, ConfigError> {
     if listeners.is_empty() {
         return Err(src.error(
@@ -427,11 +471,6 @@ fn compile_listeners(
             ));
         }
         let (proxy_protocol, proxy_protocol_from) = crate::compile_edge::proxy_protocol(src, i, l)?;
-        let tls = l
-            .tls
-            .as_ref()
-            .map(|t| crate::tls::listener_tls(src, i, l.name.span(), t, certificates))
-            .transpose()?;
         out.push(ListenerPlan {
             name: name.clone(),
             addr,
@@ -439,7 +478,8 @@ fn compile_listeners(
             routes: RouteTable::default(),
             proxy_protocol,
             proxy_protocol_from,
-            tls,
+            // Compiled once the APIs placed their domains (see `compile`).
+            tls: None,
         });
     }
     Ok(out)

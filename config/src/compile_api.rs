@@ -29,6 +29,9 @@ pub(crate) struct Compiled {
     pub apis: Vec<ApiPlan>,
     pub routes: Vec<RoutePlan>,
     pub upstreams: Vec<UpstreamPlan>,
+    /// Custom domains and the listeners their mappings put them on: (listener index, domain
+    /// index, lowercase host), once each.
+    pub domains_on: Vec<(usize, usize, String)>,
 }
 
 /// Where a route instance is inserted: listener index and host (None = any host).
@@ -50,6 +53,7 @@ pub(crate) fn compile_apis(
             apis: vec![],
             routes: vec![],
             upstreams: vec![],
+            domains_on: vec![],
         },
     };
     let mut api_listeners = Vec::with_capacity(file.apis.len());
@@ -110,6 +114,11 @@ pub(crate) fn compile_apis(
                 .iter()
                 .map(|&l| (l, Some(host.clone())))
                 .collect();
+            for &l in &api_listeners[a] {
+                if !b.out.domains_on.iter().any(|(x, y, _)| *x == l && *y == d) {
+                    b.out.domains_on.push((l, d, host.clone()));
+                }
+            }
             b.place_stage(&file.apis[a], a, stage, &prefix, &placements, listeners)?;
         }
     }

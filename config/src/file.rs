@@ -36,6 +36,9 @@ pub struct FileConfig {
     /// TLS certificates (chain and key files) that listeners serve.
     #[serde(default)]
     pub certificates: Vec<CertificateSection>,
+    /// Client-certificate (mutual TLS) policies that listeners and domains name.
+    #[serde(default)]
+    pub mtls: Vec<MtlsSection>,
     /// The APIs served.
     #[serde(default)]
     pub apis: Vec<ApiSection>,
@@ -213,6 +216,46 @@ pub struct ListenerTlsSection {
     pub versions: Option<Spanned<Vec<Spanned<String>>>>,
     /// Time allowed for the whole handshake (default 10000).
     pub handshake_timeout_ms: Option<Spanned<u64>>,
+    /// Id of an `[[mtls]]` policy every handshake on this listener follows (a domain may
+    /// name its own); absent = no client certificates asked for.
+    pub mtls: Option<Spanned<String>>,
+}
+
+/// `[[mtls]]`: a client-certificate (mutual TLS) policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtlsSection {
+    /// Referenced by `listeners.tls.mtls` and `domains.mtls`.
+    pub id: Spanned<String>,
+    /// PEM bundle of the CA certificates client certificates must chain to; relative to the
+    /// configuration file's folder.
+    pub ca: Spanned<String>,
+    /// `required` (the default) or `optional` (a client may present none; one it presents
+    /// must verify).
+    pub mode: Option<Spanned<String>>,
+    /// PEM file of certificate revocation lists (one or more `X509 CRL` blocks).
+    pub crl: Option<Spanned<String>>,
+    /// Request headers that carry the client certificate to HTTP integrations.
+    pub headers: Option<ClientCertHeadersSection>,
+}
+
+/// `[mtls.headers]`: header names for each client-certificate field; `""` sends the field in
+/// no header. Absent keys keep their defaults (`X-Client-Cert-Subject`, …).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertHeadersSection {
+    /// Subject distinguished name (RFC 4514).
+    pub subject: Option<Spanned<String>>,
+    /// Issuer distinguished name (RFC 4514).
+    pub issuer: Option<Spanned<String>>,
+    /// Serial number, colon-separated hex.
+    pub serial: Option<Spanned<String>>,
+    /// Start of validity (`Aug  3 09:36:04 2026 GMT`).
+    pub not_before: Option<Spanned<String>>,
+    /// End of validity.
+    pub not_after: Option<Spanned<String>>,
+    /// The certificate in PEM, URL-encoded.
+    pub pem: Option<Spanned<String>>,
 }
 
 /// `[[certificates]]`: a certificate chain and its private key, in PEM files.
@@ -388,6 +431,11 @@ pub struct GatewayResponseSection {
 pub struct DomainSection {
     /// Host name clients send.
     pub host: Spanned<String>,
+    /// Id of the `[[certificates]]` entry TLS listeners present for this host (it must serve
+    /// the host); absent = the listener's own choice for the name.
+    pub certificate: Option<Spanned<String>>,
+    /// Id of an `[[mtls]]` policy for this host, instead of the listener's.
+    pub mtls: Option<Spanned<String>>,
     /// Base path → API stage.
     #[serde(default)]
     pub mappings: Vec<DomainMappingSection>,

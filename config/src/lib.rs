@@ -10,7 +10,7 @@
 //!   `{greedy+}`, method > `ANY`) whose matching cost grows with path segments, not routes.
 //! - [`responses`]: the catalogue of gateway-made responses and per-API overrides.
 //! - [`tls`]: `[[certificates]]` and listeners' TLS termination, compiled into rustls
-//!   server configurations chosen by SNI.
+//!   server configurations chosen by SNI; [`mtls`]: client-certificate policies.
 //!
 //! ## Error handling
 //! Every error is a [`ConfigError`] that names the file, line, column and key, says what was
@@ -37,7 +37,9 @@ pub mod prefilter;
 pub mod responses;
 pub mod router;
 pub mod template;
+pub mod mtls;
 pub mod tls;
+mod tls_listener;
 pub mod tls_client;
 pub mod usage;
 

@@ -385,6 +385,11 @@ pub struct Plan {
     pub usage: UsagePlans,
     /// The pre-filter, when configured.
     pub prefilter: Option<crate::prefilter::PrefilterPlan>,
+    /// Every header name a client-certificate policy sets: removed from every client request
+    /// before it goes upstream, so a client cannot forge them (`[[mtls]]`).
+    pub client_cert_header_names: Vec<Box<str>>,
+    /// Validity of every `[[certificates]]` entry (warnings at load, the expiry metric).
+    pub certificate_validity: Vec<crate::tls::CertificateValidity>,
 }
 
 impl Plan {

@@ -21,21 +21,21 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
-use rustls::sign::{CertifiedKey, SingleCertAndKey};
-use rustls::{ServerConfig, SupportedProtocolVersion};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use toml::Spanned;
 
-use crate::compile::{ranged, span};
+use crate::compile::span;
 use crate::error::{ConfigError, Source};
-use crate::file::{CertificateSection, ListenerTlsSection};
+use crate::file::{CertificateSection, MtlsSection};
+use crate::mtls::{load_policies, ClientCertHeaders, MtlsPolicy};
 
 /// Handshake deadline when `handshake_timeout_ms` is absent.
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
@@ -63,6 +63,25 @@ pub struct TlsListenerPlan {
     pub default_certificate: Option<String>,
     /// For logs: the TLS versions offered, as written (`"1.2"`, `"1.3"`), oldest first.
     pub versions: Vec<&'static str>,
+    /// For logs: the `[[mtls]]` policy of the listener's own names.
+    pub mtls: Option<String>,
+    /// For logs: custom domains with their own certificate or policy, and its label.
+    pub domains: Vec<(String, Box<str>)>,
+    /// Every configuration above, once, with what a handshake under it stands for.
+    pub policies: Vec<TlsPolicy>,
+}
+
+/// What one server configuration of a listener stands for: a certificate, and the client
+/// certificate policy it asks for.
+pub struct TlsPolicy {
+    /// The configuration.
+    pub config: Arc<ServerConfig>,
+    /// `certificate id` or `certificate id+mtls id`: a request whose `Host` chooses another
+    /// label than its connection's handshake did is misdirected. Labels, not
+    /// configurations, are compared, so open connections keep theirs across a reload.
+    pub label: Box<str>,
+    /// Headers that carry a verified client certificate upstream (None: no mTLS).
+    pub client_cert_headers: Option<Arc<ClientCertHeaders>>,
 }
 
 impl TlsListenerPlan {
@@ -93,25 +112,11 @@ impl TlsListenerPlan {
         self.default.as_ref()
     }
 
-    /// The id of the certificate `config` presents (a configuration of this listener), so a
-    /// choice survives a reload that rebuilt the configurations.
-    pub fn certificate_of(&self, config: &Arc<ServerConfig>) -> Option<&str> {
-        let same = |c: &Arc<ServerConfig>| Arc::ptr_eq(c, config);
-        for (id, names) in &self.certificates {
-            for name in names {
-                let found = match name.strip_prefix('*') {
-                    Some(suffix) => self.wildcards.iter().any(|(s, c)| s == suffix && same(c)),
-                    None => self.by_name.get(name).is_some_and(same),
-                };
-                if found {
-                    return Some(id);
-                }
-            }
-        }
-        match (&self.default, &self.default_certificate) {
-            (Some(c), Some(id)) if same(c) => Some(id),
-            _ => None,
-        }
+    /// What the configuration `config` (one of this listener's) stands for.
+    pub fn policy_of(&self, config: &Arc<ServerConfig>) -> Option<&TlsPolicy> {
+        self.policies
+            .iter()
+            .find(|p| Arc::ptr_eq(&p.config, config))
     }
 
     /// One line for `tollgate check`: `shop = shop.example.com; api = *.api.example.com;
@@ -126,6 +131,12 @@ impl TlsListenerPlan {
             Some(id) => format!("default {id}"),
             None => "unknown names refused".to_string(),
         });
+        if let Some(mtls) = &self.mtls {
+            parts.push(format!("mtls {mtls}"));
+        }
+        for (host, label) in &self.domains {
+            parts.push(format!("domain {host} = {label}"));
+        }
         parts.push(format!("versions {}", self.versions.join(", ")));
         parts.push(format!("handshake {} ms", self.handshake_timeout_ms));
         parts.join("; ")
@@ -139,23 +150,52 @@ impl fmt::Debug for TlsListenerPlan {
             .field("certificates", &self.certificates)
             .field("default_certificate", &self.default_certificate)
             .field("versions", &self.versions)
+            .field("mtls", &self.mtls)
+            .field("domains", &self.domains)
             .field("handshake_timeout_ms", &self.handshake_timeout_ms)
             .finish_non_exhaustive()
     }
 }
 
-/// The `[[certificates]]` of one file, loaded: what listeners build their configs from.
+/// The `[[certificates]]` and `[[mtls]]` of one file, loaded: what listeners build their
+/// configs from.
 pub(crate) struct Certificates {
-    provider: Arc<CryptoProvider>,
-    loaded: Vec<Loaded>,
+    pub provider: Arc<CryptoProvider>,
+    pub loaded: Vec<Loaded>,
+    pub policies: Vec<MtlsPolicy>,
 }
 
 /// One certificate chain with its checked key.
-struct Loaded {
-    id: String,
-    key: Arc<CertifiedKey>,
+pub(crate) struct Loaded {
+    pub id: String,
+    pub key: Arc<CertifiedKey>,
     /// Lowercase names served; wildcards as written (`*.example.com`).
-    names: Vec<String>,
+    pub names: Vec<String>,
+    /// The leaf's validity, seconds since the Unix epoch.
+    pub validity: CertificateValidity,
+}
+
+impl Loaded {
+    /// True when this certificate serves `host` (lowercase): by name or by wildcard.
+    pub fn serves(&self, host: &str) -> bool {
+        self.names.iter().any(|n| match n.strip_prefix('*') {
+            Some(suffix) => host
+                .find('.')
+                .is_some_and(|dot| dot > 0 && &host[dot..] == suffix),
+            None => n == host,
+        })
+    }
+}
+
+/// A served certificate's validity, for warnings at load and the expiry metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateValidity {
+    /// The `[[certificates]]` id.
+    pub id: String,
+    /// Not valid before, seconds since the Unix epoch.
+    pub not_before: i64,
+    /// Not valid after, seconds since the Unix epoch.
+    pub not_after: i64,
 }
 
 /// A name a certificate serves.
@@ -213,8 +253,8 @@ fn parse_name(text: &str) -> Result<Name, String> {
     Ok(Name::Exact(lower))
 }
 
-/// A certificate id: letters, digits, '-', '_' or '.'.
-fn is_id(s: &str) -> bool {
+/// A certificate or policy id: letters, digits, '-', '_' or '.'.
+pub(crate) fn is_id(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
@@ -263,11 +303,33 @@ fn ring_provider() -> CryptoProvider {
 /// and the name was verified when the session was made; a client ignoring the name check
 /// reaches the same routes without resuming. Two things must stay true for this: no early
 /// data (`max_early_data_size` stays 0: no 0-RTT replays), and no client authentication —
-/// rustls warns that configs sharing tickets or a cache must verify clients alike. When
-/// client certificates come, those configs need their own ticketer and cache.
-fn resumption() -> Result<Resumption, rustls::Error> {
+/// rustls warns that configs sharing tickets or a cache must verify clients alike (rustls does
+/// not check, on resumption, that the session's client was authenticated the way the new
+/// configuration asks). So configurations with a client-certificate policy get a ticketer and
+/// cache of their own per policy and trust material (`scope`: the policy's id and
+/// fingerprint), kept for the life of the process like the shared ones: a session made
+/// without a client certificate, or verified against another CA bundle or CRL, never resumes
+/// under a policy; one made under a policy resumes on any worker and across reloads that
+/// leave the policy's trust unchanged.
+pub(crate) fn resumption(scope: Option<(&str, u64)>) -> Result<Resumption, rustls::Error> {
     static TICKETER: OnceLock<Arc<dyn ProducesTickets>> = OnceLock::new();
     static CACHE: OnceLock<Arc<dyn StoresServerSessions>> = OnceLock::new();
+    static SCOPED: Mutex<Vec<(String, u64, Resumption)>> = Mutex::new(Vec::new());
+    if let Some((id, fingerprint)) = scope {
+        let mut scoped = SCOPED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, _, r)) = scoped
+            .iter()
+            .find(|(i, f, _)| i == id && *f == fingerprint)
+        {
+            return Ok(r.clone());
+        }
+        let made = Resumption {
+            ticketer: rustls::crypto::ring::Ticketer::new()?,
+            cache: ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES),
+        };
+        scoped.push((id.to_string(), fingerprint, made.clone()));
+        return Ok(made);
+    }
     let ticketer = match TICKETER.get() {
         Some(ticketer) => ticketer.clone(),
         // Made outside `get_or_init` so a failure (no randomness) is reported, not cached; if
@@ -283,10 +345,11 @@ fn resumption() -> Result<Resumption, rustls::Error> {
     Ok(Resumption { ticketer, cache })
 }
 
-/// What every `ServerConfig` shares for session resumption ([`resumption`]).
-struct Resumption {
-    ticketer: Arc<dyn ProducesTickets>,
-    cache: Arc<dyn StoresServerSessions>,
+/// What `ServerConfig`s share for session resumption ([`resumption`]).
+#[derive(Clone)]
+pub(crate) struct Resumption {
+    pub ticketer: Arc<dyn ProducesTickets>,
+    pub cache: Arc<dyn StoresServerSessions>,
 }
 
 /// Reads and checks every `[[certificates]]`; paths are relative to `config_path`'s folder.
@@ -294,8 +357,10 @@ pub(crate) fn load_certificates(
     src: &Source<'_>,
     config_path: &Path,
     sections: &[CertificateSection],
+    mtls: &[MtlsSection],
 ) -> Result<Certificates, ConfigError> {
     let provider = Arc::new(ring_provider());
+    let policies = load_policies(src, config_path, mtls, &provider)?;
     let base = config_path.parent().unwrap_or(Path::new(""));
     let mut loaded: Vec<Loaded> = Vec::with_capacity(sections.len());
     for (i, c) in sections.iter().enumerate() {
@@ -342,6 +407,13 @@ pub(crate) fn load_certificates(
             )
         };
         let leaf = webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| leaf_error(&e))?;
+        let validity = x509_parser::parse_x509_certificate(&chain[0])
+            .map(|(_, x)| CertificateValidity {
+                id: id.clone(),
+                not_before: x.validity().not_before.timestamp(),
+                not_after: x.validity().not_after.timestamp(),
+            })
+            .map_err(|e| leaf_error(&e))?;
         let names = match listed {
             Some(names) => names,
             None => {
@@ -437,9 +509,14 @@ pub(crate) fn load_certificates(
             id: id.clone(),
             key: Arc::new(certified),
             names,
+            validity,
         });
     }
-    Ok(Certificates { provider, loaded })
+    Ok(Certificates {
+        provider,
+        loaded,
+        policies,
+    })
 }
 
 /// `names = [...]` of certificate `i`, checked and lowercased.
@@ -497,238 +574,6 @@ fn read_chain(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, String> {
         return Err(format!("no certificate in {}", path.display()));
     }
     Ok(chain)
-}
-
-/// Compiles `tls = { … }` of listener `i` (its `name` span places errors about the whole).
-pub(crate) fn listener_tls(
-    src: &Source<'_>,
-    i: usize,
-    listener_span: Range<usize>,
-    tls: &ListenerTlsSection,
-    certificates: &Certificates,
-) -> Result<Arc<TlsListenerPlan>, ConfigError> {
-    let key = |name: &str| format!("listeners[{i}].tls.{name}");
-    let (versions, version_names) = versions(src, i, tls)?;
-    let handshake_timeout_ms = ranged(
-        src,
-        &tls.handshake_timeout_ms,
-        &key("handshake_timeout_ms"),
-        DEFAULT_HANDSHAKE_TIMEOUT_MS,
-        1..HANDSHAKE_TIMEOUT_MS_MAX,
-    )?;
-    let refuse = match &tls.unknown_name {
-        None => None,
-        Some(v) => match v.get_ref().as_str() {
-            "default" => Some(false),
-            "refuse" => Some(true),
-            other => {
-                return Err(src.error(
-                    span(v),
-                    key("unknown_name"),
-                    format!("{other:?} is not a choice"),
-                    "\"default\" (serve `default_certificate`) or \"refuse\"",
-                ))
-            }
-        },
-    };
-
-    // The certificates, in the listener's order.
-    let ids = &tls.certificates;
-    if ids.get_ref().is_empty() {
-        return Err(src.error(
-            span(ids),
-            key("certificates"),
-            "no certificates",
-            "ids of [[certificates]], e.g. certificates = [\"shop\"]",
-        ));
-    }
-    let known = || {
-        let ids: Vec<&str> = certificates.loaded.iter().map(|l| l.id.as_str()).collect();
-        if ids.is_empty() {
-            "a [[certificates]] section with that id".to_string()
-        } else {
-            format!("one of: {}", ids.join(", "))
-        }
-    };
-    let mut chosen: Vec<(&Loaded, &Spanned<String>)> = Vec::with_capacity(ids.get_ref().len());
-    for (j, id) in ids.get_ref().iter().enumerate() {
-        let Some(found) = certificates.loaded.iter().find(|l| &l.id == id.get_ref()) else {
-            return Err(src.error(
-                span(id),
-                key(&format!("certificates[{j}]")),
-                format!("unknown certificate {:?}", id.get_ref()),
-                known(),
-            ));
-        };
-        if chosen.iter().any(|(l, _)| l.id == found.id) {
-            return Err(src.error(
-                span(id),
-                key(&format!("certificates[{j}]")),
-                format!("certificate {:?} is listed twice", id.get_ref()),
-                "each certificate once",
-            ));
-        }
-        chosen.push((found, id));
-    }
-    let default_index = match &tls.default_certificate {
-        None => None,
-        Some(d) => match chosen.iter().position(|(l, _)| &l.id == d.get_ref()) {
-            Some(index) => Some(index),
-            None => {
-                let listed: Vec<&str> = chosen.iter().map(|(l, _)| l.id.as_str()).collect();
-                return Err(src.error(
-                    span(d),
-                    key("default_certificate"),
-                    format!(
-                        "{:?} is not one of this listener's certificates",
-                        d.get_ref()
-                    ),
-                    format!("one of: {}", listed.join(", ")),
-                ));
-            }
-        },
-    };
-    let default_index = match (default_index, refuse) {
-        (Some(index), None | Some(false)) => Some(index),
-        (None, None | Some(true)) => None,
-        (None, Some(false)) => {
-            return Err(src.error(
-                tls.unknown_name.as_ref().and_then(span),
-                key("unknown_name"),
-                "unknown_name = \"default\" but no default_certificate is set",
-                "a `default_certificate`, or unknown_name = \"refuse\"",
-            ))
-        }
-        (Some(_), Some(true)) => {
-            return Err(src.error(
-                tls.unknown_name.as_ref().and_then(span),
-                key("unknown_name"),
-                "unknown_name = \"refuse\" leaves default_certificate unused (clients without \
-                 SNI are refused too)",
-                "no `default_certificate` with \"refuse\", or unknown_name = \"default\"",
-            ))
-        }
-    };
-
-    // Each name to exactly one certificate.
-    let mut owner: HashMap<&str, usize> = HashMap::new();
-    for (index, (loaded, id)) in chosen.iter().enumerate() {
-        for name in &loaded.names {
-            if let Some(&other) = owner.get(name.as_str()) {
-                return Err(src.error(
-                    span(id),
-                    key(&format!("certificates[{index}]")),
-                    format!(
-                        "certificates {:?} and {:?} both serve {name:?}",
-                        chosen[other].0.id, loaded.id
-                    ),
-                    "each name served by one certificate of the listener (set `names` on one \
-                     of them)",
-                ));
-            }
-            owner.insert(name, index);
-        }
-    }
-
-    // One server configuration per certificate, all resuming each other's sessions.
-    let resumption = resumption().map_err(|e| {
-        src.error(
-            Some(listener_span.clone()),
-            format!("listeners[{i}].tls"),
-            format!("cannot make session ticket keys: {e}"),
-            "a working system random number generator",
-        )
-    })?;
-    let mut plan = TlsListenerPlan {
-        by_name: HashMap::new(),
-        wildcards: Vec::new(),
-        default: None,
-        handshake_timeout_ms,
-        certificates: Vec::with_capacity(chosen.len()),
-        default_certificate: default_index.map(|index| chosen[index].0.id.clone()),
-        versions: version_names,
-    };
-    for (index, (loaded, _)) in chosen.iter().enumerate() {
-        let mut config = ServerConfig::builder_with_provider(certificates.provider.clone())
-            .with_protocol_versions(&versions)
-            .map_err(|e| {
-                src.error(
-                    tls.versions
-                        .as_ref()
-                        .map_or(Some(listener_span.clone()), span),
-                    key("versions"),
-                    format!("rustls refuses these versions: {e}"),
-                    "\"1.2\" and/or \"1.3\"",
-                )
-            })?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(SingleCertAndKey::from(loaded.key.clone())));
-        config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
-        config.ticketer = resumption.ticketer.clone();
-        config.session_storage = resumption.cache.clone();
-        let config = Arc::new(config);
-        for name in &loaded.names {
-            match name.strip_prefix('*') {
-                Some(suffix) => plan.wildcards.push((suffix.to_string(), config.clone())),
-                None => {
-                    plan.by_name.insert(name.clone(), config.clone());
-                }
-            }
-        }
-        if default_index == Some(index) {
-            plan.default = Some(config.clone());
-        }
-        plan.certificates
-            .push((loaded.id.clone(), loaded.names.clone()));
-    }
-    Ok(Arc::new(plan))
-}
-
-/// `versions` of listener `i`: rustls' versions and their names, oldest first.
-fn versions(
-    src: &Source<'_>,
-    i: usize,
-    tls: &ListenerTlsSection,
-) -> Result<(Vec<&'static SupportedProtocolVersion>, Vec<&'static str>), ConfigError> {
-    let Some(list) = &tls.versions else {
-        return Ok((
-            vec![&rustls::version::TLS12, &rustls::version::TLS13],
-            vec!["1.2", "1.3"],
-        ));
-    };
-    if list.get_ref().is_empty() {
-        return Err(src.error(
-            span(list),
-            format!("listeners[{i}].tls.versions"),
-            "no TLS versions",
-            "[\"1.2\", \"1.3\"], or [\"1.3\"] for TLS 1.3 only",
-        ));
-    }
-    let (mut tls12, mut tls13) = (false, false);
-    for (j, v) in list.get_ref().iter().enumerate() {
-        match v.get_ref().as_str() {
-            "1.2" => tls12 = true,
-            "1.3" => tls13 = true,
-            other => {
-                return Err(src.error(
-                    span(v),
-                    format!("listeners[{i}].tls.versions[{j}]"),
-                    format!("{other:?} is not a supported TLS version"),
-                    "\"1.2\" or \"1.3\"",
-                ))
-            }
-        }
-    }
-    let mut out = (Vec::new(), Vec::new());
-    if tls12 {
-        out.0.push(&rustls::version::TLS12);
-        out.1.push("1.2");
-    }
-    if tls13 {
-        out.0.push(&rustls::version::TLS13);
-        out.1.push("1.3");
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -357,7 +357,9 @@ fn metrics(state: &AdminState) -> String {
     let plans: Vec<String> = k.plan.usage.plans.iter().map(|p| p.id.clone()).collect();
     let per_key = k.plan.usage.metrics_per_key;
     let clients = Arc::clone(&k.counters.clients);
+    let certificates = k.plan.certificate_validity.clone();
     drop(k);
+    crate::metrics::render_certificates(&mut body, &certificates);
     crate::metrics::render_plans(&mut body, &totals, &plans, per_key);
     crate::metrics::render_client_buckets(&mut body, clients.len(), clients.evicted());
     let blocks = state.prefilter.block_count();

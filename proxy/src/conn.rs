@@ -209,7 +209,8 @@ impl Conn {
                 };
                 if expired && self.handshake_pending && self.proxy == ProxyProtocol::Off {
                     // Silent until the handshake's deadline: a handshake timeout.
-                    bump(&self.client.worker.counters.tls_failed[0]);
+                    let tls = self.client.worker.counters.tls_of(&self.client.listener);
+                    bump(&tls.failed[tollgate_backends::wire::tls::HandshakeError::Timeout.index()]);
                 }
                 if ready.is_err() || expired || !self.busy_boxed().await {
                     return;

@@ -98,7 +98,34 @@ fn compile_resolved(path: &std::path::Path, text: &str) -> anyhow::Result<Plan> 
             "INSECURE: insecure_skip_verify is on: this https upstream's certificate is not verified"
         );
     }
+    warn_certificate_validity(&plan.certificate_validity, crate::clock::now_secs());
     Ok(plan)
+}
+
+/// Certificates served outside their validity still load (an outage is worse), loudly.
+fn warn_certificate_validity(validity: &[tollgate_config::tls::CertificateValidity], now: i64) {
+    const SOON_SECS: i64 = 14 * 86_400;
+    for v in validity {
+        if v.not_after < now {
+            warn!(
+                certificate = %v.id,
+                not_after = v.not_after,
+                "CERTIFICATE EXPIRED: clients will refuse it; replace it and reload"
+            );
+        } else if v.not_before > now {
+            warn!(
+                certificate = %v.id,
+                not_before = v.not_before,
+                "CERTIFICATE NOT YET VALID: clients will refuse it until not_before"
+            );
+        } else if v.not_after - now < SOON_SECS {
+            warn!(
+                certificate = %v.id,
+                days_left = (v.not_after - now) / 86_400,
+                "certificate expires in less than 14 days"
+            );
+        }
+    }
 }
 
 impl Gateway {

@@ -4,7 +4,10 @@
 //! Route counters are keyed by the route's stable identity (API id, stage, route key), so a
 //! reload carries them over; each plan generation indexes them by its own route numbers.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use tollgate_backends::wire::tls::HandshakeError;
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in microseconds (the last bucket is unbounded).
@@ -89,13 +92,39 @@ pub struct WorkerCounters {
     /// Connections (or requests behind trusted proxies) refused by the userspace pre-filter:
     /// deny list, block, connection rate.
     pub prefilter_refused: [Cell<u64>; 3],
-    /// TLS handshakes completed.
-    pub tls_handshakes: Cell<u64>,
+    /// TLS handshakes, per listener (by name: kept across reloads).
+    pub tls: RefCell<Vec<Rc<ListenerTls>>>,
+}
+
+/// One listener's TLS handshake counts on a worker.
+#[derive(Debug)]
+pub struct ListenerTls {
+    /// The listener's name.
+    pub listener: Rc<str>,
+    /// Handshakes completed.
+    pub handshakes: Cell<u64>,
     /// Of those, the ones that resumed a session.
-    pub tls_resumptions: Cell<u64>,
-    /// TLS handshakes that failed, by reason: timeout, closed, protocol, unknown name (the
-    /// order of `tollgate_backends::wire::tls::HandshakeError`).
-    pub tls_failed: [Cell<u64>; 4],
+    pub resumptions: Cell<u64>,
+    /// Handshakes that failed, by reason (the order of [`HandshakeError::ALL`]).
+    pub failed: [Cell<u64>; HandshakeError::ALL.len()],
+}
+
+impl WorkerCounters {
+    /// The TLS counters of `listener` (made at its first handshake on this worker).
+    pub fn tls_of(&self, listener: &Rc<str>) -> Rc<ListenerTls> {
+        let mut all = self.tls.borrow_mut();
+        if let Some(found) = all.iter().find(|t| *t.listener == **listener) {
+            return found.clone();
+        }
+        let made = Rc::new(ListenerTls {
+            listener: listener.clone(),
+            handshakes: Cell::new(0),
+            resumptions: Cell::new(0),
+            failed: Default::default(),
+        });
+        all.push(made.clone());
+        made
+    }
 }
 
 /// Adds one to a counter cell.

@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 
 use crate::counters::LATENCY_BOUNDS_US;
+use tollgate_backends::wire::tls::HandshakeError;
 
 /// Metric names (documented in docs/metrics.md).
 pub mod names {
@@ -29,7 +30,11 @@ pub mod names {
     pub const ACCESS_LOG_DROPPED: &str = "tollgate_access_log_dropped_lines_total";
     /// Requests whose head did not parse, per worker (counter).
     pub const MALFORMED: &str = "tollgate_malformed_requests_total";
-    /// TLS handshakes completed (counter).
+    /// Each served certificate's end of validity, seconds since the Unix epoch (gauge).
+    pub const TLS_CERTIFICATE_NOT_AFTER: &str = "tollgate_tls_certificate_not_after_seconds";
+    /// Each served certificate's start of validity, seconds since the Unix epoch (gauge).
+    pub const TLS_CERTIFICATE_NOT_BEFORE: &str = "tollgate_tls_certificate_not_before_seconds";
+    /// TLS handshakes completed, per listener and worker (counter).
     pub const TLS_HANDSHAKES: &str = "tollgate_tls_handshakes_total";
     /// TLS handshakes that resumed a session (counter).
     pub const TLS_RESUMPTIONS: &str = "tollgate_tls_resumptions_total";
@@ -101,6 +106,19 @@ pub struct PoolSnapshot {
     pub connect_failures: u64,
 }
 
+/// One listener's TLS handshake counts on a worker.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSnapshot {
+    /// Listener name.
+    pub listener: String,
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Of those, resumed.
+    pub resumptions: u64,
+    /// Failed, by reason (the order of `HandshakeError::ALL`).
+    pub failed: [u64; HandshakeError::ALL.len()],
+}
+
 /// A worker's counters at one moment.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -120,12 +138,8 @@ pub struct Snapshot {
     pub rejected_at_file_limit: u64,
     /// Malformed request heads.
     pub malformed: u64,
-    /// TLS handshakes completed.
-    pub tls_handshakes: u64,
-    /// Of those, the ones that resumed a session.
-    pub tls_resumptions: u64,
-    /// TLS handshakes failed: timeout, closed, protocol, unknown name.
-    pub tls_failed: [u64; 4],
+    /// TLS handshakes per listener.
+    pub tls: Vec<TlsSnapshot>,
     /// Connections waiting for a request.
     pub idle: u64,
     /// Open tunnels.
@@ -237,39 +251,13 @@ pub fn render(snapshots: &[Snapshot], reloads_ok: u64, reloads_failed: u64) -> S
         );
         let _ = writeln!(out, "{REQUEST_DURATION}_count{{{labels}}} {cumulative}");
     }
-    let per_worker: [WorkerSeries; 16] = [
+    let per_worker: [WorkerSeries; 10] = [
         (CONNECTIONS_ACCEPTED, "counter", "", |s| s.accepted),
         (CONNECTIONS_OPEN, "gauge", "", |s| s.open),
         (CONNECTIONS_IDLE, "gauge", "", |s| s.idle),
         (TUNNELS_OPEN, "gauge", "", |s| s.tunnels),
         (ACCESS_LOG_DROPPED, "counter", "", |s| s.log_dropped),
         (MALFORMED, "counter", "", |s| s.malformed),
-        (TLS_HANDSHAKES, "counter", "", |s| s.tls_handshakes),
-        (TLS_RESUMPTIONS, "counter", "", |s| s.tls_resumptions),
-        (
-            TLS_HANDSHAKE_FAILURES,
-            "counter",
-            "reason=\"timeout\",",
-            |s| s.tls_failed[0],
-        ),
-        (
-            TLS_HANDSHAKE_FAILURES,
-            "counter",
-            "reason=\"closed\",",
-            |s| s.tls_failed[1],
-        ),
-        (
-            TLS_HANDSHAKE_FAILURES,
-            "counter",
-            "reason=\"protocol\",",
-            |s| s.tls_failed[2],
-        ),
-        (
-            TLS_HANDSHAKE_FAILURES,
-            "counter",
-            "reason=\"unknown_name\",",
-            |s| s.tls_failed[3],
-        ),
         (PLAN_GENERATION, "gauge", "", |s| s.generation),
         (
             CONNECTIONS_REJECTED,
@@ -300,6 +288,7 @@ pub fn render(snapshots: &[Snapshot], reloads_ok: u64, reloads_failed: u64) -> S
             let _ = writeln!(out, "{name}{{{extra}worker=\"{}\"}} {}", s.worker, value(s));
         }
     }
+    render_tls(&mut out, snapshots);
     let _ = writeln!(out, "# TYPE {WORKER_INFO} gauge");
     for s in snapshots {
         let _ = writeln!(
@@ -347,6 +336,66 @@ pub fn render(snapshots: &[Snapshot], reloads_ok: u64, reloads_failed: u64) -> S
     let _ = writeln!(out, "{RELOADS}{{result=\"ok\"}} {reloads_ok}");
     let _ = writeln!(out, "{RELOADS}{{result=\"failed\"}} {reloads_failed}");
     out
+}
+
+/// Appends the TLS handshake series, per listener and worker.
+fn render_tls(out: &mut String, snapshots: &[Snapshot]) {
+    use names::{TLS_HANDSHAKES, TLS_HANDSHAKE_FAILURES, TLS_RESUMPTIONS};
+    if snapshots.iter().all(|s| s.tls.is_empty()) {
+        return;
+    }
+    let series: [(&str, fn(&TlsSnapshot) -> u64); 2] = [
+        (TLS_HANDSHAKES, |t| t.handshakes),
+        (TLS_RESUMPTIONS, |t| t.resumptions),
+    ];
+    for (name, value) in series {
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for s in snapshots {
+            for t in &s.tls {
+                let _ = writeln!(
+                    out,
+                    "{name}{{listener=\"{}\",worker=\"{}\"}} {}",
+                    escape(&t.listener),
+                    s.worker,
+                    value(t)
+                );
+            }
+        }
+    }
+    let _ = writeln!(out, "# TYPE {TLS_HANDSHAKE_FAILURES} counter");
+    for s in snapshots {
+        for t in &s.tls {
+            for why in HandshakeError::ALL {
+                let _ = writeln!(
+                    out,
+                    "{TLS_HANDSHAKE_FAILURES}{{listener=\"{}\",reason=\"{}\",worker=\"{}\"}} {}",
+                    escape(&t.listener),
+                    why.label(),
+                    s.worker,
+                    t.failed[why.index()]
+                );
+            }
+        }
+    }
+}
+
+/// Appends each served certificate's validity (an expired or not yet valid one is also warned
+/// about at every load).
+pub fn render_certificates(out: &mut String, validity: &[tollgate_config::tls::CertificateValidity]) {
+    use names::{TLS_CERTIFICATE_NOT_AFTER, TLS_CERTIFICATE_NOT_BEFORE};
+    if validity.is_empty() {
+        return;
+    }
+    let series: [(&str, fn(&tollgate_config::tls::CertificateValidity) -> i64); 2] = [
+        (TLS_CERTIFICATE_NOT_AFTER, |v| v.not_after),
+        (TLS_CERTIFICATE_NOT_BEFORE, |v| v.not_before),
+    ];
+    for (name, value) in series {
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for v in validity {
+            let _ = writeln!(out, "{name}{{certificate=\"{}\"}} {}", escape(&v.id), value(v));
+        }
+    }
 }
 
 /// Appends usage-plan series: requests per plan (and per key when `per_key`) by result, from

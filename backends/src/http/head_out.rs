@@ -8,6 +8,7 @@ use std::ops::Range;
 use tollgate_config::plan::{HttpTarget, RoutePlan, UpstreamPlan};
 use tollgate_config::template::Part;
 
+use crate::client_cert::TlsSession;
 use crate::wire::http1::{
     connection_tokens_contain, is_hop_by_hop, HeaderSpan, RequestHead, Version,
 };
@@ -52,8 +53,12 @@ pub struct UpstreamHead<'a> {
     /// The client asked for an upgrade the gateway passes on (its `Upgrade` headers are
     /// forwarded with `connection: upgrade`).
     pub upgrade: bool,
-    /// The client came over TLS (`X-Forwarded-Proto: https`, `Forwarded: proto=https`).
-    pub secure: bool,
+    /// The client's TLS session (`X-Forwarded-Proto: https`, `Forwarded: proto=https`, the
+    /// client certificate's headers).
+    pub tls: Option<&'a TlsSession>,
+    /// Header names only the gateway may set (client-certificate fields): the client's copies
+    /// are dropped.
+    pub strip: &'a [Box<str>],
 }
 
 fn eq(a: &[u8], b: &[u8]) -> bool {
@@ -68,7 +73,7 @@ fn push_ip(out: &mut Vec<u8>, addr: SocketAddr) {
 impl UpstreamHead<'_> {
     /// The scheme the client used.
     fn scheme(&self) -> &'static [u8] {
-        if self.secure {
+        if self.tls.is_some() {
             b"https"
         } else {
             b"http"
@@ -103,6 +108,7 @@ impl UpstreamHead<'_> {
                 || REPLACED.iter().any(|r| eq(name, r))
                 || eq(name, self.id_header.as_bytes())
                 || connection.lists(name)
+                || self.strip.iter().any(|s| eq(name, s.as_bytes()))
                 || self
                     .target
                     .request_remove
@@ -159,8 +165,35 @@ impl UpstreamHead<'_> {
         }
         out.extend_from_slice(b"\r\n");
         header(out, self.id_header.as_bytes(), self.request_id);
+        self.write_client_cert(out);
         for (n, v) in &self.target.request_set {
             header(out, n.as_bytes(), v.as_bytes());
+        }
+    }
+
+    /// The verified client certificate's fields, under its policy's header names.
+    fn write_client_cert(&self, out: &mut Vec<u8>) {
+        let Some(tls) = self.tls else { return };
+        let (Some(cert), Some(names)) = (&tls.client_cert, &tls.client_cert_headers) else {
+            return;
+        };
+        let fields = [
+            (&names.subject, &cert.subject),
+            (&names.issuer, &cert.issuer),
+            (&names.serial, &cert.serial),
+            (&names.not_before, &cert.not_before),
+            (&names.not_after, &cert.not_after),
+        ];
+        for (name, value) in fields {
+            if let Some(name) = name {
+                header(out, name.as_bytes(), value.as_bytes());
+            }
+        }
+        if let Some(name) = &names.pem {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            cert.write_pem_url_encoded(out);
+            out.extend_from_slice(b"\r\n");
         }
     }
 

@@ -98,7 +98,8 @@ pub async fn run<S: AsyncReadRent + AsyncWriteRent>(
         id_header: req.id_header(),
         request_id: req.id,
         upgrade,
-        secure: req.secure,
+        tls: req.tls,
+        strip: &plan.client_cert_header_names,
     }
     .write(&mut out);
     let mut ubuf = down.buffers.take();
@@ -121,7 +122,7 @@ fn wants_upgrade<S>(req: &Request<'_>, down: &Downstream<'_, S>, target: &HttpTa
         || head.version != Version::Http11
         || head.framing != BodyFraming::None
         || down.draining.get()
-        || req.secure
+        || req.tls.is_some()
         || target
             .request_remove
             .iter()

@@ -18,6 +18,7 @@
 //! TLS operation timed out must be closed, never used again (every caller does).
 
 use std::io;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,6 +31,7 @@ use rustls::pki_types::ServerName;
 use rustls::server::{Acceptor, ServerConfig, ServerConnection};
 use rustls::{ClientConnection, ConnectionCommon, SideData};
 
+use crate::client_cert::TlsSession;
 use crate::wire::io::{read_more, IoFail};
 
 /// Largest ClientHello accepted (a 100 KB one is refused, not buffered).
@@ -58,9 +60,28 @@ pub enum HandshakeError {
     Protocol,
     /// No configuration for the name asked for, and no default.
     UnknownName,
+    /// No TLS version or cipher suite both sides support.
+    Incompatible,
+    /// A certificate was refused: the client's (missing, expired, revoked, not for client
+    /// authentication), or ours by the client.
+    BadCertificate,
+    /// A certificate chains to no trusted CA: the client's to none of the policy's bundle, or
+    /// ours to none the client trusts.
+    UnknownCa,
 }
 
 impl HandshakeError {
+    /// Every reason, in counter order ([`HandshakeError::index`]).
+    pub const ALL: [HandshakeError; 7] = [
+        HandshakeError::Timeout,
+        HandshakeError::Closed,
+        HandshakeError::Protocol,
+        HandshakeError::UnknownName,
+        HandshakeError::Incompatible,
+        HandshakeError::BadCertificate,
+        HandshakeError::UnknownCa,
+    ];
+
     /// Label for logs and metrics.
     pub fn label(self) -> &'static str {
         match self {
@@ -68,6 +89,38 @@ impl HandshakeError {
             HandshakeError::Closed => "closed",
             HandshakeError::Protocol => "protocol",
             HandshakeError::UnknownName => "unknown_name",
+            HandshakeError::Incompatible => "no_shared_version_or_cipher",
+            HandshakeError::BadCertificate => "bad_certificate",
+            HandshakeError::UnknownCa => "unknown_ca",
+        }
+    }
+
+    /// Position in [`HandshakeError::ALL`] (counter arrays).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The reason behind a rustls error that ended a handshake.
+    fn of(e: &rustls::Error) -> Self {
+        use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+        match e {
+            E::PeerIncompatible(_) => HandshakeError::Incompatible,
+            E::InvalidCertificate(C::UnknownIssuer) => HandshakeError::UnknownCa,
+            E::InvalidCertificate(_) | E::NoCertificatesPresented => {
+                HandshakeError::BadCertificate
+            }
+            E::AlertReceived(A::UnknownCA) => HandshakeError::UnknownCa,
+            E::AlertReceived(
+                A::BadCertificate
+                | A::CertificateExpired
+                | A::CertificateRevoked
+                | A::CertificateUnknown
+                | A::UnsupportedCertificate,
+            ) => HandshakeError::BadCertificate,
+            E::AlertReceived(A::ProtocolVersion | A::InsufficientSecurity) => {
+                HandshakeError::Incompatible
+            }
+            _ => HandshakeError::Protocol,
         }
     }
 }
@@ -86,9 +139,8 @@ pub struct TlsStream<C = ServerConnection> {
     unclean_eof_is_error: bool,
     /// The server configuration the handshake chose (server side only).
     chosen: Option<Arc<ServerConfig>>,
-    /// The id of the certificate it presents, as the gateway names it (requests whose `Host`
-    /// would choose another certificate are misdirected).
-    certificate: Option<Box<str>>,
+    /// What the gateway made of the handshake (server side only, set after it).
+    session: Option<Rc<TlsSession>>,
 }
 
 impl<C> std::fmt::Debug for TlsStream<C> {
@@ -129,7 +181,7 @@ pub async fn accept(
         eof: false,
         unclean_eof_is_error: false,
         chosen: Some(chosen),
-        certificate: None,
+        session: None,
     };
     match stream.finish_handshake(deadline).await {
         Ok(()) => Ok(stream),
@@ -157,7 +209,7 @@ pub async fn connect(
         eof: false,
         unclean_eof_is_error: true,
         chosen: None,
-        certificate: None,
+        session: None,
     };
     match stream.finish_handshake(deadline).await {
         Ok(()) => Ok(stream),
@@ -195,11 +247,11 @@ async fn hello(
         match acceptor.accept() {
             Ok(Some(accepted)) => break accepted,
             Ok(None) => {}
-            Err((_, mut alert)) => {
+            Err((e, mut alert)) => {
                 let mut out = Vec::new();
                 let _ = alert.write_all(&mut out);
                 let _ = send(io, out, deadline).await;
-                return Err(HandshakeError::Protocol);
+                return Err(HandshakeError::of(&e));
             }
         }
     };
@@ -212,11 +264,11 @@ async fn hello(
             conn.set_buffer_limit(Some(PLAINTEXT_LIMIT));
             Ok((conn, config))
         }
-        Err((_, mut alert)) => {
+        Err((e, mut alert)) => {
             let mut out = Vec::new();
             let _ = alert.write_all(&mut out);
             let _ = send(io, out, deadline).await;
-            Err(HandshakeError::Protocol)
+            Err(HandshakeError::of(&e))
         }
     }
 }
@@ -280,9 +332,9 @@ impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> TlsStream<C> {
             match self.take_ciphertext() {
                 Ok(0) if !self.incoming.is_empty() => return Err(HandshakeError::Protocol),
                 Ok(_) => {}
-                Err(_) => {
+                Err(e) => {
                     let _ = self.flush_tls(deadline).await;
-                    return Err(HandshakeError::Protocol);
+                    return Err(HandshakeError::of(&e));
                 }
             }
         }
@@ -465,14 +517,38 @@ impl TlsStream<ServerConnection> {
         self.chosen.as_ref()
     }
 
-    /// Names the certificate the handshake presented (the gateway's certificate id).
-    pub fn set_certificate(&mut self, id: &str) {
-        self.certificate = Some(id.into());
+    /// Records what the gateway made of the handshake.
+    pub fn set_session(&mut self, session: TlsSession) {
+        self.session = Some(Rc::new(session));
     }
 
-    /// The id of the certificate the handshake presented, when named.
-    pub fn certificate(&self) -> Option<&str> {
-        self.certificate.as_deref()
+    /// What the gateway made of the handshake, once recorded (shared: a request holds it
+    /// while the stream is lent to its integration).
+    pub fn session(&self) -> Option<&Rc<TlsSession>> {
+        self.session.as_ref()
+    }
+
+    /// The negotiated version (`TLSv1.2`, `TLSv1.3`) and cipher suite name.
+    pub fn negotiated(&self) -> (&'static str, &'static str) {
+        let version = match self.conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "",
+        };
+        let cipher = self
+            .conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("");
+        (version, cipher)
+    }
+
+    /// The client's certificate (the leaf, DER) when it presented one that verified.
+    pub fn peer_leaf(&self) -> Option<&[u8]> {
+        self.conn
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|c| c.as_ref())
     }
 
     /// True when the handshake resumed an earlier session (a ticket or a cached session id)

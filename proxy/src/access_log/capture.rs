@@ -41,6 +41,8 @@ pub struct Answered<'a> {
     pub stage: &'a str,
     /// What the phases recorded.
     pub outcome: &'a crate::pipeline::request::Outcome,
+    /// The client connection's TLS session.
+    pub tls: Option<&'a tollgate_backends::client_cert::TlsSession>,
 }
 
 fn append(bytes: &mut Vec<u8>, value: &[u8]) -> Range<usize> {
@@ -123,6 +125,7 @@ impl Captured {
             domain_name: &b[self.host.clone()],
             user_agent: &b[self.user_agent.clone()],
             error_message: outcome.error_message.get().unwrap_or(""),
+            tls: a.tls,
         };
         worker.access_log.record(format, &record);
         worker.buffers.give_plain(self.bytes);

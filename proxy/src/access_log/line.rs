@@ -21,6 +21,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
+use tollgate_backends::client_cert::TlsSession;
 use tollgate_config::access_log::{Field, LineFormat, LinePart};
 
 /// Everything one line may need, borrowed from the request (no allocation to build it).
@@ -60,6 +61,8 @@ pub struct Record<'a> {
     pub user_agent: &'a [u8],
     /// The message of a gateway-made error, empty otherwise.
     pub error_message: &'a str,
+    /// The client connection's TLS session (None: plain HTTP).
+    pub tls: Option<&'a TlsSession>,
 }
 
 /// Appends one line (with trailing '\n') to `out`, allocation-free apart from `out` growing.
@@ -125,6 +128,30 @@ fn write_value(out: &mut Vec<u8>, field: Field, r: &Record<'_>, quoted: bool) {
         Field::DomainName => write_string(out, r.domain_name, quoted),
         Field::UserAgent => write_string(out, r.user_agent, quoted),
         Field::ErrorMessage => write_string(out, r.error_message.as_bytes(), quoted),
+        Field::TlsVersion | Field::TlsCipher => match r.tls {
+            Some(tls) if field == Field::TlsVersion => {
+                write_string(out, tls.version.as_bytes(), quoted)
+            }
+            Some(tls) => write_string(out, tls.cipher.as_bytes(), quoted),
+            None => write_missing(out, quoted),
+        },
+        Field::ClientCertSubject
+        | Field::ClientCertIssuer
+        | Field::ClientCertSerial
+        | Field::ClientCertNotBefore
+        | Field::ClientCertNotAfter => {
+            let Some(cert) = r.tls.and_then(|t| t.client_cert.as_ref()) else {
+                return write_missing(out, quoted);
+            };
+            let value = match field {
+                Field::ClientCertSubject => &cert.subject,
+                Field::ClientCertIssuer => &cert.issuer,
+                Field::ClientCertSerial => &cert.serial,
+                Field::ClientCertNotBefore => &cert.not_before,
+                _ => &cert.not_after,
+            };
+            write_string(out, value.as_bytes(), quoted)
+        }
     }
 }
 
@@ -287,6 +314,7 @@ mod tests {
             domain_name: b"api.example.com",
             user_agent: b"curl/8.5.0",
             error_message: "",
+            tls: None,
         }
     }
 

@@ -157,6 +157,7 @@ mod tests {
             domain_name: b"localhost",
             user_agent: b"test",
             error_message: "",
+            tls: None,
         }
     }
 

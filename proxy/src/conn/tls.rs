@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tollgate_backends::wire::stream::ClientStream;
-use tollgate_backends::wire::tls::{accept, HandshakeError};
+use tollgate_backends::client_cert::{ClientCertificate, TlsSession};
+use tollgate_backends::wire::tls::accept;
 use tracing::debug;
 
 use super::Conn;
@@ -35,19 +36,26 @@ impl Conn {
         };
         // From accept: the wait for the first bytes counted already.
         let deadline = self.accepted + Duration::from_millis(tls.handshake_timeout_ms);
-        let counters = &self.client.worker.counters;
+        let counters = self.client.worker.counters.tls_of(&self.client.listener);
         match accept(tcp, initial, |sni| tls.select(sni).cloned(), deadline).await {
             Ok(mut stream) => {
                 if stream.resumed() {
-                    bump(&counters.tls_resumptions);
+                    bump(&counters.resumptions);
                 }
-                // Which certificate the client was given, by id: its requests' Host must name
-                // the same one (`pipeline::misdirected`).
-                if let Some(id) = stream.chosen_config().and_then(|c| tls.certificate_of(c)) {
-                    stream.set_certificate(id);
-                }
+                // Which certificate and client-certificate policy the client was given, by
+                // label: its requests' Host must choose the same (`pipeline::misdirected`).
+                let policy = stream.chosen_config().and_then(|c| tls.policy_of(c));
+                let (version, cipher) = stream.negotiated();
+                let session = TlsSession {
+                    label: policy.map(|p| p.label.clone()).unwrap_or_default(),
+                    version,
+                    cipher,
+                    client_cert: stream.peer_leaf().and_then(ClientCertificate::parse),
+                    client_cert_headers: policy.and_then(|p| p.client_cert_headers.clone()),
+                };
+                stream.set_session(session);
                 self.client.stream = ClientStream::Tls(Box::new(stream));
-                bump(&counters.tls_handshakes);
+                bump(&counters.handshakes);
                 // The first head's deadline runs from here, not from accept: the handshake had
                 // its own.
                 self.accepted = std::time::Instant::now();
@@ -58,18 +66,9 @@ impl Conn {
                 // goes first, see `Conn::drop`).
                 self.client.stream = ClientStream::Plain(tcp);
                 debug!(peer = %self.client.peer, reason = why.label(), "TLS handshake failed");
-                bump(&counters.tls_failed[failure_index(why)]);
+                bump(&counters.failed[why.index()]);
                 false
             }
         }
-    }
-}
-
-fn failure_index(why: HandshakeError) -> usize {
-    match why {
-        HandshakeError::Timeout => 0,
-        HandshakeError::Closed => 1,
-        HandshakeError::Protocol => 2,
-        HandshakeError::UnknownName => 3,
     }
 }

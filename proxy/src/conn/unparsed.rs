@@ -82,6 +82,12 @@ impl Conn {
                 api_id: "",
                 stage: "",
                 outcome: &outcome,
+                tls: self
+                    .client
+                    .stream
+                    .tls()
+                    .and_then(|s| s.session())
+                    .map(|s| &**s),
             };
             Captured::nothing(&self.client.worker).log(&self.client.worker, &log.format, &answered);
         }

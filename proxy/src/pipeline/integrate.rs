@@ -33,6 +33,8 @@ pub async fn run(
     filters: &ResponseFilters<'_>,
 ) -> Integrated {
     let limits = &wp.plan.limits;
+    // Shared, not borrowed: the stream is lent to the integration below.
+    let tls = client.stream.tls().and_then(|s| s.session()).cloned();
     let req = Request {
         plan: &wp.plan,
         route: &wp.plan.routes[index],
@@ -43,7 +45,7 @@ pub async fn run(
         client: facts.client_ip(),
         peer: client.peer,
         local_port: client.local_port,
-        secure: client.stream.tls().is_some(),
+        tls: tls.as_deref(),
         report: &facts.outcome.integration,
         filters,
     };

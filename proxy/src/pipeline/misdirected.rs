@@ -1,8 +1,9 @@
-//! The misdirected-request phase (TLS only): the certificate — and later the client-certificate
-//! policy — was chosen by the name the client asked for in its handshake (SNI). A request on
-//! that connection whose `Host` names a domain another certificate serves on this listener
-//! gets 421 Misdirected Request (RFC 9110 §15.5.20) and never that domain's routes: otherwise
-//! a client could handshake as one domain and reach another past its TLS policy.
+//! The misdirected-request phase (TLS only): the certificate and the client-certificate
+//! (mTLS) policy were chosen by the name the client asked for in its handshake (SNI). A
+//! request on that connection whose `Host` names a domain another certificate or policy
+//! serves on this listener gets 421 Misdirected Request (RFC 9110 §15.5.20) and never that
+//! domain's routes: otherwise a client could handshake as a domain without mTLS and reach
+//! one that requires it.
 //!
 //! A `Host` the listener's certificates do not name (an IP literal, an unknown name) falls to
 //! the listener's default certificate, as a handshake without SNI would: it is misdirected
@@ -31,10 +32,13 @@ pub fn check(client: &Client, plan: &Plan, facts: &Facts, buf: &IoBuf) -> Result
         .host
         .and_then(|h| lowercase_host(h.get(&buf.data), &mut host_buf))
         .map(|h| h.trim_start_matches('[').trim_end_matches(']'));
-    // Certificates are compared by id, not by configuration: a reload rebuilds the
-    // configurations, and an open connection keeps the certificate it was given.
-    let wanted = tls.select(host).and_then(|c| tls.certificate_of(c));
-    match (wanted, stream.certificate()) {
+    // Compared by label (certificate and client-certificate policy), not by configuration: a
+    // reload rebuilds the configurations, and an open connection keeps what it was given.
+    let wanted = tls
+        .select(host)
+        .and_then(|c| tls.policy_of(c))
+        .map(|p| &*p.label);
+    match (wanted, stream.session().map(|s| &*s.label)) {
         (Some(wanted), Some(given)) if wanted == given => Ok(()),
         _ => Err(Stop::refuse(ResponseType::MisdirectedRequest)),
     }

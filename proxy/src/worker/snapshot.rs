@@ -3,7 +3,7 @@
 //! counters themselves are per-core cells, never shared.
 
 use crate::counters::RouteCounters;
-use crate::metrics::{PoolSnapshot, RouteSnapshot, Snapshot};
+use crate::metrics::{PoolSnapshot, RouteSnapshot, Snapshot, TlsSnapshot};
 
 use super::Worker;
 
@@ -57,9 +57,17 @@ impl Worker {
             rejected_at_limit: c.rejected_at_limit.get(),
             rejected_at_file_limit: c.rejected_at_file_limit.get(),
             malformed: c.malformed.get(),
-            tls_handshakes: c.tls_handshakes.get(),
-            tls_resumptions: c.tls_resumptions.get(),
-            tls_failed: std::array::from_fn(|i| c.tls_failed[i].get()),
+            tls: c
+                .tls
+                .borrow()
+                .iter()
+                .map(|t| TlsSnapshot {
+                    listener: t.listener.to_string(),
+                    handshakes: t.handshakes.get(),
+                    resumptions: t.resumptions.get(),
+                    failed: std::array::from_fn(|i| t.failed[i].get()),
+                })
+                .collect(),
             routes,
             pools,
         }
