@@ -413,12 +413,16 @@ impl Conn {
     async fn run_tunnel(&mut self, mut tunnel: PendingTunnel) {
         let worker = Rc::clone(&self.client.worker);
         let _marked = self.mark_tunnel(tunnel.upstream.as_raw_fd());
-        // Only a plain connection upgrades (the http integration passes no upgrade over TLS).
-        let ClientStream::Plain(client) = &mut self.client.stream else {
-            return;
+        let (end, to_client) = match &mut self.client.stream {
+            ClientStream::Plain(client) => {
+                crate::tunnel::run(&worker, client, &mut tunnel.upstream, tunnel.limits).await
+            }
+            ClientStream::Tls(client) => {
+                crate::tunnel::tls::run(&worker, client, &mut tunnel.upstream, tunnel.limits)
+                    .await
+            }
+            ClientStream::Detached => return,
         };
-        let (end, to_client) =
-            crate::tunnel::run(&worker, client, &mut tunnel.upstream, tunnel.limits).await;
         debug!(?end, to_client, "tunnel ended");
     }
 }

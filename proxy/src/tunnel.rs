@@ -12,6 +12,9 @@
 //! `tunnel_idle_timeout_ms` without bytes either way, at `tunnel_duration_max_ms`, or when a
 //! pump fails.
 //!
+//! A client on a TLS listener gets the same tunnel from one task ([`tls`]): its rustls
+//! connection holds both directions' state.
+//!
 //! Tunnels keep the plan they started with only for these limits, so a reload never cuts them;
 //! a drain lets them run until its deadline (they are closed last, see [`crate::worker`]).
 
@@ -24,6 +27,8 @@ use monoio::net::TcpStream;
 
 use crate::worker::Worker;
 use tollgate_backends::wire::io::{read_more, write_all, IoFail};
+
+pub mod tls;
 
 /// Longest wait for bytes after a readiness wake-up.
 const SPURIOUS_WAKE_READ: Duration = Duration::from_millis(100);

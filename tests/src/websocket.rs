@@ -6,7 +6,7 @@
 //! the connection itself, so tests can check both close directions. [`wait_end`] tells a
 //! connection the peer closed from one that is merely quiet.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use tungstenite::error::{Error, ProtocolError};
 use tungstenite::handshake::server::{Request, Response};
 use tungstenite::{Message, WebSocket};
+
+use crate::client::Transport;
 
 /// Each handshake's target and headers (name lowercase, value), in arrival order.
 pub type Handshakes = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
@@ -106,6 +108,15 @@ pub fn try_connect(
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
+    handshake_over(stream, host, path)
+}
+
+/// The WebSocket handshake to `path` (Host `host`) over an open `stream` (TLS, for one).
+pub fn handshake_over<S: Read + Write>(
+    stream: S,
+    host: &str,
+    path: &str,
+) -> Result<WebSocket<S>, String> {
     let url = format!("ws://{host}{path}");
     tungstenite::client(url.as_str(), stream)
         .map(|(ws, _)| ws)
@@ -113,7 +124,7 @@ pub fn try_connect(
 }
 
 /// Sends a text message and returns the text of the next message received.
-pub fn round_trip(ws: &mut WebSocket<TcpStream>, text: &str) -> String {
+pub fn round_trip<S: Read + Write>(ws: &mut WebSocket<S>, text: &str) -> String {
     ws.send(Message::text(text)).expect("send message");
     loop {
         match ws.read().expect("read message") {
@@ -129,7 +140,7 @@ pub fn round_trip(ws: &mut WebSocket<TcpStream>, text: &str) -> String {
 /// `Err` when it is still open at the deadline (the read timed out), when a data message
 /// arrives instead, or on any other failure. Close, ping and pong frames are skipped (the close
 /// reply and pongs are sent on the way).
-pub fn wait_end(ws: &mut WebSocket<TcpStream>, deadline: Duration) -> Result<(), String> {
+pub fn wait_end<S: Transport>(ws: &mut WebSocket<S>, deadline: Duration) -> Result<(), String> {
     let end = Instant::now() + deadline;
     loop {
         let left = end.saturating_duration_since(Instant::now());

@@ -8,7 +8,14 @@ use std::time::{Duration, Instant};
 
 use tollgate_tests::config::{mock_hello, proxy_all};
 use tollgate_tests::gateway::EVENT_DEADLINE;
-use tollgate_tests::websocket::{connect, round_trip, wait_end, EchoServer};
+use std::net::TcpStream;
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
+use tollgate_tests::client::Transport;
+use tollgate_tests::tls::{tls_listener, Pki, TlsOptions, PKCS_ECDSA_P256_SHA256};
+use tollgate_tests::websocket::{connect, handshake_over, round_trip, wait_end, EchoServer};
 use tollgate_tests::{is, Client, Driver, Gateway, Options, Upstream, DRIVERS};
 use tungstenite::Message;
 
@@ -18,7 +25,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 /// the close handshake or not) within the harness's event deadline: a tunnel still open then,
 /// or a data message, fails. The deadline is generous; it bounds a missing close, it does not
 /// time one.
-fn assert_ends(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, driver: Driver, what: &str) {
+fn assert_ends<S: Transport>(ws: &mut tungstenite::WebSocket<S>, driver: Driver, what: &str) {
     if let Err(e) = wait_end(ws, EVENT_DEADLINE) {
         panic!("{driver:?}: {what}: expected the gateway to close the tunnel: {e}");
     }
@@ -68,6 +75,54 @@ fn websocket_echo_through_a_proxy_route_survives_a_reload() {
 
         // Plain requests still work on the same listener.
         assert_eq!(tollgate_tests::get(addr, "/hello").text(), "hello");
+    }
+}
+
+/// A WebSocket on a TLS listener: the handshake and every frame go over TLS to the gateway
+/// and plain to the upstream (which is told `https`); messages larger than a TLS record pass
+/// both ways; either side's close ends the tunnel.
+#[test]
+fn websocket_over_a_tls_listener() {
+    const HOST: &str = "chat.example.com";
+    for driver in DRIVERS {
+        let pki = Pki::new();
+        let leaf = pki.issue("chat", &[HOST], &PKCS_ECDSA_P256_SHA256);
+        let extra = format!(
+            "{}{}",
+            leaf.toml("chat", None),
+            tls_listener("secure", r#"certificates = ["chat"]"#)
+        );
+        let ws_up = EchoServer::start();
+        let gw = Gateway::start(&proxy_all(&ws_up.url(), &extra), driver);
+        let open = || {
+            let options = TlsOptions::new(pki.ca()).sni(HOST);
+            let tcp = TcpStream::connect(gw.addr("secure")).expect("connect");
+            tcp.set_read_timeout(Some(DEADLINE)).expect("read timeout");
+            let name = ServerName::try_from(HOST).expect("a DNS name");
+            let conn = ClientConnection::new(Arc::new(options.client_config()), name)
+                .expect("TLS client");
+            handshake_over(StreamOwned::new(conn, tcp), HOST, "/chat?tls=1")
+                .unwrap_or_else(|e| panic!("{driver:?}: WebSocket handshake over TLS: {e}"))
+        };
+
+        let mut ws = open();
+        assert_eq!(round_trip(&mut ws, "hello"), "hello", "{driver:?}");
+        let big = "y".repeat(200_000);
+        assert_eq!(round_trip(&mut ws, &big), big, "{driver:?}: large message");
+        let handshakes = ws_up.handshakes();
+        let (target, headers) = handshakes.last().expect("the upstream saw the handshake");
+        assert_eq!(target, "/chat?tls=1");
+        let proto = headers.iter().find(|(n, _)| n == "x-forwarded-proto");
+        assert_eq!(proto.map(|(_, v)| v.as_str()), Some("https"), "{driver:?}");
+
+        // The client closes: the close handshake passes through and the tunnel ends.
+        ws.close(None).expect("send close");
+        assert_ends(&mut ws, driver, "client closes over TLS");
+
+        // The upstream closes.
+        let mut ws = open();
+        ws.send(Message::text("bye")).expect("send bye");
+        assert_ends(&mut ws, driver, "upstream closes over TLS");
     }
 }
 

@@ -114,15 +114,14 @@ pub async fn run<S: AsyncReadRent + AsyncWriteRent>(
 /// True when the request is a WebSocket handshake the gateway passes on: HTTP/1.1 without a
 /// body, `Connection: upgrade`, `Upgrade: websocket` (no other protocol: an `h2c` upgrade would
 /// let a client speak to the upstream past routing), `Sec-WebSocket-Key` and
-/// `Sec-WebSocket-Version`; not while draining, not when the integration removes `upgrade`, and
-/// not over TLS yet (a tunnel copies raw TCP both ways).
+/// `Sec-WebSocket-Version`; not while draining, and not when the integration removes `upgrade`.
+/// (A client on a TLS listener upgrades too; an `https` upstream does not yet, see [`run`].)
 fn wants_upgrade<S>(req: &Request<'_>, down: &Downstream<'_, S>, target: &HttpTarget) -> bool {
     let head = req.head;
     if !head.upgrade
         || head.version != Version::Http11
         || head.framing != BodyFraming::None
         || down.draining.get()
-        || req.tls.is_some()
         || target
             .request_remove
             .iter()

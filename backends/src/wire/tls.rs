@@ -404,6 +404,21 @@ impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> TlsStream<C> {
     /// caller then knows how much room [`TlsStream::take_plain`] needs.
     pub async fn wait_plain(&mut self, deadline: Instant) -> io::Result<usize> {
         loop {
+            match self.read_available(deadline).await? {
+                Some(0) => {}
+                Some(n) => return Ok(n),
+                None => return Ok(0),
+            }
+        }
+    }
+
+    /// Decrypted bytes ready now (`Some(n)`), after at most one read from the socket (which
+    /// waits for bytes until `deadline`; `Some(0)`: a record is still incomplete), or None at
+    /// the end of the stream. A tunnel calls it when the socket is readable, so one direction
+    /// never waits on a partial record while the other has bytes to move.
+    pub async fn read_available(&mut self, deadline: Instant) -> io::Result<Option<usize>> {
+        let mut read_once = false;
+        loop {
             let state = match self.conn.process_new_packets() {
                 Ok(state) => state,
                 Err(e) => {
@@ -413,10 +428,10 @@ impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> TlsStream<C> {
                 }
             };
             if state.plaintext_bytes_to_read() > 0 {
-                return Ok(state.plaintext_bytes_to_read());
+                return Ok(Some(state.plaintext_bytes_to_read()));
             }
             if state.peer_has_closed() {
-                return Ok(0);
+                return Ok(None);
             }
             if self.eof {
                 // TCP closed without close_notify: the end for a client (HTTP frames its
@@ -425,12 +440,16 @@ impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> TlsStream<C> {
                 return if self.unclean_eof_is_error {
                     Err(io::ErrorKind::UnexpectedEof.into())
                 } else {
-                    Ok(0)
+                    Ok(None)
                 };
             }
             // Alerts or key updates rustls wants to send go out before waiting for more.
             self.flush_tls(deadline).await.map_err(into_io)?;
             if self.incoming.is_empty() {
+                if read_once {
+                    return Ok(Some(0));
+                }
+                read_once = true;
                 // Room for a whole record in one read.
                 self.incoming.reserve(CIPHERTEXT_READ);
                 match read_more(&mut self.io, &mut self.incoming, deadline).await {
