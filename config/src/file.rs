@@ -385,6 +385,11 @@ pub struct UpstreamTlsSection {
     pub server_name: Option<Spanned<String>>,
     /// No certificate verification at all.
     pub insecure_skip_verify: Option<Spanned<bool>>,
+    /// PEM chain (leaf first) presented when the upstream asks for a client certificate;
+    /// needs `key`.
+    pub cert: Option<Spanned<String>>,
+    /// PEM private key of `cert`.
+    pub key: Option<Spanned<String>>,
 }
 
 /// Header rewrites.

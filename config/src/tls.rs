@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::crypto::CryptoProvider;
@@ -453,30 +453,7 @@ pub(crate) fn load_certificates(
                 expected,
             )
         };
-        const KEY_EXPECTED: &str = "an unencrypted PEM private key: PKCS#8 (BEGIN PRIVATE KEY), \
-                                    PKCS#1 (BEGIN RSA PRIVATE KEY) or SEC1 (BEGIN EC PRIVATE KEY)";
-        let key_der = match PrivateKeyDer::from_pem_file(&key_path) {
-            Ok(key) => key,
-            Err(pem::Error::Io(e)) => {
-                return Err(key_error(
-                    format!("cannot read {}: {e}", key_path.display()),
-                    KEY_EXPECTED,
-                ))
-            }
-            Err(pem::Error::NoItemsFound) => {
-                return Err(key_error(
-                    format!("no private key in {}", key_path.display()),
-                    KEY_EXPECTED,
-                ))
-            }
-            // Other PEM errors may quote a line of the file: never echo a key file.
-            Err(_) => {
-                return Err(key_error(
-                    format!("{} is not a valid PEM file", key_path.display()),
-                    KEY_EXPECTED,
-                ))
-            }
-        };
+        let key_der = read_key(&key_path).map_err(|p| key_error(p, KEY_EXPECTED))?;
         let signing_key = provider
             .key_provider
             .load_private_key(key_der)
@@ -560,8 +537,24 @@ fn push_unique(names: &mut Vec<String>, name: Name) {
     }
 }
 
+/// What a private key file must hold.
+pub(crate) const KEY_EXPECTED: &str = "an unencrypted PEM private key: PKCS#8 (BEGIN PRIVATE \
+                                       KEY), PKCS#1 (BEGIN RSA PRIVATE KEY) or SEC1 (BEGIN EC \
+                                       PRIVATE KEY)";
+
+/// The private key of the PEM file at `path`; a problem names the file, never its contents.
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    match PrivateKeyDer::from_pem_file(path) {
+        Ok(key) => Ok(key),
+        Err(pem::Error::Io(e)) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(pem::Error::NoItemsFound) => Err(format!("no private key in {}", path.display())),
+        // Other PEM errors may quote a line of the file: never echo a key file.
+        Err(_) => Err(format!("{} is not a valid PEM file", path.display())),
+    }
+}
+
 /// Every certificate of the PEM file at `path`; a problem names the file.
-fn read_chain(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let problem = |e: pem::Error| match e {
         pem::Error::Io(e) => format!("cannot read {}: {e}", path.display()),
         e => format!("{} is not a valid PEM file: {e}", path.display()),

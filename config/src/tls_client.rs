@@ -1,11 +1,14 @@
 //! TLS origination: the client side of `https://` upstreams (`http` integrations).
 //!
-//! `tls = { ca = "…", server_name = "…", insecure_skip_verify = false }` on an integration
+//! `tls = { ca = "…", server_name = "…", insecure_skip_verify = false, cert = "…", key = "…" }`
+//! on an integration
 //! compiles to an [`UpstreamTls`]: a rustls `ClientConfig` (the *ring* provider, TLS 1.2 and
 //! 1.3, ALPN `http/1.1`, an in-memory session cache so pooled reconnects resume) and the name
 //! sent as SNI and verified in the upstream's certificate. Verification is on by default,
 //! against the configured CA bundle or else the Mozilla roots compiled in (webpki-roots);
-//! `insecure_skip_verify` turns it off under that loud name and is logged at start.
+//! `insecure_skip_verify` turns it off under that loud name and is logged at start. With
+//! `cert` and `key`, the gateway presents that client certificate to an upstream that asks
+//! for one (mutual TLS towards the upstream).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -90,11 +93,10 @@ pub(crate) fn upstream_tls(
                 "TLS 1.2 and 1.3",
             )
         })?;
-    let mut config = if insecure {
+    let verified = if insecure {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-            .with_no_client_auth()
     } else {
         let roots = match &s.ca {
             Some(ca) => {
@@ -115,7 +117,53 @@ pub(crate) fn upstream_tls(
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             },
         };
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder.with_root_certificates(roots)
+    };
+    let base = config_path.parent().unwrap_or(Path::new(""));
+    let mut config = match (&s.cert, &s.key) {
+        (None, None) => verified.with_no_client_auth(),
+        (Some(cert), Some(key_file)) => {
+            let cert_path = base.join(cert.get_ref());
+            let chain = crate::tls::read_chain(&cert_path).map_err(|problem| {
+                src.error(
+                    span(cert),
+                    format!("{key}.tls.cert"),
+                    problem,
+                    "a PEM file of -----BEGIN CERTIFICATE----- blocks, leaf first",
+                )
+            })?;
+            let key_path = base.join(key_file.get_ref());
+            let key_error = |problem: String, expected: &str| {
+                src.error(span(key_file), format!("{key}.tls.key"), problem, expected)
+            };
+            let private = crate::tls::read_key(&key_path)
+                .map_err(|p| key_error(p, crate::tls::KEY_EXPECTED))?;
+            verified
+                .with_client_auth_cert(chain, private)
+                .map_err(|e| match e {
+                    rustls::Error::InconsistentKeys(_) => key_error(
+                        format!(
+                            "the private key in {} does not match the certificate in {}",
+                            key_path.display(),
+                            cert_path.display()
+                        ),
+                        "the private key of the chain's first (leaf) certificate",
+                    ),
+                    e => key_error(
+                        format!("the key in {} cannot be used: {e}", key_path.display()),
+                        "an RSA key of 2048 bits or more, an ECDSA P-256 or P-384 key, or an \
+                         Ed25519 key",
+                    ),
+                })?
+        }
+        (Some(only), None) | (None, Some(only)) => {
+            return Err(src.error(
+                span(only),
+                format!("{key}.tls"),
+                "a client certificate needs both `cert` and `key`",
+                "cert = \"client.pem\" and key = \"client.key\", or neither",
+            ))
+        }
     };
     config.alpn_protocols = vec![crate::tls::ALPN_HTTP_1_1.to_vec()];
     let ca = s.ca.as_ref().map_or("", |c| c.get_ref().as_str());
@@ -123,7 +171,10 @@ pub(crate) fn upstream_tls(
         config: Arc::new(config),
         server_name,
         insecure,
-        key: format!("sni={name_text};ca={ca};insecure={insecure}"),
+        key: format!(
+            "sni={name_text};ca={ca};insecure={insecure};cert={}",
+            s.cert.as_ref().map_or("", |c| c.get_ref().as_str())
+        ),
     })
 }
 

@@ -303,11 +303,16 @@ impl Conn {
             {
                 // Input may be left unread after an error answer or behind pipelined requests:
                 // close gracefully then, so the answer is not destroyed by a reset. After a
-                // clean last exchange a plain close is enough (and cheaper).
+                // clean last exchange a plain close is enough (and cheaper) — over TLS with
+                // its close_notify first: without one, a client may take the end of the
+                // response for a truncation (OpenSSL 3 reports "unexpected eof").
                 let unread = status >= 400 || !buf.data.is_empty();
                 self.client.worker.buffers.give(buf);
                 if unread {
                     self.lingering_close().await;
+                } else if self.client.stream.tls().is_some() {
+                    use monoio::io::AsyncWriteRent;
+                    let _ = self.client.stream.shutdown().await;
                 }
                 return false;
             }
