@@ -40,6 +40,7 @@ pub mod template;
 pub mod mtls;
 pub mod tls;
 mod tls_listener;
+mod tls_resumption;
 pub mod tls_client;
 pub mod usage;
 

@@ -22,10 +22,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::{self, PemObject};
@@ -36,6 +35,7 @@ use crate::compile::span;
 use crate::error::{ConfigError, Source};
 use crate::file::{CertificateSection, MtlsSection};
 use crate::mtls::{load_policies, ClientCertHeaders, MtlsPolicy};
+pub(crate) use crate::tls_resumption::resumption;
 
 /// Handshake deadline when `handshake_timeout_ms` is absent.
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
@@ -266,90 +266,6 @@ pub(crate) fn is_id(s: &str) -> bool {
 #[allow(deprecated)]
 fn ring_provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
-}
-
-/// The process's session resumption state, shared by every `ServerConfig` built here:
-/// tickets, and a session-id cache for TLS 1.2 clients that take no tickets. Made once, at the
-/// first load that has a TLS listener; later loads get the same two, so sessions outlive
-/// reloads (and, since all workers share a plan's configs, resume on any worker).
-///
-/// - Tickets (TLS 1.3 always, TLS 1.2 when the client offers the extension): rustls' *ring*
-///   `Ticketer`, ChaCha20-Poly1305 under a random key, still decrypting with the previous
-///   one. rustls replaces the key only when it seals or opens a ticket after the 6-hour
-///   interval has passed, one step at a time, and does not check a ticket's age: on a quiet
-///   server an old key, and tickets made under it, can live longer than 12 hours (a known
-///   gap: an issue-time check on decrypt would bound it). The keys live in this process
-///   only: a restart forgets them.
-/// - The cache ([`SESSION_CACHE_ENTRIES`] sessions, behind one mutex): a TLS 1.2 full
-///   handshake stores its session under a session id (rustls gives one to ticket-taking
-///   clients too), and a TLS 1.2 ClientHello that presents no ticket is looked up by its
-///   session id; a presented ticket is never looked up there. TLS 1.3 never touches it
-///   (with the ticketer enabled its tickets are stateless). Entries carry no age limit here:
-///   they go only when the cache needs their room (a known gap, like the tickets').
-///
-/// Why sharing across certificates and listeners is safe. rustls stores in every session
-/// (ticket or cache entry) the SNI name of the handshake that made it and its cipher suite,
-/// and resumes only when the new ClientHello asks for the same name (lowercased; no SNI
-/// matches only no SNI, RFC 6066 §3) with the same suite (hence the same TLS version);
-/// anything else gets a full handshake with a certificate. And the configuration — so whether
-/// the handshake happens at all — is chosen by that name before rustls looks at a ticket
-/// ([`TlsListenerPlan::select`]): a listener that refuses a name refuses its resumptions too.
-/// Within a listener and a plan a name has one certificate, so a session resumes only for the
-/// name its client verified a certificate for. What can still cross: after a reload that
-/// replaced a name's certificate, sessions made under the old one resume (for as long as the
-/// ticket key or cache entry lives: see above); and a session may resume on another listener
-/// serving the same name with another certificate, or (no SNI, or a name it does not serve)
-/// with its default certificate. Neither matters: it is the same process holding both keys,
-/// and the name was verified when the session was made; a client ignoring the name check
-/// reaches the same routes without resuming. Two things must stay true for this: no early
-/// data (`max_early_data_size` stays 0: no 0-RTT replays), and no client authentication —
-/// rustls warns that configs sharing tickets or a cache must verify clients alike (rustls does
-/// not check, on resumption, that the session's client was authenticated the way the new
-/// configuration asks). So configurations with a client-certificate policy get a ticketer and
-/// cache of their own per policy and trust material (`scope`: the policy's id and
-/// fingerprint), kept for the life of the process like the shared ones: a session made
-/// without a client certificate, or verified against another CA bundle or CRL, never resumes
-/// under a policy; one made under a policy resumes on any worker and across reloads that
-/// leave the policy's trust unchanged.
-pub(crate) fn resumption(scope: Option<(&str, u64)>) -> Result<Resumption, rustls::Error> {
-    static TICKETER: OnceLock<Arc<dyn ProducesTickets>> = OnceLock::new();
-    static CACHE: OnceLock<Arc<dyn StoresServerSessions>> = OnceLock::new();
-    static SCOPED: Mutex<Vec<(String, u64, Resumption)>> = Mutex::new(Vec::new());
-    if let Some((id, fingerprint)) = scope {
-        let mut scoped = SCOPED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, _, r)) = scoped
-            .iter()
-            .find(|(i, f, _)| i == id && *f == fingerprint)
-        {
-            return Ok(r.clone());
-        }
-        let made = Resumption {
-            ticketer: rustls::crypto::ring::Ticketer::new()?,
-            cache: ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES),
-        };
-        scoped.push((id.to_string(), fingerprint, made.clone()));
-        return Ok(made);
-    }
-    let ticketer = match TICKETER.get() {
-        Some(ticketer) => ticketer.clone(),
-        // Made outside `get_or_init` so a failure (no randomness) is reported, not cached; if
-        // two loads race, one ticketer is kept and both get it.
-        None => {
-            let made = rustls::crypto::ring::Ticketer::new()?;
-            TICKETER.get_or_init(|| made).clone()
-        }
-    };
-    let cache = CACHE
-        .get_or_init(|| ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES))
-        .clone();
-    Ok(Resumption { ticketer, cache })
-}
-
-/// What `ServerConfig`s share for session resumption ([`resumption`]).
-#[derive(Clone)]
-pub(crate) struct Resumption {
-    pub ticketer: Arc<dyn ProducesTickets>,
-    pub cache: Arc<dyn StoresServerSessions>,
 }
 
 /// Reads and checks every `[[certificates]]`; paths are relative to `config_path`'s folder.
