@@ -17,7 +17,11 @@
 //! unless its options were made resuming ([`TlsOptions::resume_with`]): connections made with
 //! (clones of) those options share one configuration and its session store, offer the
 //! sessions (tickets, TLS 1.2 session ids) of the earlier ones, and [`TlsClient::resumed`]
-//! tells whether the gateway took one.
+//! tells whether the gateway took one ([`OfferCounter`] tells whether one was offered).
+//!
+//! Mutual TLS: [`Pki::issue_client`] issues client certificates (a chosen subject, serial
+//! number and validity), [`Pki::write_crl`] revokes some of them, and
+//! [`TlsOptions::client_cert`] makes the client present one.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -32,8 +36,12 @@ use rcgen::{
     KeyUsagePurpose, SignatureAlgorithm,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ClientSessionMemoryCache, Resumption, Tls12Resumption, WebPkiServerVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::client::{
+    ClientSessionMemoryCache, ClientSessionStore, Resumption, Tls12Resumption,
+    WebPkiServerVerifier,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind,
     ProtocolVersion, RootCertStore, SignatureScheme, StreamOwned,
@@ -41,6 +49,11 @@ use rustls::{
 
 use crate::client::{Client, Transport, READ_TIMEOUT};
 
+mod client_cert;
+mod offers;
+
+pub use client_cert::ClientCert;
+pub use offers::OfferCounter;
 pub use rcgen::{PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519};
 
 /// A TLS stream to the gateway.
@@ -155,6 +168,18 @@ impl Drop for Pki {
 }
 
 impl Leaf {
+    /// The certificate file's text (PEM).
+    pub fn pem(&self) -> String {
+        std::fs::read_to_string(&self.cert)
+            .unwrap_or_else(|e| panic!("read {}: {e}", self.cert.display()))
+    }
+
+    /// The private key, read from its file.
+    fn private_key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::from_pem_file(&self.key)
+            .unwrap_or_else(|e| panic!("read the key {}: {e}", self.key.display()))
+    }
+
     /// A `[[certificates]]` table with this id and files; `names` absent = the cert's SANs.
     pub fn toml(&self, id: &str, names: Option<&[&str]>) -> String {
         let names = names
@@ -218,6 +243,9 @@ pub struct TlsOptions {
     /// The one client configuration of a resuming client ([`Self::resume_with`]); None: each
     /// connection builds its own, with a store of its own (so never resumes).
     pub resuming: Option<Arc<ClientConfig>>,
+    /// The client certificate (and its key) presented when the gateway asks for one; None:
+    /// an empty certificate list.
+    pub client_cert: Option<Leaf>,
 }
 
 impl TlsOptions {
@@ -231,6 +259,7 @@ impl TlsOptions {
             alpn: vec![b"http/1.1".to_vec()],
             early_request: None,
             resuming: None,
+            client_cert: None,
         }
     }
 
@@ -259,19 +288,35 @@ impl TlsOptions {
         self
     }
 
+    /// Presents `leaf` (certificate and key) when the gateway asks for a client certificate.
+    /// Call it before [`Self::resume_with`], which builds the configuration.
+    pub fn client_cert(mut self, leaf: &Leaf) -> TlsOptions {
+        self.client_cert = Some(leaf.clone());
+        self
+    }
+
     /// Makes the client resume: the client configuration is built now, once, with its session
     /// store `store` and TLS 1.2 sessions resumed as `tls12` says — `SessionIdOrTickets`
     /// (tickets when the server sends them) or `SessionIdOnly` (no ticket extension offered:
     /// the server's session cache) — and every connection with these options (or clones)
     /// uses it: rustls resumes a session only under the configuration (the same certificate
     /// verifier) that made it. Call it after the settings of the configuration (versions,
-    /// name check, ALPN); the SNI name may still change.
+    /// name check, ALPN, client certificate); the SNI name may still change.
     pub fn resume_with(
-        mut self,
+        self,
         store: &Arc<ClientSessionMemoryCache>,
         tls12: Tls12Resumption,
     ) -> TlsOptions {
         let store: Arc<ClientSessionMemoryCache> = Arc::clone(store);
+        self.resume_with_store(store, tls12)
+    }
+
+    /// [`Self::resume_with`] with any session store (an [`OfferCounter`], say).
+    pub fn resume_with_store(
+        mut self,
+        store: Arc<dyn ClientSessionStore>,
+        tls12: Tls12Resumption,
+    ) -> TlsOptions {
         let mut config = self.client_config();
         config.resumption = Resumption::store(store).tls12_resumption(tls12);
         self.resuming = Some(Arc::new(config));
@@ -300,12 +345,17 @@ impl TlsOptions {
             webpki,
             check_name: self.check_name && self.sni.is_some(),
         });
-        let mut config = ClientConfig::builder_with_provider(provider)
+        let builder = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .expect("protocol versions")
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(verifier);
+        let mut config = match &self.client_cert {
+            Some(leaf) => builder
+                .with_client_auth_cert(vec![leaf.der.clone()], leaf.private_key())
+                .expect("the client certificate and its key"),
+            None => builder.with_no_client_auth(),
+        };
         config.alpn_protocols = self.alpn.clone();
         config
     }

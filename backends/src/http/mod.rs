@@ -23,7 +23,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 use tollgate_config::plan::{HttpTarget, UpstreamSettings};
 use tollgate_config::responses::ResponseType;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::conn_pool::{HostPool, Pooled};
 use crate::exchange::{Downstream, Finished, Request};
@@ -306,8 +306,20 @@ async fn acquire(pool: &HostPool, settings: &UpstreamSettings) -> Result<(Pooled
                         match connect(stream, config, name, deadline).await {
                             Ok(tls) => UpstreamStream::Tls(Box::new(tls)),
                             Err((why, _)) => {
-                                debug!(upstream = %pool.authority, reason = why.label(),
-                                    "upstream TLS handshake failed");
+                                // A refused certificate is the operator's to fix (a CA bundle,
+                                // a server name): loud. Others (timeouts, resets) are the
+                                // upstream's state, seen in the failure counters.
+                                if matches!(
+                                    why,
+                                    HandshakeError::BadCertificate | HandshakeError::UnknownCa
+                                ) {
+                                    warn!(upstream = %pool.authority, reason = why.label(),
+                                        server_name = ?tls.server_name,
+                                        "upstream TLS certificate refused");
+                                } else {
+                                    debug!(upstream = %pool.authority, reason = why.label(),
+                                        "upstream TLS handshake failed");
+                                }
                                 failure = match why {
                                     HandshakeError::Timeout => ResponseType::IntegrationTimeout,
                                     _ => ResponseType::IntegrationFailure,
