@@ -224,6 +224,11 @@ pub(crate) fn listener_tls(
             continue;
         }
         let dkey = |name: &str| format!("domains[{}].{name}", domain.index);
+        // The name as handshakes and `Host`s look it up: `select` ignores one trailing dot,
+        // so a host written `partners.example.com.` must be filed without it, or its
+        // certificate and policy would never be chosen (and its requests, on connections
+        // made without them, not misdirected).
+        let host = domain.host.strip_suffix('.').unwrap_or(&domain.host);
         let loaded = match &d.certificate {
             Some(id) => {
                 let Some(found) = certificates.loaded.iter().find(|l| &l.id == id.get_ref())
@@ -237,7 +242,7 @@ pub(crate) fn listener_tls(
                         format!("one of: {}", ids.join(", ")),
                     ));
                 };
-                if !found.serves(&domain.host) {
+                if !found.serves(host) {
                     return Err(src.error(
                         span(id),
                         dkey("certificate"),
@@ -254,7 +259,7 @@ pub(crate) fn listener_tls(
                 found
             }
             None => {
-                let owner = plan.select(Some(&domain.host)).and_then(|c| {
+                let owner = plan.select(Some(host)).and_then(|c| {
                     build
                         .policies
                         .iter()
@@ -281,7 +286,7 @@ pub(crate) fn listener_tls(
             None => listener_mtls,
         };
         let config = build.config(loaded, mtls)?;
-        if let Some(earlier) = plan.domains.iter().find(|(h, _)| *h == domain.host) {
+        if let Some(earlier) = plan.domains.iter().find(|(h, _)| h == host) {
             let label = build.label_of(&config);
             if earlier.1 != label {
                 return Err(src.error(
@@ -298,8 +303,8 @@ pub(crate) fn listener_tls(
             continue;
         }
         plan.domains
-            .push((domain.host.clone(), build.label_of(&config)));
-        plan.by_name.insert(domain.host.clone(), config);
+            .push((host.to_string(), build.label_of(&config)));
+        plan.by_name.insert(host.to_string(), config);
     }
     plan.policies = build.policies.into_iter().map(|p| p.policy).collect();
     Ok(Arc::new(plan))

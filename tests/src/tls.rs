@@ -37,8 +37,7 @@ use rcgen::{
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{
-    ClientSessionMemoryCache, ClientSessionStore, Resumption, Tls12Resumption,
-    WebPkiServerVerifier,
+    ClientSessionMemoryCache, ClientSessionStore, Resumption, Tls12Resumption, WebPkiServerVerifier,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
