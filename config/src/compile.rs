@@ -67,6 +67,14 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
             &domains,
         )?);
     }
+    crate::tls_listener::check_domains(
+        &src,
+        &file.domains,
+        &certificates,
+        &compiled.domains_on,
+        &listeners,
+        |l| file.listeners[l].tls.is_some(),
+    )?;
     let client_cert_header_names = client_cert_header_names(&certificates);
     let certificate_validity = certificates
         .loaded

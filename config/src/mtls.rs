@@ -226,7 +226,8 @@ fn headers(
     let Some(s) = section else {
         return Ok(out);
     };
-    let fields: [(&str, &Option<Spanned<String>>, &mut Option<Box<str>>); 6] = [
+    type Field<'a> = (&'static str, &'a Option<Spanned<String>>, &'a mut Option<Box<str>>);
+    let fields: [Field<'_>; 6] = [
         ("subject", &s.subject, &mut out.subject),
         ("issuer", &s.issuer, &mut out.issuer),
         ("serial", &s.serial, &mut out.serial),

@@ -310,6 +310,57 @@ pub(crate) fn listener_tls(
     Ok(Arc::new(plan))
 }
 
+/// Checks what `[[domains]]` say about TLS for every domain, wherever its APIs put it: its
+/// `certificate` and `mtls` ids exist, and a domain that requires client certificates is on
+/// no plain listener (its routes would be reachable there without one).
+/// `domains_on`: (listener index, domain index, host) as the API placement made them.
+pub(crate) fn check_domains(
+    src: &Source<'_>,
+    domains: &[DomainSection],
+    certificates: &Certificates,
+    domains_on: &[(usize, usize, String)],
+    listeners: &[crate::plan::ListenerPlan],
+    listener_has_tls: impl Fn(usize) -> bool,
+) -> Result<(), ConfigError> {
+    for (d, domain) in domains.iter().enumerate() {
+        let key = |name: &str| format!("domains[{d}].{name}");
+        if let Some(id) = &domain.certificate {
+            if !certificates.loaded.iter().any(|l| &l.id == id.get_ref()) {
+                let ids: Vec<&str> = certificates.loaded.iter().map(|l| l.id.as_str()).collect();
+                return Err(src.error(
+                    span(id),
+                    key("certificate"),
+                    format!("unknown certificate {:?}", id.get_ref()),
+                    if ids.is_empty() {
+                        "a [[certificates]] section with that id".to_string()
+                    } else {
+                        format!("one of: {}", ids.join(", "))
+                    },
+                ));
+            }
+        }
+        let Some(mtls) = &domain.mtls else { continue };
+        policy_index(src, certificates, mtls, key("mtls"))?;
+        if let Some((l, _, _)) = domains_on
+            .iter()
+            .find(|(l, x, _)| *x == d && !listener_has_tls(*l))
+        {
+            return Err(src.error(
+                span(mtls),
+                key("mtls"),
+                format!(
+                    "the domain requires client certificates, but its API is also served on \
+                     the plain listener {:?}, where its routes would be reachable without one",
+                    listeners[*l].name
+                ),
+                "the domain's APIs only on TLS listeners (`listeners = [...]` of the [[apis]] \
+                 entry)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The index of the `[[mtls]]` policy `id` names.
 fn policy_index(
     src: &Source<'_>,

@@ -70,8 +70,8 @@ pub(crate) fn resumption(scope: Option<(&str, u64)>) -> Result<Resumption, rustl
             return Ok(r.clone());
         }
         let made = Resumption {
-            ticketer: AgedTickets::new(rustls::crypto::ring::Ticketer::new()?),
-            cache: AgedCache::new(ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES)),
+            ticketer: AgedTickets::wrap(rustls::crypto::ring::Ticketer::new()?),
+            cache: AgedCache::wrap(ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES)),
         };
         scoped.push((id.to_string(), fingerprint, made.clone()));
         return Ok(made);
@@ -81,12 +81,12 @@ pub(crate) fn resumption(scope: Option<(&str, u64)>) -> Result<Resumption, rustl
         // Made outside `get_or_init` so a failure (no randomness) is reported, not cached; if
         // two loads race, one ticketer is kept and both get it.
         None => {
-            let made = AgedTickets::new(rustls::crypto::ring::Ticketer::new()?);
+            let made = AgedTickets::wrap(rustls::crypto::ring::Ticketer::new()?);
             TICKETER.get_or_init(|| made).clone()
         }
     };
     let cache = CACHE
-        .get_or_init(|| AgedCache::new(ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES)))
+        .get_or_init(|| AgedCache::wrap(ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES)))
         .clone();
     Ok(Resumption { ticketer, cache })
 }
@@ -135,7 +135,8 @@ pub(crate) struct AgedTickets {
 }
 
 impl AgedTickets {
-    pub(crate) fn new(inner: Arc<dyn ProducesTickets>) -> Arc<dyn ProducesTickets> {
+    /// `inner`'s tickets, aged.
+    pub(crate) fn wrap(inner: Arc<dyn ProducesTickets>) -> Arc<dyn ProducesTickets> {
         Arc::new(AgedTickets { inner })
     }
 }
@@ -166,7 +167,8 @@ pub(crate) struct AgedCache {
 }
 
 impl AgedCache {
-    pub(crate) fn new(inner: Arc<dyn StoresServerSessions>) -> Arc<dyn StoresServerSessions> {
+    /// `inner`'s entries, aged.
+    pub(crate) fn wrap(inner: Arc<dyn StoresServerSessions>) -> Arc<dyn StoresServerSessions> {
         Arc::new(AgedCache { inner })
     }
 }
@@ -209,7 +211,7 @@ mod tests {
 
     #[test]
     fn aged_tickets_round_trip_and_refuse_foreign_bytes() {
-        let tickets = AgedTickets::new(rustls::crypto::ring::Ticketer::new().unwrap());
+        let tickets = AgedTickets::wrap(rustls::crypto::ring::Ticketer::new().unwrap());
         let sealed = tickets.encrypt(b"state").unwrap();
         assert_eq!(tickets.decrypt(&sealed).as_deref(), Some(&b"state"[..]));
         assert!(tickets.decrypt(b"not a ticket").is_none());
@@ -218,7 +220,7 @@ mod tests {
 
     #[test]
     fn aged_cache_round_trips() {
-        let cache = AgedCache::new(ServerSessionMemoryCache::new(4));
+        let cache = AgedCache::wrap(ServerSessionMemoryCache::new(4));
         assert!(cache.put(b"id".to_vec(), b"state".to_vec()));
         assert_eq!(cache.get(b"id").as_deref(), Some(&b"state"[..]));
         assert_eq!(cache.take(b"id").as_deref(), Some(&b"state"[..]));

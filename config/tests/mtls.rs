@@ -114,13 +114,19 @@ fn partners(extra: &str) -> String {
 }
 
 /// The certificates, `policies`, a TLS listener `secure` with `tls`, a plain listener
-/// `public`, an API `orders` on both, and `domains`.
+/// `public`, an API `orders` on `secure` only, and `domains`.
 fn config(policies: &str, tls: &str, domains: &str) -> String {
+    config_on(policies, tls, domains, r#"["secure"]"#)
+}
+
+/// [`config`] with the API on the listeners `api_listeners` (a TOML array).
+fn config_on(policies: &str, tls: &str, domains: &str, api_listeners: &str) -> String {
     format!(
         "{CERTIFICATES}{policies}\n\
          [[listeners]]\nname = \"secure\"\nbind = \"127.0.0.1:0\"\ntls = {{ {tls} }}\n\n\
          [[listeners]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\n\n\
-         [[apis]]\nid = \"orders\"\nhosts = [\"orders.internal\"]\n\n\
+         [[apis]]\nid = \"orders\"\nhosts = [\"orders.internal\"]\n\
+         listeners = {api_listeners}\n\n\
          [[apis.routes]]\nroute = \"ANY /{{proxy+}}\"\nintegration = \"m\"\n\n\
          [apis.integrations.m]\ntype = \"mock\"\n\n{domains}"
     )
@@ -272,6 +278,56 @@ fn an_unknown_policy_on_a_domain_is_named() {
             f.at(&text, "\"vendors\"\n"),
         )
     );
+}
+
+#[test]
+fn a_domain_requiring_client_certificates_is_on_no_plain_listener() {
+    let f = Fixture::new();
+    let text = config_on(
+        &partners(""),
+        r#"certificates = ["wild"]"#,
+        &domain("partners.example.com", "mtls = \"partners\""),
+        r#"["secure", "public"]"#,
+    );
+    assert_eq!(
+        f.error(&text),
+        format!(
+            "{}: domains[0].mtls: the domain requires client certificates, but its API is also \
+             served on the plain listener \"public\", where its routes would be reachable \
+             without one; expected the domain's APIs only on TLS listeners (`listeners = [...]` \
+             of the [[apis]] entry)",
+            f.at(&text, "\"partners\"\n[[domains.mappings]]"),
+        )
+    );
+}
+
+#[test]
+fn domain_ids_are_checked_without_a_tls_listener_too() {
+    let f = Fixture::new();
+    for (extra, needle, message) in [
+        (
+            "mtls = \"nope\"",
+            "\"nope\"",
+            "domains[0].mtls: unknown mTLS policy \"nope\"; expected one of: partners",
+        ),
+        (
+            "certificate = \"nada\"",
+            "\"nada\"",
+            "domains[0].certificate: unknown certificate \"nada\"; expected one of: shop, wild",
+        ),
+    ] {
+        let text = config_on(
+            &partners(""),
+            r#"certificates = ["wild"]"#,
+            &domain("partners.example.com", extra),
+            r#"["public"]"#,
+        );
+        assert_eq!(
+            f.error(&text),
+            format!("{}: {message}", f.at(&text, needle)),
+            "{extra}"
+        );
+    }
 }
 
 #[test]
