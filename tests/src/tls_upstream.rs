@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection, StreamOwned};
 
 use crate::tls::{ring_provider, Leaf, Versions};
@@ -39,6 +39,8 @@ pub struct Handshake {
     pub alpn: Option<Vec<u8>>,
     /// The client resumed a session (an abbreviated handshake).
     pub resumed: bool,
+    /// The client certificate the gateway presented (the leaf), when the upstream asked.
+    pub client_cert: Option<CertificateDer<'static>>,
 }
 
 /// Handshakes seen, shared with the connection threads.
@@ -62,7 +64,21 @@ impl TlsUpstream {
 
     /// Binds 127.0.0.1:0 and serves `behaviour` over TLS `versions` with `leaf`.
     pub fn start_with(leaf: &Leaf, behaviour: Behaviour, versions: Versions) -> TlsUpstream {
-        let config = server_config(leaf, versions);
+        TlsUpstream::serve(server_config(leaf, versions, None), behaviour)
+    }
+
+    /// Like [`TlsUpstream::start`], requiring a client certificate issued by the CA of the
+    /// PEM file `client_ca`.
+    pub fn start_requiring_client_cert(
+        leaf: &Leaf,
+        client_ca: &Path,
+        behaviour: Behaviour,
+    ) -> TlsUpstream {
+        let config = server_config(leaf, Versions::Both, Some(client_ca));
+        TlsUpstream::serve(config, behaviour)
+    }
+
+    fn serve(config: Arc<ServerConfig>, behaviour: Behaviour) -> TlsUpstream {
         let handshakes = Arc::new(Handshakes::default());
         let seen = Arc::clone(&handshakes);
         let upstream = Upstream::start_over(behaviour, move |sock| accept(&config, sock, &seen));
@@ -116,14 +132,30 @@ impl Deref for TlsUpstream {
 
 /// The server configuration: `leaf` (its PEM key file), `versions`, ALPN `http/1.1` (a
 /// client offering only other protocols is refused), rustls' default session cache (TLS 1.2
-/// ids and TLS 1.3 stateful tickets, so a client can resume).
-fn server_config(leaf: &Leaf, versions: Versions) -> Arc<ServerConfig> {
+/// ids and TLS 1.3 stateful tickets, so a client can resume), and client certificates
+/// required from the CA of the PEM file `client_ca` when given.
+fn server_config(leaf: &Leaf, versions: Versions, client_ca: Option<&Path>) -> Arc<ServerConfig> {
     let key = PrivateKeyDer::from_pem_file(&leaf.key)
         .unwrap_or_else(|e| panic!("read the key {}: {e}", leaf.key.display()));
-    let mut config = ServerConfig::builder_with_provider(Arc::new(ring_provider()))
+    let provider = Arc::new(ring_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(versions.protocol_versions())
-        .expect("protocol versions")
-        .with_no_client_auth()
+        .expect("protocol versions");
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca).expect("read the client CA") {
+                roots.add(cert.expect("a CA certificate")).expect("trust the client CA");
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(vec![leaf.der.clone()], key)
         .expect("the upstream's certificate and key");
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -151,6 +183,10 @@ fn accept(
         sni: conn.server_name().map(str::to_string),
         alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
         resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
+        client_cert: conn
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|c| c.clone().into_owned()),
     };
     seen.done.lock().expect("handshakes lock").push(handshake);
     Ok(StreamOwned::new(conn, sock))
@@ -165,6 +201,8 @@ pub struct UpstreamTls {
     pub server_name: Option<String>,
     /// `insecure_skip_verify`.
     pub insecure_skip_verify: Option<bool>,
+    /// `cert` and `key`: the client certificate presented.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl UpstreamTls {
@@ -191,6 +229,12 @@ impl UpstreamTls {
         self
     }
 
+    /// Presents the certificate of `leaf` (its chain and key files) when asked.
+    pub fn client_cert(mut self, leaf: &Leaf) -> UpstreamTls {
+        self.client_cert = Some((leaf.cert.clone(), leaf.key.clone()));
+        self
+    }
+
     /// The fields as `key = value` TOML, comma-separated.
     fn fields(&self) -> Vec<String> {
         let mut fields = Vec::new();
@@ -202,6 +246,10 @@ impl UpstreamTls {
         }
         if let Some(skip) = self.insecure_skip_verify {
             fields.push(format!("insecure_skip_verify = {skip}"));
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            fields.push(format!("cert = {:?}", cert.display().to_string()));
+            fields.push(format!("key = {:?}", key.display().to_string()));
         }
         fields
     }

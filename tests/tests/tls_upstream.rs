@@ -6,13 +6,14 @@
 //! another CA, an impostor CA, the default Mozilla roots) → 502 with no request upstream;
 //! `insecure_skip_verify` (and its warning); connection pools kept apart by TLS settings; an
 //! upstream that closes its TLS connections (reconnected, sessions resumed); large bodies both
-//! ways; configuration errors (`tls` on an `http://` URL, a `ca` that does not exist or holds
-//! no certificate, a bad `server_name`). Both drivers.
+//! ways; a client certificate presented to an upstream that asks for one (and the refusal
+//! without it); configuration errors (`tls` on an `http://` URL, a `ca` that does not exist
+//! or holds no certificate, a bad `server_name`). Both drivers.
 use std::path::Path;
 
 use tollgate_tests::config::{listener, proxy_all_with};
 use tollgate_tests::gateway::{check, run_refused, EVENT_DEADLINE};
-use tollgate_tests::tls::{Leaf, Pki, Versions, PKCS_ECDSA_P256_SHA256};
+use tollgate_tests::tls::{ClientCert, Leaf, Pki, Versions, PKCS_ECDSA_P256_SHA256};
 use tollgate_tests::tls_upstream::{TlsUpstream, UpstreamTls};
 use tollgate_tests::upstream::pattern_body;
 use tollgate_tests::{get, Behaviour, Client, Driver, Gateway, Options, Reply, Response, DRIVERS};
@@ -69,6 +70,34 @@ fn assert_refused(up: &TlsUpstream, r: &Response, context: &str) {
         "{context}: the upstream received {:?}",
         up.requests()
     );
+}
+
+/// `tls = { cert, key }`: an upstream that requires a client certificate from its own CA gets
+/// the configured one (the leaf it saw is that certificate) and serves the request; the same
+/// upstream refuses a gateway without one (502, nothing upstream).
+#[test]
+fn a_client_certificate_is_presented_to_an_upstream_that_asks() {
+    for driver in DRIVERS {
+        let (pki, leaf) = pki_and_leaf(&[UPSTREAM]);
+        let clients = Pki::named("upstream's client CA");
+        let identity = clients.issue_client("gateway", &ClientCert::new("tollgate", &[0x42]));
+        let tls = UpstreamTls::new().ca(pki.ca_pem()).server_name(UPSTREAM);
+
+        let up = TlsUpstream::start_requiring_client_cert(&leaf, clients.ca_pem(), Behaviour::echo());
+        let gw = proxy_tls(&up, &tls.clone().client_cert(&identity), driver);
+        let r = get(gw.addr("public"), "/with/identity");
+        assert_eq!(r.status, 200, "{driver:?}: {}", r.text());
+        assert_eq!(r.json()["target"], "/with/identity", "{driver:?}");
+        let handshakes = up.handshakes();
+        let presented = handshakes.last().and_then(|h| h.client_cert.as_ref());
+        assert_eq!(presented, Some(&identity.der), "{driver:?}: the certificate presented");
+        drop(gw);
+
+        let up = TlsUpstream::start_requiring_client_cert(&leaf, clients.ca_pem(), Behaviour::echo());
+        let gw = proxy_tls(&up, &tls, driver);
+        let r = get(gw.addr("public"), "/without/identity");
+        assert_refused(&up, &r, &format!("{driver:?}: no client certificate"));
+    }
 }
 
 #[test]
@@ -515,6 +544,26 @@ fn tls_configuration_errors_name_the_key_line_and_column() {
         "apis[0].integrations.up.tls.server_name",
         line,
         text,
+    );
+
+    // A client certificate whose key is another certificate's.
+    let other = pki.issue("other", &[OTHER], &PKCS_ECDSA_P256_SHA256);
+    let mismatched = Leaf {
+        key: other.key.clone(),
+        ..leaf.clone()
+    };
+    let tls = UpstreamTls::new()
+        .ca(pki.ca_pem())
+        .server_name(UPSTREAM)
+        .client_cert(&mismatched);
+    let config = proxy_all_with(https, "", &tls.table("apis.integrations.up"));
+    let (line, text) = line_of(&config, "key = ");
+    assert_config_error(&config, "apis[0].integrations.up.tls.key", line, text);
+    let checked = check(&config);
+    assert!(
+        checked.stderr.contains("does not match"),
+        "the problem says what is wrong: {}",
+        checked.stderr
     );
 
     // The same settings, valid, pass.
