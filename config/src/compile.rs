@@ -10,7 +10,6 @@ use std::path::Path;
 use toml::Spanned;
 
 use crate::compile_api::compile_apis;
-use crate::tls_listener::{listener_tls, DomainOnListener};
 use crate::error::{ConfigError, Source};
 use crate::file::{
     AdminSection, FileConfig, LimitsSection, ListenerSection, ServerSection, UpstreamSection,
@@ -19,6 +18,7 @@ use crate::plan::{
     AdminPlan, DriverChoice, Limits, ListenerPlan, Plan, RouteTable, Settings, UpstreamSettings,
 };
 use crate::responses::ResponseCatalogue;
+use crate::tls_listener::{listener_tls, DomainOnListener};
 
 /// AWS's payload limit.
 pub const DEFAULT_BODY_BYTES_MAX: u64 = 10 * 1024 * 1024;
@@ -41,8 +41,7 @@ pub fn compile(path: &Path, text: &str) -> Result<Plan, ConfigError> {
     let settings = compile_settings(&src, &file.server)?;
     let limits = compile_limits(&src, &file.limits)?;
     let upstream = compile_upstream(&src, &file.upstream)?;
-    let certificates =
-        crate::tls::load_certificates(&src, path, &file.certificates, &file.mtls)?;
+    let certificates = crate::tls::load_certificates(&src, path, &file.certificates, &file.mtls)?;
     let mut listeners = compile_listeners(&src, &file.listeners)?;
     let compiled = compile_apis(&src, &file, &mut listeners)?;
     // TLS last: a listener's names include the custom domains the APIs put on it.

@@ -226,7 +226,11 @@ fn headers(
     let Some(s) = section else {
         return Ok(out);
     };
-    type Field<'a> = (&'static str, &'a Option<Spanned<String>>, &'a mut Option<Box<str>>);
+    type Field<'a> = (
+        &'static str,
+        &'a Option<Spanned<String>>,
+        &'a mut Option<Box<str>>,
+    );
     let fields: [Field<'_>; 6] = [
         ("subject", &s.subject, &mut out.subject),
         ("issuer", &s.issuer, &mut out.issuer),

@@ -231,8 +231,7 @@ pub(crate) fn listener_tls(
         let host = domain.host.strip_suffix('.').unwrap_or(&domain.host);
         let loaded = match &d.certificate {
             Some(id) => {
-                let Some(found) = certificates.loaded.iter().find(|l| &l.id == id.get_ref())
-                else {
+                let Some(found) = certificates.loaded.iter().find(|l| &l.id == id.get_ref()) else {
                     let ids: Vec<&str> =
                         certificates.loaded.iter().map(|l| l.id.as_str()).collect();
                     return Err(src.error(
@@ -373,7 +372,11 @@ fn policy_index(
         .iter()
         .position(|p| &p.id == id.get_ref())
         .ok_or_else(|| {
-            let ids: Vec<&str> = certificates.policies.iter().map(|p| p.id.as_str()).collect();
+            let ids: Vec<&str> = certificates
+                .policies
+                .iter()
+                .map(|p| p.id.as_str())
+                .collect();
             src.error(
                 span(id),
                 key,
@@ -424,14 +427,15 @@ impl Configs<'_, '_, '_> {
             return Ok(config.clone());
         }
         let policy = mtls.map(|m| &self.certificates.policies[m]);
-        let resumption = resumption(policy.map(|p| (p.id.as_str(), p.fingerprint))).map_err(|e| {
-            self.src.error(
-                Some(self.listener_span.clone()),
-                self.listener_key.clone(),
-                format!("cannot make session ticket keys: {e}"),
-                "a working system random number generator",
-            )
-        })?;
+        let resumption =
+            resumption(policy.map(|p| (p.id.as_str(), p.fingerprint))).map_err(|e| {
+                self.src.error(
+                    Some(self.listener_span.clone()),
+                    self.listener_key.clone(),
+                    format!("cannot make session ticket keys: {e}"),
+                    "a working system random number generator",
+                )
+            })?;
         let verifier = match policy {
             Some(p) => p.verifier.clone(),
             None => WebPkiClientVerifier::no_client_auth(),
@@ -524,4 +528,3 @@ fn versions(
     }
     Ok(out)
 }
-

@@ -63,10 +63,7 @@ pub(crate) fn resumption(scope: Option<(&str, u64)>) -> Result<Resumption, rustl
     static SCOPED: Mutex<Vec<(String, u64, Resumption)>> = Mutex::new(Vec::new());
     if let Some((id, fingerprint)) = scope {
         let mut scoped = SCOPED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, _, r)) = scoped
-            .iter()
-            .find(|(i, f, _)| i == id && *f == fingerprint)
-        {
+        if let Some((_, _, r)) = scoped.iter().find(|(i, f, _)| i == id && *f == fingerprint) {
             return Ok(r.clone());
         }
         let made = Resumption {
@@ -97,7 +94,6 @@ pub(crate) struct Resumption {
     pub ticketer: Arc<dyn ProducesTickets>,
     pub cache: Arc<dyn StoresServerSessions>,
 }
-
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
 fn now_secs() -> u64 {

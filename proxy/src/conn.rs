@@ -210,7 +210,9 @@ impl Conn {
                 if expired && self.handshake_pending && self.proxy == ProxyProtocol::Off {
                     // Silent until the handshake's deadline: a handshake timeout.
                     let tls = self.client.worker.counters.tls_of(&self.client.listener);
-                    bump(&tls.failed[tollgate_backends::wire::tls::HandshakeError::Timeout.index()]);
+                    bump(
+                        &tls.failed[tollgate_backends::wire::tls::HandshakeError::Timeout.index()],
+                    );
                 }
                 if ready.is_err() || expired || !self.busy_boxed().await {
                     return;
@@ -423,8 +425,7 @@ impl Conn {
                 crate::tunnel::run(&worker, client, &mut tunnel.upstream, tunnel.limits).await
             }
             ClientStream::Tls(client) => {
-                crate::tunnel::tls::run(&worker, client, &mut tunnel.upstream, tunnel.limits)
-                    .await
+                crate::tunnel::tls::run(&worker, client, &mut tunnel.upstream, tunnel.limits).await
             }
             ClientStream::Detached => return,
         };

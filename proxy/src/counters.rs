@@ -7,8 +7,8 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use tollgate_backends::wire::tls::HandshakeError;
 use std::time::Duration;
+use tollgate_backends::wire::tls::HandshakeError;
 
 /// Upper bounds of the latency buckets, in microseconds (the last bucket is unbounded).
 pub const LATENCY_BOUNDS_US: [u64; 16] = [

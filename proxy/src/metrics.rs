@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use crate::counters::LATENCY_BOUNDS_US;
 use tollgate_backends::wire::tls::HandshakeError;
+use tollgate_config::tls::CertificateValidity;
 
 /// Metric names (documented in docs/metrics.md).
 pub mod names {
@@ -344,7 +345,8 @@ fn render_tls(out: &mut String, snapshots: &[Snapshot]) {
     if snapshots.iter().all(|s| s.tls.is_empty()) {
         return;
     }
-    let series: [(&str, fn(&TlsSnapshot) -> u64); 2] = [
+    type Series = (&'static str, fn(&TlsSnapshot) -> u64);
+    let series: [Series; 2] = [
         (TLS_HANDSHAKES, |t| t.handshakes),
         (TLS_RESUMPTIONS, |t| t.resumptions),
     ];
@@ -381,19 +383,25 @@ fn render_tls(out: &mut String, snapshots: &[Snapshot]) {
 
 /// Appends each served certificate's validity (an expired or not yet valid one is also warned
 /// about at every load).
-pub fn render_certificates(out: &mut String, validity: &[tollgate_config::tls::CertificateValidity]) {
+pub fn render_certificates(out: &mut String, validity: &[CertificateValidity]) {
     use names::{TLS_CERTIFICATE_NOT_AFTER, TLS_CERTIFICATE_NOT_BEFORE};
     if validity.is_empty() {
         return;
     }
-    let series: [(&str, fn(&tollgate_config::tls::CertificateValidity) -> i64); 2] = [
+    type Series = (&'static str, fn(&CertificateValidity) -> i64);
+    let series: [Series; 2] = [
         (TLS_CERTIFICATE_NOT_AFTER, |v| v.not_after),
         (TLS_CERTIFICATE_NOT_BEFORE, |v| v.not_before),
     ];
     for (name, value) in series {
         let _ = writeln!(out, "# TYPE {name} gauge");
         for v in validity {
-            let _ = writeln!(out, "{name}{{certificate=\"{}\"}} {}", escape(&v.id), value(v));
+            let _ = writeln!(
+                out,
+                "{name}{{certificate=\"{}\"}} {}",
+                escape(&v.id),
+                value(v)
+            );
         }
     }
 }

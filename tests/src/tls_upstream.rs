@@ -146,12 +146,16 @@ fn server_config(leaf: &Leaf, versions: Versions, client_ca: Option<&Path>) -> A
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in CertificateDer::pem_file_iter(ca).expect("read the client CA") {
-                roots.add(cert.expect("a CA certificate")).expect("trust the client CA");
+                roots
+                    .add(cert.expect("a CA certificate"))
+                    .expect("trust the client CA");
             }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .expect("client verifier");
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("client verifier");
             builder.with_client_cert_verifier(verifier)
         }
     };

@@ -111,7 +111,10 @@ fn curl_gets_over_tls_1_2_and_1_3() {
         ] {
             let out = curl(addr, setup.pki.ca_pem(), version_args);
             let stderr = text(&out.stderr);
-            assert!(out.status.success(), "{driver:?} {expected}: curl failed: {stderr}");
+            assert!(
+                out.status.success(),
+                "{driver:?} {expected}: curl failed: {stderr}"
+            );
             assert_eq!(text(&out.stdout), "hello 200 0", "{driver:?} {expected}");
             assert!(
                 stderr.contains(&format!("SSL connection using {expected}")),
@@ -163,19 +166,28 @@ fn openssl_s_client_verifies_the_certificate_chosen_by_sni_and_resumes() {
 
         // The wildcard's name gets the Ed25519 certificate, verified for that name.
         let (out, _) = s_client(addr, ca, API, &[]);
-        assert!(out.contains("Verify return code: 0 (ok)"), "{driver:?}: {out}");
+        assert!(
+            out.contains("Verify return code: 0 (ok)"),
+            "{driver:?}: {out}"
+        );
         assert!(
             out.contains("subject=CN = *.api.example.com"),
             "{driver:?}: {out}"
         );
-        assert!(out.contains("\r\n\r\nhello"), "{driver:?}: no response: {out}");
+        assert!(
+            out.contains("\r\n\r\nhello"),
+            "{driver:?}: no response: {out}"
+        );
 
         // Resumption with the session saved by the first connection, per version.
         for version in ["-tls1_2", "-tls1_3"] {
             let session = setup.pki.dir().join(format!("s_client{version}.session"));
             let session = session.display().to_string();
             let (first, _) = s_client(addr, ca, SHOP, &[version, "-sess_out", &session]);
-            assert!(first.contains("New, TLSv1."), "{driver:?} {version}: {first}");
+            assert!(
+                first.contains("New, TLSv1."),
+                "{driver:?} {version}: {first}"
+            );
             assert!(first.contains("\r\n\r\nhello"), "{driver:?}: {first}");
             let (second, _) = s_client(addr, ca, SHOP, &[version, "-sess_in", &session]);
             assert!(

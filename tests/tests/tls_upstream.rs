@@ -83,17 +83,23 @@ fn a_client_certificate_is_presented_to_an_upstream_that_asks() {
         let identity = clients.issue_client("gateway", &ClientCert::new("tollgate", &[0x42]));
         let tls = UpstreamTls::new().ca(pki.ca_pem()).server_name(UPSTREAM);
 
-        let up = TlsUpstream::start_requiring_client_cert(&leaf, clients.ca_pem(), Behaviour::echo());
+        let up =
+            TlsUpstream::start_requiring_client_cert(&leaf, clients.ca_pem(), Behaviour::echo());
         let gw = proxy_tls(&up, &tls.clone().client_cert(&identity), driver);
         let r = get(gw.addr("public"), "/with/identity");
         assert_eq!(r.status, 200, "{driver:?}: {}", r.text());
         assert_eq!(r.json()["target"], "/with/identity", "{driver:?}");
         let handshakes = up.handshakes();
         let presented = handshakes.last().and_then(|h| h.client_cert.as_ref());
-        assert_eq!(presented, Some(&identity.der), "{driver:?}: the certificate presented");
+        assert_eq!(
+            presented,
+            Some(&identity.der),
+            "{driver:?}: the certificate presented"
+        );
         drop(gw);
 
-        let up = TlsUpstream::start_requiring_client_cert(&leaf, clients.ca_pem(), Behaviour::echo());
+        let up =
+            TlsUpstream::start_requiring_client_cert(&leaf, clients.ca_pem(), Behaviour::echo());
         let gw = proxy_tls(&up, &tls, driver);
         let r = get(gw.addr("public"), "/without/identity");
         assert_refused(&up, &r, &format!("{driver:?}: no client certificate"));

@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use tollgate_tests::config::{mock_hello, proxy_all};
-use tollgate_tests::gateway::EVENT_DEADLINE;
 use std::net::TcpStream;
 use std::sync::Arc;
+use tollgate_tests::config::{mock_hello, proxy_all};
+use tollgate_tests::gateway::EVENT_DEADLINE;
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
@@ -99,8 +99,8 @@ fn websocket_over_a_tls_listener() {
             let tcp = TcpStream::connect(gw.addr("secure")).expect("connect");
             tcp.set_read_timeout(Some(DEADLINE)).expect("read timeout");
             let name = ServerName::try_from(HOST).expect("a DNS name");
-            let conn = ClientConnection::new(Arc::new(options.client_config()), name)
-                .expect("TLS client");
+            let conn =
+                ClientConnection::new(Arc::new(options.client_config()), name).expect("TLS client");
             handshake_over(StreamOwned::new(conn, tcp), HOST, "/chat?tls=1")
                 .unwrap_or_else(|e| panic!("{driver:?}: WebSocket handshake over TLS: {e}"))
         };

@@ -106,9 +106,7 @@ impl HandshakeError {
         match e {
             E::PeerIncompatible(_) => HandshakeError::Incompatible,
             E::InvalidCertificate(C::UnknownIssuer) => HandshakeError::UnknownCa,
-            E::InvalidCertificate(_) | E::NoCertificatesPresented => {
-                HandshakeError::BadCertificate
-            }
+            E::InvalidCertificate(_) | E::NoCertificatesPresented => HandshakeError::BadCertificate,
             E::AlertReceived(A::UnknownCA) => HandshakeError::UnknownCa,
             E::AlertReceived(
                 A::BadCertificate

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tollgate_backends::wire::stream::ClientStream;
 use tollgate_backends::client_cert::{ClientCertificate, TlsSession};
+use tollgate_backends::wire::stream::ClientStream;
 use tollgate_backends::wire::tls::accept;
 use tracing::debug;
 

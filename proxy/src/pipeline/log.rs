@@ -56,11 +56,7 @@ pub fn finish(
                 api_id: route.map_or("", |r| plan.apis[r.api].id.as_str()),
                 stage: route.map_or("", |r| r.stage.as_str()),
                 outcome: &facts.outcome,
-                tls: client
-                    .stream
-                    .tls()
-                    .and_then(|s| s.session())
-                    .map(|s| &**s),
+                tls: client.stream.tls().and_then(|s| s.session()).map(|s| &**s),
             };
             captured.log(&client.worker, &log.format, &answered);
         }

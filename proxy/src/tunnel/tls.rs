@@ -110,7 +110,8 @@ pub async fn run(
             }
             Side::Upstream => {
                 let mut data = worker.buffers.take_plain();
-                let read = read_more(upstream, &mut data, Instant::now() + SPURIOUS_WAKE_READ).await;
+                let read =
+                    read_more(upstream, &mut data, Instant::now() + SPURIOUS_WAKE_READ).await;
                 match read {
                     Ok(n) => {
                         let sent = client
