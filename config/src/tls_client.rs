@@ -2,7 +2,7 @@
 //!
 //! `tls = { ca = "…", server_name = "…", insecure_skip_verify = false, cert = "…", key = "…" }`
 //! on an integration
-//! compiles to an [`UpstreamTls`]: a rustls `ClientConfig` (the *ring* provider, TLS 1.2 and
+//! compiles to an [`UpstreamTls`]: a rustls `ClientConfig` (the *aws-lc-rs* provider, TLS 1.2 and
 //! 1.3, ALPN `http/1.1`, an in-memory session cache so pooled reconnects resume) and the name
 //! sent as SNI and verified in the upstream's certificate. Verification is on by default,
 //! against the configured CA bundle or else the Mozilla roots compiled in (webpki-roots);
@@ -45,11 +45,6 @@ impl std::fmt::Debug for UpstreamTls {
     }
 }
 
-/// rustls' *ring* provider (see `crate::tls` for why this one).
-#[allow(deprecated)]
-fn ring_provider() -> CryptoProvider {
-    rustls::crypto::ring::default_provider()
-}
 
 /// Compiles an `https://` URL's TLS settings. `key`: the integration's key path for errors;
 /// `url_host`: the URL's host (the default name); `config_path`: relative `ca` paths start
@@ -82,7 +77,7 @@ pub(crate) fn upstream_tls(
         .insecure_skip_verify
         .as_ref()
         .is_some_and(|b| *b.get_ref());
-    let provider = Arc::new(ring_provider());
+    let provider = Arc::new(crate::tls::crypto_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| {

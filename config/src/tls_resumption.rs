@@ -18,9 +18,9 @@ pub const SESSION_LIFETIME_SECS: u32 = 6 * 3600;
 /// first load that has a TLS listener; later loads get the same two, so sessions outlive
 /// reloads (and, since all workers share a plan's configs, resume on any worker).
 ///
-/// - Tickets (TLS 1.3 always, TLS 1.2 when the client offers the extension): rustls' *ring*
-///   `Ticketer`, ChaCha20-Poly1305 under a random key, still decrypting with the previous
-///   one. rustls replaces the key only when it seals or opens a ticket after the 6-hour
+/// - Tickets (TLS 1.3 always, TLS 1.2 when the client offers the extension): rustls'
+///   *aws-lc-rs* `Ticketer` (RFC 5077's construction: AES-256-CBC and HMAC-SHA256) under a
+///   random key, still decrypting with the previous one. rustls replaces the key only when it seals or opens a ticket after the 6-hour
 ///   interval has passed, one step at a time, and does not check a ticket's age (on a quiet
 ///   server an old key could live for days), so every ticket carries its issue time inside
 ///   the sealed part and is refused once older than [`SESSION_LIFETIME_SECS`]
@@ -67,7 +67,7 @@ pub(crate) fn resumption(scope: Option<(&str, u64)>) -> Result<Resumption, rustl
             return Ok(r.clone());
         }
         let made = Resumption {
-            ticketer: AgedTickets::wrap(rustls::crypto::ring::Ticketer::new()?),
+            ticketer: AgedTickets::wrap(rustls::crypto::aws_lc_rs::Ticketer::new()?),
             cache: AgedCache::wrap(ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES)),
         };
         scoped.push((id.to_string(), fingerprint, made.clone()));
@@ -78,7 +78,7 @@ pub(crate) fn resumption(scope: Option<(&str, u64)>) -> Result<Resumption, rustl
         // Made outside `get_or_init` so a failure (no randomness) is reported, not cached; if
         // two loads race, one ticketer is kept and both get it.
         None => {
-            let made = AgedTickets::wrap(rustls::crypto::ring::Ticketer::new()?);
+            let made = AgedTickets::wrap(rustls::crypto::aws_lc_rs::Ticketer::new()?);
             TICKETER.get_or_init(|| made).clone()
         }
     };
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn aged_tickets_round_trip_and_refuse_foreign_bytes() {
-        let tickets = AgedTickets::wrap(rustls::crypto::ring::Ticketer::new().unwrap());
+        let tickets = AgedTickets::wrap(rustls::crypto::aws_lc_rs::Ticketer::new().unwrap());
         let sealed = tickets.encrypt(b"state").unwrap();
         assert_eq!(tickets.decrypt(&sealed).as_deref(), Some(&b"state"[..]));
         assert!(tickets.decrypt(b"not a ticket").is_none());

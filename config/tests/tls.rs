@@ -150,9 +150,9 @@ fn tls(plan: &Plan) -> &TlsListenerPlan {
     plan.listeners[0].tls.as_deref().expect("a TLS listener")
 }
 
-#[allow(deprecated)] // rustls 0.23.48 deprecates the ring provider for its lack of PQ kx.
-fn ring() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// The gateway's crypto provider, for the test clients.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(tollgate_config::tls::crypto_provider())
 }
 
 /// An in-memory handshake of a client trusting the CA, asking for `sni` with `versions`,
@@ -165,7 +165,7 @@ fn handshake(
 ) -> Result<ProtocolVersion, rustls::Error> {
     let mut roots = RootCertStore::empty();
     roots.add(ca.clone()).expect("CA");
-    let mut client_config = ClientConfig::builder_with_provider(ring())
+    let mut client_config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
         .expect("client versions")
         .with_root_certificates(roots)
@@ -865,7 +865,7 @@ fn resuming_client(
 ) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     roots.add(ca.clone()).expect("CA");
-    let mut config = ClientConfig::builder_with_provider(ring())
+    let mut config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
         .expect("client versions")
         .with_root_certificates(roots)
@@ -991,7 +991,7 @@ fn tickets_rest_on_the_ticketer_and_session_ids_on_the_cache() {
     let mut own_cache = (*shared).clone();
     own_cache.session_storage = ServerSessionMemoryCache::new(16);
     let mut own_ticketer = (*shared).clone();
-    own_ticketer.ticketer = rustls::crypto::ring::Ticketer::new().expect("ticketer");
+    own_ticketer.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().expect("ticketer");
     let (own_cache, own_ticketer) = (Arc::new(own_cache), Arc::new(own_ticketer));
     for (versions, tls12, version, what, tickets) in [
         (

@@ -332,7 +332,7 @@ impl TlsOptions {
 
     /// The rustls client configuration.
     pub fn client_config(&self) -> ClientConfig {
-        let provider = Arc::new(ring_provider());
+        let provider = Arc::new(provider());
         let versions = self.versions.protocol_versions();
         let mut roots = RootCertStore::empty();
         roots.add(self.ca.clone()).expect("trust the test CA");
@@ -368,11 +368,9 @@ impl TlsOptions {
     }
 }
 
-/// rustls' *ring* provider, the gateway's too (0.23.48 deprecated it only to say it has no
-/// post-quantum key exchange).
-#[allow(deprecated)]
-pub(crate) fn ring_provider() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
+/// The gateway's crypto provider (aws-lc-rs), for the test clients and servers too.
+pub(crate) fn provider() -> rustls::crypto::CryptoProvider {
+    tollgate_config::tls::crypto_provider()
 }
 
 /// Web PKI verification, optionally without the name check.

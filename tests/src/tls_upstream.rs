@@ -21,7 +21,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection, StreamOwned};
 
-use crate::tls::{ring_provider, Leaf, Versions};
+use crate::tls::{provider, Leaf, Versions};
 use crate::upstream::{Behaviour, Upstream};
 
 /// A TLS server stream from the upstream's side.
@@ -137,7 +137,7 @@ impl Deref for TlsUpstream {
 fn server_config(leaf: &Leaf, versions: Versions, client_ca: Option<&Path>) -> Arc<ServerConfig> {
     let key = PrivateKeyDer::from_pem_file(&leaf.key)
         .unwrap_or_else(|e| panic!("read the key {}: {e}", leaf.key.display()));
-    let provider = Arc::new(ring_provider());
+    let provider = Arc::new(provider());
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(versions.protocol_versions())
         .expect("protocol versions");
