@@ -48,7 +48,7 @@ pub struct CompareArgs {
     /// Rounds per scenario; each round runs nginx, HAProxy and tollgate once (default 5).
     #[arg(long)]
     pub rounds: Option<usize>,
-    /// Measured seconds per run (default 8: the default run of all scenarios stays under 20 minutes).
+    /// Measured seconds per run (default 8: the default run of all scenarios stays under 25 minutes).
     #[arg(long)]
     pub seconds: Option<f64>,
     /// tollgate binary (default: <workspace>/target/release/tollgate).
@@ -63,11 +63,14 @@ pub struct CompareArgs {
     /// Scenarios, comma-separated (default all): plain, post16k, newconn, latency (50 % of
     /// nginx's plain rate, needs plain); ratelimit (a limit per client address that never
     /// refuses, 50 source addresses), ratelimit-reject (the same refusing almost everything;
-    /// 429/CPU-s), plan (tollgate only: API keys and a usage plan, vs. plain tollgate).
+    /// 429/CPU-s), plan (tollgate only: API keys and a usage plan, vs. plain tollgate); tls
+    /// (keep-alive HTTPS), tls-newconn (a full TLS 1.3 handshake per request), tls-resume (a
+    /// resumed one per request; handshakes/CPU-s).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "plain,post16k,newconn,latency,ratelimit,ratelimit-reject,plan"
+        default_value = "plain,post16k,newconn,latency,ratelimit,ratelimit-reject,plan,tls,\
+                         tls-newconn,tls-resume"
     )]
     pub scenarios: Vec<String>,
 }
@@ -93,9 +96,24 @@ pub struct OriginArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Target, e.g. http://HOST:PORT/path (plain HTTP only).
+    /// Target, e.g. http://HOST:PORT/path, or https://HOST:PORT/path (as `--tls`).
     #[arg(long)]
     pub url: String,
+    /// TLS 1.3 (ALPN http/1.1, AES-128-GCM offered first); implied by an https:// URL.
+    #[arg(long)]
+    pub tls: bool,
+    /// TLS: the server name sent as SNI (and verified with --ca); default the URL's host if
+    /// it is a name (an IP address sends no SNI).
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// TLS: verify the server's certificate against the CA certificates (PEM) in FILE; without
+    /// it nothing is verified.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// TLS: each new connection resumes the session of the previous one of its slot (TLS 1.3
+    /// tickets); without it every handshake is a full one.
+    #[arg(long)]
+    pub tls_resume: bool,
     /// Concurrent connections in total.
     #[arg(long, short = 'c', default_value_t = 64)]
     pub connections: usize,
@@ -228,9 +246,22 @@ pub struct Target {
 }
 
 impl Target {
+    /// An `http://` URL (`hold`: plain HTTP only).
     pub fn parse(url: &str) -> Result<Self> {
-        let Some(rest) = url.strip_prefix("http://") else {
-            bail!("only http:// URLs are supported, got {url:?}");
+        match Self::parse_any(url)? {
+            (target, false) => Ok(target),
+            (_, true) => bail!("only http:// URLs are supported, got {url:?}"),
+        }
+    }
+
+    /// An `http://` or `https://` URL (`load`); true for https (default port 443).
+    pub fn parse_any(url: &str) -> Result<(Self, bool)> {
+        let (rest, tls) = if let Some(rest) = url.strip_prefix("http://") {
+            (rest, false)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (rest, true)
+        } else {
+            bail!("only http:// and https:// URLs are supported, got {url:?}");
         };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], format!("/{}", &rest[i..])),
@@ -248,18 +279,19 @@ impl Target {
         let with_port = if has_port {
             authority.to_string()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if tls { 443 } else { 80 })
         };
         let addr = with_port
             .to_socket_addrs()
             .with_context(|| format!("resolving {with_port}"))?
             .next()
             .with_context(|| format!("{with_port} resolved to no address"))?;
-        Ok(Self {
+        let target = Self {
             addr,
             host: authority.to_string(),
             path,
-        })
+        };
+        Ok((target, tls))
     }
 }
 
@@ -296,6 +328,15 @@ mod tests {
         assert_eq!((t.addr.port(), t.path.as_str()), (9000, "/?x"));
         assert_eq!(Target::parse("http://[::1]/")?.addr.port(), 80);
         assert!(Target::parse("https://127.0.0.1/").is_err());
+        let (t, tls) = Target::parse_any("https://127.0.0.1/x")?;
+        assert_eq!((t.addr.port(), t.path.as_str(), tls), (443, "/x", true));
+        let (t, tls) = Target::parse_any("https://127.0.0.1:8443")?;
+        assert_eq!(
+            (t.addr.port(), t.host.as_str(), tls),
+            (8443, "127.0.0.1:8443", true)
+        );
+        assert!(!Target::parse_any("http://127.0.0.1/")?.1);
+        assert!(Target::parse_any("ftp://127.0.0.1/").is_err());
         Ok(())
     }
 
@@ -326,6 +367,29 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn load_tls_options() -> Result<()> {
+        let cli = Cli::try_parse_from([
+            "b",
+            "load",
+            "--url",
+            "https://127.0.0.1:1/",
+            "--sni",
+            "bench.example.com",
+            "--ca",
+            "/c/ca.pem",
+            "--tls-resume",
+            "--new-connection-per-request",
+        ])?;
+        let Command::Load(args) = cli.command else {
+            bail!("not load");
+        };
+        assert_eq!(args.sni.as_deref(), Some("bench.example.com"));
+        assert_eq!(args.ca, Some(PathBuf::from("/c/ca.pem")));
+        assert!(args.tls_resume && args.new_connection_per_request && !args.tls);
         Ok(())
     }
 

@@ -17,6 +17,12 @@
 //! own ports), configured from the base configs by [`configs`]; `plan` is tollgate only and
 //! interleaves each round with the base tollgate under the same load (`tollgate-plain`), so
 //! its ratio to plain tollgate needs no `plain` scenario.
+//!
+//! The TLS scenarios (`tls`, `tls-newconn`, `tls-resume`) share one more set of instances that
+//! terminate TLS 1.3 with one generated ECDSA P-256 certificate ([`tls`]), checked at start to
+//! negotiate the same version, suite, group and ALPN with the load's client and to resume; the
+//! load is `load --tls` (`tls_client.rs`). `tls-resume` fails when a contender resumed fewer
+//! than [`MIN_RESUMED`] of the handshakes in a run, `tls-newconn` when it resumed any.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -33,9 +39,11 @@ use crate::compare_report::{self as report, Run, PLAIN_BASELINE};
 
 #[path = "compare_configs.rs"]
 mod configs;
+#[path = "compare_tls.rs"]
+mod tls;
 
 /// Scenarios in the order they run (`latency` needs `plain`'s nginx rate).
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 10] = [
     "plain",
     "post16k",
     "newconn",
@@ -43,7 +51,12 @@ pub const SCENARIOS: [&str; 7] = [
     "ratelimit",
     "ratelimit-reject",
     "plan",
+    "tls",
+    "tls-newconn",
+    "tls-resume",
 ];
+/// `tls-resume` fails below this share of resumed handshakes in any run.
+pub const MIN_RESUMED: f64 = 0.9;
 const CONNECTIONS: &str = "64";
 const WARMUP: Duration = Duration::from_secs(1);
 /// The `latency` scenario's open-loop rate, as a fraction of nginx's median `plain` rate.
@@ -59,16 +72,25 @@ pub enum Setup {
     RateLimit,
     Reject,
     Plan,
+    /// TLS termination (the `tls*` scenarios).
+    Tls,
 }
 
 impl Setup {
-    pub const ALL: [Setup; 4] = [Setup::Base, Setup::RateLimit, Setup::Reject, Setup::Plan];
+    pub const ALL: [Setup; 5] = [
+        Setup::Base,
+        Setup::RateLimit,
+        Setup::Reject,
+        Setup::Plan,
+        Setup::Tls,
+    ];
 
     pub fn of(scenario: &str) -> Self {
         match scenario {
             "ratelimit" => Self::RateLimit,
             "ratelimit-reject" => Self::Reject,
             "plan" => Self::Plan,
+            "tls" | "tls-newconn" | "tls-resume" => Self::Tls,
             _ => Self::Base,
         }
     }
@@ -80,6 +102,7 @@ impl Setup {
             Self::RateLimit => "ratelimit",
             Self::Reject => "reject",
             Self::Plan => "plan",
+            Self::Tls => "tls",
         }
     }
 
@@ -335,11 +358,28 @@ fn run_in(
                 let mut r = measure(&ctx).with_context(|| format!("{scenario} on {contender}"))?;
                 r.contender = contender.to_string();
                 r.round = round;
+                let hs = if r.handshakes > 0 {
+                    format!(
+                        ", {:>8.0} hs/CPU-s ({} of {} resumed)",
+                        r.hs_per_cpu_s, r.handshakes_resumed, r.handshakes
+                    )
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "{scenario} round {round}/{} {contender:<8}: {:>8.0} req/s, {:.2} cores, \
-                     {:>8.0} req/CPU-s, {:>8.0} 429/CPU-s, p99 {} µs, {} errors",
-                    s.rounds, r.rps, r.cores, r.req_per_cpu_s, r.r429_per_cpu_s, r.p99_us, r.errors
+                    "{scenario} round {round}/{} {contender:<8}: {:>8.0} req/s, {:.2} cores \
+                     (load {:.2}), {:>8.0} req/CPU-s, {:>8.0} 429/CPU-s, p99 {} µs, \
+                     {} errors{hs}",
+                    s.rounds,
+                    r.rps,
+                    r.cores,
+                    r.load_cores,
+                    r.req_per_cpu_s,
+                    r.r429_per_cpu_s,
+                    r.p99_us,
+                    r.errors
                 );
+                check_resumption(&r).with_context(|| format!("{scenario} on {contender}"))?;
                 runs.push(r);
             }
         }
@@ -380,15 +420,21 @@ pub fn setup_configs(
     };
     let name = setup.name();
     let [nginx_port, haproxy_port, tg_port] = ports.of(setup);
-    // nginx and HAProxy: the template, its variant's limit added, its placeholders filled.
+    // nginx and HAProxy: the template, its variant's limit or TLS added, its placeholders filled.
     type Variant = fn(&str, &str, &configs::Limit) -> Result<String>;
-    let peer = |template: &str, own: &'static str, port: Option<u16>, variant: Variant| {
+    type TlsVariant = fn(&str) -> Result<String>;
+    let peer = |template: &str,
+                own: &'static str,
+                port: Option<u16>,
+                variant: Variant,
+                tls: TlsVariant| {
         let Some(port) = port else {
             return Ok(None);
         };
         let t = read(template)?;
         let t = match setup.limit() {
             Some(limit) => variant(&t, name, limit)?,
+            None if setup == Setup::Tls => tls(&t)?,
             None => t,
         };
         let vars = [
@@ -403,18 +449,21 @@ pub fn setup_configs(
         configs::NGINX_PORT,
         nginx_port,
         configs::nginx,
+        configs::nginx_tls,
     )?;
     let haproxy = peer(
         "haproxy.cfg.in",
         configs::HAPROXY_PORT,
         haproxy_port,
         configs::haproxy,
+        configs::haproxy_tls,
     )?;
     let tollgate = match tg_port {
         Some(port) => {
             let t = configs::tollgate_ports(&read("tollgate.toml")?, port, ports.origin)?;
             Some(match setup {
                 Setup::Base => t,
+                Setup::Tls => configs::tollgate_tls(&t, dir)?,
                 _ => {
                     let (api, tail) = match setup.limit() {
                         Some(limit) => (limit.tollgate_api, String::new()),
@@ -454,6 +503,9 @@ fn start_setup(
     let write =
         |p: &Path, text: &str| std::fs::write(p, text).with_context(|| format!("writing {p:?}"));
     let [nginx_port, haproxy_port, tg_port] = ports.of(setup);
+    if setup == Setup::Tls {
+        tls::write_certificate(dir).context("making the TLS certificate")?;
+    }
     let [nginx_conf, haproxy_cfg, tg_toml] = setup_configs(peers, dir, setup, ports)?;
     let mut header = None;
     let mut out = Vec::new();
@@ -515,6 +567,17 @@ fn start_setup(
         });
     }
     for p in &out {
+        if setup == Setup::Tls {
+            let seen = tls::check(p.port, &dir.join(configs::TLS_CA)).with_context(|| {
+                format!(
+                    "{} ({name}) on port {} does not proxy /plain/1k over TLS as the scenarios \
+                     need",
+                    p.contender, p.port
+                )
+            })?;
+            eprintln!("compare: tls on {}: {}", p.contender, seen.describe());
+            continue;
+        }
         smoke(p.port, header.as_deref()).with_context(|| {
             format!(
                 "{} ({name}) on port {} does not proxy /plain/1k",
@@ -576,10 +639,15 @@ pub fn load_args(
     rate: Option<f64>,
     keys: &Path,
 ) -> Vec<String> {
+    let scheme = if scenario.starts_with("tls") {
+        "https"
+    } else {
+        "http"
+    };
     let mut a: Vec<String> = [
         "load".to_string(),
         "--url".into(),
-        format!("http://127.0.0.1:{port}/plain/1k"),
+        format!("{scheme}://127.0.0.1:{port}/plain/1k"),
         "--json".into(),
         "--threads".into(),
         "1".into(),
@@ -593,7 +661,8 @@ pub fn load_args(
     .into();
     let extra: &[&str] = match scenario {
         "post16k" => &["--method", "POST", "--body-bytes", "16384"],
-        "newconn" => &["--new-connection-per-request"],
+        "newconn" | "tls-newconn" => &["--new-connection-per-request"],
+        "tls-resume" => &["--new-connection-per-request", "--tls-resume"],
         _ => &[],
     };
     a.extend(extra.iter().map(|s| s.to_string()));
@@ -609,7 +678,41 @@ pub fn load_args(
     if let (Some(r), "latency") = (rate, scenario) {
         a.extend(["--rate".to_string(), format!("{r:.0}")]);
     }
+    if scenario.starts_with("tls") {
+        a.extend(["--sni".to_string(), tls::NAME.to_string()]);
+    }
     a
+}
+
+/// Fails a `tls-resume` run in which fewer than [`MIN_RESUMED`] of the handshakes resumed (or
+/// that made none), and a `tls-newconn` run in which any did: either would measure something
+/// else than the scenario says.
+pub fn check_resumption(r: &Run) -> Result<()> {
+    match r.scenario.as_str() {
+        "tls-newconn" | "tls-resume" if r.handshakes == 0 => {
+            bail!("no TLS handshake completed in the measured window")
+        }
+        "tls-resume" => {
+            let share = r.handshakes_resumed as f64 / r.handshakes as f64;
+            if share < MIN_RESUMED {
+                bail!(
+                    "only {} of {} TLS handshakes resumed a session ({:.1} %, at least {:.0} % \
+                     needed): does the proxy send session tickets and accept them?",
+                    r.handshakes_resumed,
+                    r.handshakes,
+                    share * 100.0,
+                    MIN_RESUMED * 100.0
+                );
+            }
+        }
+        "tls-newconn" if r.handshakes_resumed > 0 => bail!(
+            "{} of {} TLS handshakes resumed a session, where every one should be full",
+            r.handshakes_resumed,
+            r.handshakes
+        ),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Runs one `load` child on CPU 0 and measures the proxy's CPU over its measured window.
@@ -652,17 +755,22 @@ pub fn run_from_load_json(v: &Value, scenario: &str, cores: f64, rate: Option<f6
         .saturating_sub(status_429);
     let seconds = v["duration_s"].as_f64().unwrap_or(0.0);
     let per_cpu_s = |per_s: f64| if cores > 0.0 { per_s / cores } else { f64::NAN };
-    let r429_per_s = if seconds > 0.0 {
-        status_429 as f64 / seconds
-    } else {
-        0.0
+    let per_s = |n: u64| {
+        if seconds > 0.0 {
+            n as f64 / seconds
+        } else {
+            0.0
+        }
     };
+    let r429_per_s = per_s(status_429);
+    let handshakes = v["tls"]["handshakes"].as_u64().unwrap_or(0);
     Run {
         scenario: scenario.to_string(),
         contender: String::new(),
         round: 0,
         rps,
         cores,
+        load_cores: v["load_cores"].as_f64().unwrap_or(0.0),
         req_per_cpu_s: per_cpu_s(rps),
         status_429,
         r429_per_cpu_s: per_cpu_s(r429_per_s),
@@ -670,6 +778,9 @@ pub fn run_from_load_json(v: &Value, scenario: &str, cores: f64, rate: Option<f6
         p99_us: lat("p99"),
         p999_us: lat("p999"),
         errors,
+        handshakes,
+        handshakes_resumed: v["tls"]["handshakes_resumed"].as_u64().unwrap_or(0),
+        hs_per_cpu_s: per_cpu_s(per_s(handshakes)),
         target_rps: rate.filter(|_| scenario == "latency"),
     }
 }

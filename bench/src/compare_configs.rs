@@ -11,6 +11,15 @@
 //! upstream needs must be in its template, no unknown one may be left, and every anchor that is
 //! replaced must occur exactly once, so an edited template fails loudly here rather than
 //! producing a config that silently listens on a fixed port or lacks its limit.
+//!
+//! The TLS variants (`tls*` scenarios) terminate TLS 1.3 only with the certificate
+//! `compare_tls.rs` writes, ALPN http/1.1 and AES-128-GCM first, each in its own terms: nginx
+//! `listen … ssl` with `ssl_protocols TLSv1.3`, the suites by `ssl_conf_command Ciphersuites`,
+//! `ssl_session_tickets on` and a shared session cache; HAProxy `ssl crt … alpn http/1.1
+//! ssl-min-ver TLSv1.3 ciphersuites …` on its bind line; tollgate `[[certificates]]` and
+//! `tls = { certificates, default_certificate, versions = ["1.3"] }` on its listener (it has no
+//! cipher setting: rustls, like OpenSSL by default, follows the client's order, and the load
+//! offers AES-128-GCM first). Tickets and resumption are each one's defaults otherwise.
 
 use std::path::Path;
 
@@ -59,6 +68,17 @@ pub const ORIGIN_PORT: &str = "ORIGIN_PORT";
 pub const NGINX_PORT: &str = "NGINX_PORT";
 /// Placeholder of HAProxy's bind port in `haproxy.cfg.in`.
 pub const HAPROXY_PORT: &str = "HAPROXY_PORT";
+
+/// The TLS files in the scratch directory (`compare_tls::write_certificate`): the leaf (the
+/// chain served), its key, the CA that issued it, and leaf plus key in one file (HAProxy).
+pub const TLS_CERT: &str = "tls-cert.pem";
+pub const TLS_KEY: &str = "tls-key.pem";
+pub const TLS_CA: &str = "tls-ca.pem";
+pub const TLS_PEM: &str = "tls-haproxy.pem";
+
+/// The TLS 1.3 suites of the OpenSSL peers, in order: AES-128-GCM first.
+pub const OPENSSL_SUITES: &str =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
 /// The literal listen address of `peers/tollgate.toml`, replaced by the chosen one.
 pub const TOLLGATE_BIND: &str = "\"127.0.0.1:8090\"";
@@ -156,6 +176,56 @@ pub fn haproxy(base: &str, name: &str, limit: &Limit) -> Result<String> {
         limit.haproxy_max_rate
     );
     replace_once(&t, &format!("{bind}\n"), &rules)
+}
+
+/// nginx terminating TLS: the template `nginx-proxy.conf.in` with pid and error log
+/// `nginx-tls.*`, `ssl` on its listen line and the TLS settings before `server {` (the port and
+/// `@DIR@` are rendered afterwards).
+pub fn nginx_tls(base: &str) -> Result<String> {
+    let t = replace_once(base, "nginx-proxy.pid", "nginx-tls.pid")?;
+    let t = replace_once(&t, "nginx-proxy.err", "nginx-tls.err")?;
+    let t = replace_once(
+        &t,
+        "listen 127.0.0.1:@NGINX_PORT@ ",
+        "listen 127.0.0.1:@NGINX_PORT@ ssl ",
+    )?;
+    let settings = format!(
+        "\n  ssl_certificate @DIR@/{TLS_CERT};\n  ssl_certificate_key @DIR@/{TLS_KEY};\n  \
+         ssl_protocols TLSv1.3;\n  ssl_conf_command Ciphersuites {OPENSSL_SUITES};\n  \
+         ssl_session_cache shared:tls:10m;\n  ssl_session_tickets on;\n  server {{"
+    );
+    replace_once(&t, "\n  server {", &settings)
+}
+
+/// HAProxy terminating TLS: the template `haproxy.cfg.in` with pid file `haproxy-tls.pid` and
+/// the TLS settings on its bind line (the port and `@DIR@` are rendered afterwards).
+pub fn haproxy_tls(base: &str) -> Result<String> {
+    let t = replace_once(base, "/haproxy.pid\n", "/haproxy-tls.pid\n")?;
+    let bind = t
+        .lines()
+        .find(|l| l.trim_start().starts_with("bind "))
+        .context("no bind line in the base haproxy.cfg")?;
+    let tls = format!(
+        "{bind} ssl crt @DIR@/{TLS_PEM} alpn http/1.1 ssl-min-ver TLSv1.3 \
+         ciphersuites {OPENSSL_SUITES}\n"
+    );
+    replace_once(&t, &format!("{bind}\n"), &tls)
+}
+
+/// tollgate terminating TLS: `base` (ports already replaced) with the certificate of `dir` as
+/// `[[certificates]]` id `bench` and TLS 1.3 on its listener (after its `name`).
+pub fn tollgate_tls(base: &str, dir: &Path) -> Result<String> {
+    let t = replace_once(
+        base,
+        "\nname = \"bench\"\n",
+        "\nname = \"bench\"\n\
+         tls = { certificates = [\"bench\"], default_certificate = \"bench\", versions = [\"1.3\"] }\n",
+    )?;
+    Ok(format!(
+        "[[certificates]]\nid = \"bench\"\ncert = \"{}\"\nkey = \"{}\"\n\n{t}",
+        dir.join(TLS_CERT).display(),
+        dir.join(TLS_KEY).display()
+    ))
 }
 
 /// tollgate: `tollgate.toml` listening on 127.0.0.1:`port` and proxying to the origin on

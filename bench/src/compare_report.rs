@@ -5,7 +5,9 @@
 //! The `plan` scenario has no nginx or HAProxy runs (shown as "—"); instead each of its rounds
 //! also runs the base tollgate under the same load, as contender [`PLAIN_BASELINE`], and the
 //! report gives tollgate's ratios to that. Refusals (429) are counted apart from errors and
-//! reported per CPU-second of the proxy, the main figure of `ratelimit-reject`.
+//! reported per CPU-second of the proxy, the main figure of `ratelimit-reject`. TLS handshakes
+//! likewise: handshakes per CPU-second, the main figure of `tls-newconn` and `tls-resume`
+//! (one handshake per request there), with the share of them that resumed a session.
 //!
 //! Medians, not means: one disturbed round on a shared machine should not move the result.
 //! The JSON field names are meant for scripts and are kept stable.
@@ -27,6 +29,8 @@ pub struct Run {
     pub rps: f64,
     /// Proxy CPU cores used during the measured window (utime + stime / wall time).
     pub cores: f64,
+    /// CPU cores the load generator itself used over the window (0 if it did not say).
+    pub load_cores: f64,
     /// Requests per CPU-second of the proxy process: `rps / cores`.
     pub req_per_cpu_s: f64,
     /// Responses with status 429 (not counted under `errors`).
@@ -37,6 +41,11 @@ pub struct Run {
     pub p99_us: u64,
     pub p999_us: u64,
     pub errors: u64,
+    /// TLS handshakes completed in the measured window, and those that resumed a session.
+    pub handshakes: u64,
+    pub handshakes_resumed: u64,
+    /// TLS handshakes per CPU-second of the proxy process.
+    pub hs_per_cpu_s: f64,
     /// Open-loop target rate (`latency` scenario only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_rps: Option<f64>,
@@ -87,6 +96,10 @@ pub struct Aggregate {
     pub errors: u64,
     /// 429 responses summed over all rounds.
     pub status_429: u64,
+    pub hs_per_cpu_s: Spread,
+    /// TLS handshakes summed over all rounds, and those that resumed.
+    pub handshakes: u64,
+    pub handshakes_resumed: u64,
 }
 
 /// tollgate's median divided by the peer's median (`None` when either is missing or zero).
@@ -94,6 +107,7 @@ pub struct Aggregate {
 pub struct Ratios {
     pub req_per_cpu_s: Option<f64>,
     pub r429_per_cpu_s: Option<f64>,
+    pub hs_per_cpu_s: Option<f64>,
     pub rps: Option<f64>,
     pub p99: Option<f64>,
 }
@@ -138,6 +152,9 @@ pub fn aggregate(runs: &[Run], scenario: &str, contender: &str) -> Option<Aggreg
         p999_us: spread(&|r| r.p999_us as f64)?,
         errors: mine.iter().map(|r| r.errors).sum(),
         status_429: mine.iter().map(|r| r.status_429).sum(),
+        hs_per_cpu_s: spread(&|r| r.hs_per_cpu_s)?,
+        handshakes: mine.iter().map(|r| r.handshakes).sum(),
+        handshakes_resumed: mine.iter().map(|r| r.handshakes_resumed).sum(),
     })
 }
 
@@ -153,6 +170,7 @@ pub fn ratios(ours: Option<&Aggregate>, peer: Option<&Aggregate>) -> Ratios {
     Ratios {
         req_per_cpu_s: ratio(a.req_per_cpu_s.median, b.req_per_cpu_s.median),
         r429_per_cpu_s: ratio(a.r429_per_cpu_s.median, b.r429_per_cpu_s.median),
+        hs_per_cpu_s: ratio(a.hs_per_cpu_s.median, b.hs_per_cpu_s.median),
         rps: ratio(a.rps.median, b.rps.median),
         p99: ratio(a.p99_us.median, b.p99_us.median),
     }
@@ -195,6 +213,14 @@ fn fmt_ratio(r: Option<f64>) -> String {
     r.map_or_else(|| "-".to_string(), |x| format!("{x:.2}"))
 }
 
+/// `resumed` of `handshakes` as a percentage, "-" for none.
+fn fmt_share(resumed: u64, handshakes: u64) -> String {
+    if handshakes == 0 {
+        return "-".to_string();
+    }
+    format!("{:.1} %", resumed as f64 * 100.0 / handshakes as f64)
+}
+
 impl Report {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -217,8 +243,15 @@ impl Report {
             } else {
                 String::new()
             };
+            // Handshakes per CPU-second where the window saw handshakes (tls-newconn, tls-resume).
+            let handshakes = s.contenders.iter().any(|a| a.handshakes > 0);
+            let hs_head = if handshakes {
+                format!(" {:>24} {:>8}", "hs/CPU-s (min–max)", "resumed")
+            } else {
+                String::new()
+            };
             out += &format!(
-                "{:<14} {:>24}{r429_head} {:>10} {:>8} {:>8} {:>8} {:>7}\n",
+                "{:<14} {:>24}{r429_head}{hs_head} {:>10} {:>8} {:>8} {:>8} {:>7}\n",
                 "proxy", "req/CPU-s (min–max)", "req/s", "p50 µs", "p99 µs", "p99.9 µs", "errors"
             );
             let spread = |x: &Spread| format!("{:.0} ({:.0}–{:.0})", x.median, x.min, x.max);
@@ -234,8 +267,17 @@ impl Report {
                 } else {
                     String::new()
                 };
+                let hs = if handshakes {
+                    format!(
+                        " {:>24} {:>8}",
+                        spread(&a.hs_per_cpu_s),
+                        fmt_share(a.handshakes_resumed, a.handshakes)
+                    )
+                } else {
+                    String::new()
+                };
                 out += &format!(
-                    "{:<14} {:>24}{r429} {:>10.0} {:>8.0} {:>8.0} {:>8.0} {:>7}\n",
+                    "{:<14} {:>24}{r429}{hs} {:>10.0} {:>8.0} {:>8.0} {:>8.0} {:>7}\n",
                     a.contender,
                     spread(&a.req_per_cpu_s),
                     a.rps.median,
@@ -251,8 +293,13 @@ impl Report {
                 } else {
                     String::new()
                 };
+                let hs = if handshakes {
+                    format!("hs/CPU-s {}, ", fmt_ratio(r.hs_per_cpu_s))
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{r429}req/CPU-s {}, req/s {}, p99 {}",
+                    "{r429}{hs}req/CPU-s {}, req/s {}, p99 {}",
                     fmt_ratio(r.req_per_cpu_s),
                     fmt_ratio(r.rps),
                     fmt_ratio(r.p99)
@@ -291,6 +338,7 @@ mod tests {
             round,
             rps: rpc / 2.0,
             cores: 0.5,
+            load_cores: 0.9,
             req_per_cpu_s: rpc,
             status_429: 0,
             r429_per_cpu_s: 0.0,
@@ -298,6 +346,9 @@ mod tests {
             p99_us: p99,
             p999_us: p99 * 2,
             errors: round as u64,
+            handshakes: 0,
+            handshakes_resumed: 0,
+            hs_per_cpu_s: 0.0,
             target_rps: None,
         }
     }
@@ -353,6 +404,7 @@ mod tests {
             !table.contains("429/CPU-s") && !table.contains(PLAIN_BASELINE),
             "{table}"
         );
+        assert!(!table.contains("hs/CPU-s"), "{table}");
         let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(
             v["scenarios"][0]["contenders"][0]["req_per_cpu_s"]["median"],
@@ -360,6 +412,45 @@ mod tests {
         );
         assert_eq!(v["runs"].as_array().unwrap().len(), 6);
         assert!(ratio(1.0, 0.0).is_none());
+    }
+
+    #[test]
+    fn handshakes_per_cpu_second() {
+        let mut runs = Vec::new();
+        for (c, round, hs, resumed) in [
+            ("nginx", 1, 1000.0, 950),
+            ("tollgate", 1, 1500.0, 1000),
+            ("nginx", 2, 3000.0, 1000),
+            ("tollgate", 2, 2500.0, 1000),
+        ] {
+            let mut r = run(c, round, hs, 100);
+            r.scenario = "tls-resume".into();
+            r.hs_per_cpu_s = hs;
+            r.handshakes = 1000;
+            r.handshakes_resumed = resumed;
+            runs.push(r);
+        }
+        let report = build(runs, &["tls-resume".into()], 2, 1.0);
+        let s = &report.scenarios[0];
+        assert_eq!(s.tollgate_vs_nginx.hs_per_cpu_s, Some(1.0));
+        let ng = &s.contenders[0];
+        assert_eq!((ng.handshakes, ng.handshakes_resumed), (2000, 1950));
+        let table = report.to_table();
+        for want in [
+            "hs/CPU-s (min–max)  resumed",
+            "\nnginx                  2000 (1000–3000)         2000 (1000–3000)   97.5 %       1000",
+            "\ntollgate               2000 (1500–2500)         2000 (1500–2500)  100.0 %       1000",
+            "tollgate/nginx: hs/CPU-s 1.00, req/CPU-s 1.00",
+        ] {
+            assert!(table.contains(want), "{want:?} in\n{table}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(
+            v["scenarios"][0]["contenders"][1]["handshakes_resumed"],
+            2000
+        );
+        assert_eq!(v["scenarios"][0]["tollgate_vs_nginx"]["hs_per_cpu_s"], 1.0);
+        assert_eq!(v["runs"][0]["hs_per_cpu_s"], 1000.0);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Unit tests of `compare`'s settings, load arguments, parsing of `load --json` output, the
-//! ports of a run and the generated configs (base and rate-limit variants).
+//! ports of a run and the generated configs (base, rate-limit and TLS variants).
 
 use clap::Parser as _;
 
@@ -43,6 +43,9 @@ fn defaults_quick_and_scenarios() -> Result<()> {
         [Setup::Base, Setup::RateLimit, Setup::Reject, Setup::Plan]
     );
     assert_eq!(setups_for(&["newconn".into()]), [Setup::Base]);
+    let t = settings(&["--scenarios", "tls-resume,tls,tls-newconn"])?;
+    assert_eq!(t.scenarios, ["tls", "tls-newconn", "tls-resume"]);
+    assert_eq!(setups_for(&t.scenarios), [Setup::Base, Setup::Tls]);
     assert!(settings(&["--rounds", "0"]).is_err());
     Ok(())
 }
@@ -68,6 +71,21 @@ fn scenario_load_args() {
     assert!(joined("plan", None).ends_with("--warmup 1s --header-list x-api-key:/d/keys.txt"));
     assert!(!joined("plain", None).contains("--bind-count"));
     assert!(!joined("plain", None).contains("--header-list"));
+    let tls = joined("tls", None);
+    assert!(
+        tls.starts_with("load --url https://127.0.0.1:8090/plain/1k --json"),
+        "{tls}"
+    );
+    assert!(
+        tls.ends_with("--warmup 1s --sni bench.example.com"),
+        "{tls}"
+    );
+    assert!(joined("tls-newconn", None)
+        .ends_with("--warmup 1s --new-connection-per-request --sni bench.example.com"));
+    assert!(joined("tls-resume", None).ends_with(
+        "--warmup 1s --new-connection-per-request --tls-resume --sni bench.example.com"
+    ));
+    assert!(!joined("plain", None).contains("--sni") && !joined("plain", None).contains("https"));
 }
 
 #[test]
@@ -94,6 +112,56 @@ fn parses_load_json() -> Result<()> {
     assert!(run_from_load_json(&v, "plain", 0.0, None)
         .req_per_cpu_s
         .is_nan());
+    assert_eq!((r.handshakes, r.hs_per_cpu_s), (0, 0.0)); // no tls object: plain
+    let v: Value = serde_json::from_str(
+        r#"{"rps":500.0,"duration_s":2.0,"requests":1000,
+            "errors":{"connect":0,"tls":2,"io":0},"status":{"200":1000},
+            "latency_us":{"p50":700,"p99":1800,"p999":4000},
+            "tls":{"handshakes":1000,"handshakes_resumed":990,"handshakes_per_s":500.0}}"#,
+    )?;
+    let r = run_from_load_json(&v, "tls-resume", 0.25, None);
+    assert_eq!(
+        (r.handshakes, r.handshakes_resumed, r.errors),
+        (1000, 990, 2)
+    );
+    assert_eq!(r.load_cores, 0.0); // not in this output
+    let with_cores: Value = serde_json::from_str(r#"{"rps":1.0,"load_cores":0.93}"#)?;
+    assert_eq!(
+        run_from_load_json(&with_cores, "plain", 1.0, None).load_cores,
+        0.93
+    );
+    assert_eq!((r.req_per_cpu_s, r.hs_per_cpu_s), (2000.0, 2000.0));
+    Ok(())
+}
+
+#[test]
+fn resumption_is_checked() -> Result<()> {
+    let v = |hs: u64, resumed: u64| -> Result<Value> {
+        Ok(serde_json::from_str(&format!(
+            r#"{{"rps":1.0,"duration_s":1.0,"tls":{{"handshakes":{hs},"handshakes_resumed":{resumed}}}}}"#
+        ))?)
+    };
+    let run = |scenario, hs, resumed| -> Result<Run> {
+        Ok(run_from_load_json(&v(hs, resumed)?, scenario, 1.0, None))
+    };
+    check_resumption(&run("tls-resume", 1000, 900)?)?;
+    let e = check_resumption(&run("tls-resume", 1000, 899)?)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("only 899 of 1000 TLS handshakes resumed a session (89.9 %, at least 90 %"),
+        "{e}"
+    );
+    for scenario in ["tls-resume", "tls-newconn"] {
+        let e = check_resumption(&run(scenario, 0, 0)?).unwrap_err();
+        assert!(e.to_string().contains("no TLS handshake completed"), "{e}");
+    }
+    check_resumption(&run("tls-newconn", 1000, 0)?)?;
+    let e = check_resumption(&run("tls-newconn", 1000, 3)?).unwrap_err();
+    assert!(e.to_string().contains("3 of 1000"), "{e}");
+    // Keep-alive TLS makes its handshakes in the warm-up: none in the window is fine.
+    check_resumption(&run("tls", 0, 0)?)?;
+    check_resumption(&run("plain", 0, 0)?)?;
     Ok(())
 }
 
@@ -114,6 +182,14 @@ fn targets_of_scenarios() {
             ],
         ),
         (Setup::Plan, vec![p("tollgate", 8093, 4)]),
+        (
+            Setup::Tls,
+            vec![
+                p("nginx", 8443, 5),
+                p("haproxy", 8444, 6),
+                p("tollgate", 8445, 7),
+            ],
+        ),
     ];
     let show = |s| {
         targets(s, &started)
@@ -127,26 +203,34 @@ fn targets_of_scenarios() {
     );
     assert_eq!(show("plan"), ["tollgate-plain 8090 3", "tollgate 8093 4"]);
     assert!(show("ratelimit").is_empty());
+    for tls in ["tls", "tls-newconn", "tls-resume"] {
+        assert_eq!(
+            show(tls),
+            ["nginx 8443 5", "haproxy 8444 6", "tollgate 8445 7"],
+            "{tls}"
+        );
+    }
 }
 
 #[test]
 fn ports_of_a_run() -> Result<()> {
     let all = Setup::ALL;
-    assert_eq!(Ports::needed(&all), 11); // origin + 3 + 3 + 3 + tollgate's plan
+    assert_eq!(Ports::needed(&all), 14); // origin + 3 + 3 + 3 + tollgate's plan + 3
     assert_eq!(Ports::needed(&[Setup::Base]), 4);
-    let free: Vec<u16> = (40001..=40011).collect();
+    let free: Vec<u16> = (40001..=40014).collect();
     let p = Ports::assign(&all, &free)?;
     assert_eq!(p.origin, 40001);
     assert_eq!(p.of(Setup::Base), [Some(40002), Some(40003), Some(40004)]);
     assert_eq!(p.of(Setup::Reject), [Some(40008), Some(40009), Some(40010)]);
     assert_eq!(p.of(Setup::Plan), [None, None, Some(40011)]);
+    assert_eq!(p.of(Setup::Tls), [Some(40012), Some(40013), Some(40014)]);
     assert_eq!(
         p.describe(),
         "origin 40001, base 40002/40003/40004, ratelimit 40005/40006/40007, \
-         reject 40008/40009/40010, plan -/-/40011"
+         reject 40008/40009/40010, plan -/-/40011, tls 40012/40013/40014"
     );
-    let e = Ports::assign(&all, &free[..10]).unwrap_err().to_string();
-    assert!(e.contains("10 ports for 11 listeners"), "{e}");
+    let e = Ports::assign(&all, &free[..13]).unwrap_err().to_string();
+    assert!(e.contains("13 ports for 14 listeners"), "{e}");
     let base = Ports::assign(&[Setup::Base], &free[..4])?;
     assert_eq!(base.of(Setup::Plan), [None; 3]); // not in this run
 
@@ -155,10 +239,10 @@ fn ports_of_a_run() -> Result<()> {
     let chosen = Ports::choose(&all)?;
     let mut ports = vec![chosen.origin];
     ports.extend(all.iter().flat_map(|&s| chosen.of(s)).flatten());
-    assert_eq!(ports.len(), 11);
+    assert_eq!(ports.len(), 14);
     ports.sort_unstable();
     ports.dedup();
-    assert_eq!(ports.len(), 11, "{}", chosen.describe());
+    assert_eq!(ports.len(), 14, "{}", chosen.describe());
     Ok(())
 }
 
@@ -170,7 +254,7 @@ const OLD_FIXED_PORTS: [u16; 11] = [
 #[test]
 fn every_generated_config_names_the_chosen_ports_only() -> Result<()> {
     let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers");
-    let free: Vec<u16> = (41001..=41011).collect();
+    let free: Vec<u16> = (41001..=41014).collect();
     let ports = Ports::assign(&Setup::ALL, &free)?;
     let mut pid_files = Vec::new();
     let mut written = 0;
@@ -208,9 +292,9 @@ fn every_generated_config_names_the_chosen_ports_only() -> Result<()> {
             );
         }
     }
-    assert_eq!(written, 10);
+    assert_eq!(written, 13);
     // Each nginx and HAProxy instance has its own pid file.
-    assert_eq!(pid_files.len(), 6, "{pid_files:?}");
+    assert_eq!(pid_files.len(), 8, "{pid_files:?}");
     let n = pid_files.len();
     pid_files.sort();
     pid_files.dedup();
@@ -385,19 +469,88 @@ fn tollgate_variants() -> Result<()> {
     Ok(())
 }
 
-/// The generated configs as nginx (`-t`) and HAProxy (`-c`) read them; neither binds its
-/// ports for that. Skipped, saying so, where the tools are not installed.
+#[test]
+fn tls_variants() -> Result<()> {
+    let base = peer("nginx-proxy.conf.in");
+    let got = configs::nginx_tls(&base)?;
+    let want = base
+        .replace("/s/nginx-proxy.pid", "/s/nginx-tls.pid")
+        .replace("/s/nginx-proxy.err", "/s/nginx-tls.err")
+        .replace(
+            "listen 127.0.0.1:@NGINX_PORT@ backlog",
+            "listen 127.0.0.1:@NGINX_PORT@ ssl backlog",
+        )
+        .replace(
+            "\n  server {\n",
+            "\n  ssl_certificate @DIR@/tls-cert.pem;\n  ssl_certificate_key @DIR@/tls-key.pem;\n  \
+             ssl_protocols TLSv1.3;\n  ssl_conf_command Ciphersuites \
+             TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;\n  \
+             ssl_session_cache shared:tls:10m;\n  ssl_session_tickets on;\n  server {\n",
+        );
+    assert_eq!(got, want);
+    assert_ne!(got, base);
+    let e =
+        configs::nginx_tls(&base.replace("listen 127.0.0.1:@NGINX_PORT@", "listen @NGINX_PORT@"))
+            .unwrap_err();
+    assert!(e.to_string().contains("found it 0 times"), "{e}");
+
+    let base = peer("haproxy.cfg.in");
+    let got = configs::haproxy_tls(&base)?;
+    let want = base
+        .replace("/s/haproxy.pid\n", "/s/haproxy-tls.pid\n")
+        .replace(
+            "  bind 127.0.0.1:@HAPROXY_PORT@ backlog 65535\n",
+            "  bind 127.0.0.1:@HAPROXY_PORT@ backlog 65535 ssl crt @DIR@/tls-haproxy.pem \
+             alpn http/1.1 ssl-min-ver TLSv1.3 ciphersuites \
+             TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\n",
+        );
+    assert_eq!(got, want);
+    assert_ne!(got, base);
+
+    let base = peer("tollgate.toml");
+    let got = configs::tollgate_tls(&base, Path::new("/s"))?;
+    let want = format!(
+        "[[certificates]]\nid = \"bench\"\ncert = \"/s/tls-cert.pem\"\nkey = \"/s/tls-key.pem\"\n\n{}",
+        base.replace(
+            "[[listeners]]\nname = \"bench\"\n",
+            "[[listeners]]\nname = \"bench\"\ntls = { certificates = [\"bench\"], \
+             default_certificate = \"bench\", versions = [\"1.3\"] }\n",
+        )
+    );
+    assert_eq!(got, want);
+    assert_ne!(got, base);
+    Ok(())
+}
+
+/// The generated configs as nginx (`-t`), HAProxy (`-c`) and tollgate (its config crate's
+/// `load`, as `tollgate check`) read them, with the generated TLS certificate; none binds its
+/// ports for that. nginx and HAProxy are skipped, saying so, where they are not installed.
 #[test]
 fn generated_configs_pass_the_peers_own_checks() -> Result<()> {
+    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers");
+    let dir = std::env::temp_dir().join(format!("tb-configs-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("state"))?;
+    tls::write_certificate(&dir)?;
+    let ports = Ports::choose(&Setup::ALL)?;
+    for setup in Setup::ALL {
+        let [_, _, tollgate] = setup_configs(&peers, &dir, setup, &ports)?;
+        let toml = dir.join(format!("tollgate-{}.toml", setup.name()));
+        std::fs::write(&toml, tollgate.context("no tollgate config")?)?;
+        let plan = tollgate_config::load(&toml).map_err(|e| anyhow::anyhow!("{toml:?}: {e}"))?;
+        let described = plan.describe();
+        if setup == Setup::Tls {
+            assert!(
+                described.contains("bench") && described.contains("versions 1.3"),
+                "{described}"
+            );
+        }
+    }
     let path = std::env::var("PATH").unwrap_or_default();
     if !procs::missing_tools(&["nginx", "haproxy"], &path).is_empty() {
         eprintln!("nginx or haproxy not on PATH: generated configs not checked by them");
+        std::fs::remove_dir_all(&dir)?;
         return Ok(());
     }
-    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers");
-    let dir = std::env::temp_dir().join(format!("tb-configs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let ports = Ports::choose(&Setup::ALL)?;
     let mut checked = 0;
     for setup in Setup::ALL {
         let [nginx, haproxy, _] = setup_configs(&peers, &dir, setup, &ports)?;
@@ -428,7 +581,7 @@ fn generated_configs_pass_the_peers_own_checks() -> Result<()> {
             checked += 1;
         }
     }
-    assert_eq!(checked, 6);
+    assert_eq!(checked, 8);
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

@@ -16,6 +16,17 @@
 //!
 //! Only responses that complete inside the measured window (after the warm-up, before the end)
 //! are counted; errors are counted when they happen inside the window.
+//!
+//! TLS (`--tls`): the request loop is generic over how a connection opens its stream
+//! ([`Dial`]): [`Tcp`] gives a `TcpStream` and is the plain path, compiled to the same code as
+//! before TLS existed (no enum to match per read, no handshake bookkeeping: those are behind the
+//! constant [`Dial::TLS`]); [`Tls`] connects TCP the same way, then runs the TLS handshake
+//! (`tls_client.rs`) and gives the gateway's `UpstreamStream`. Handshakes completing inside the
+//! window are counted, resumed ones apart. When the server ends a TLS connection (a response
+//! without keep-alive, or after every request with `--new-connection-per-request`) the client
+//! reads on until the server's close (its close_notify and FIN) before closing, within the
+//! request timeout: closing with that alert unread would reset the connection instead of
+//! closing it, depending on how fast the server sent it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -23,20 +34,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
+use tollgate_backends::wire::stream::UpstreamStream;
 
+use crate::compare_procs;
 use crate::connect;
 use crate::http::{Message, Parser};
 use crate::recv::RecvBuf;
 use crate::runtime;
 use crate::stats::{ErrorKind, Stats};
+use crate::tls_client;
 
 /// Room for any response head plus a good share of its body per read.
 const RECV_CAPACITY: usize = 64 * 1024;
 
-/// After a failed connect, wait this long before retrying so a dead target is reported as
-/// connect errors instead of a CPU-burning reconnect storm.
+/// After a failed connect (or TLS handshake), wait this long before retrying so a dead target
+/// is reported as connect errors instead of a CPU-burning reconnect storm.
 const CONNECT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Resolution of monoio's timer wheel.
@@ -60,6 +76,19 @@ pub struct Plan {
     pub rate: Option<f64>,
     pub new_connection_per_request: bool,
     pub timeout: Duration,
+    /// TLS on every connection; `None`: plain TCP.
+    pub tls: Option<TlsPlan>,
+}
+
+/// What every TLS connection of a run shares.
+#[derive(Debug, Clone)]
+pub struct TlsPlan {
+    /// The configuration each connection slot starts from (`tls_client::client_config`).
+    pub config: Arc<ClientConfig>,
+    /// SNI (and the name verified, with `--ca`).
+    pub name: ServerName<'static>,
+    /// Each new connection of a slot resumes the previous one's session.
+    pub resume: bool,
 }
 
 /// The run's time window, fixed before any thread starts so all threads agree.
@@ -76,8 +105,10 @@ impl Clock {
     }
 }
 
-/// Runs the plan and returns the merged stats of the measured window.
-pub fn run(plan: Plan) -> Result<Stats> {
+/// Runs the plan; returns the merged stats of the measured window and the CPU the generator
+/// itself used over it, in cores (`None` if `/proc` could not tell), to show when the client
+/// rather than the server limits a run.
+pub fn run(plan: Plan) -> Result<(Stats, Option<f64>)> {
     if plan.connections == 0 {
         bail!("--connections must be at least 1");
     }
@@ -113,6 +144,11 @@ pub fn run(plan: Plan) -> Result<Stats> {
             .context("spawning load thread")?;
         handles.push(handle);
     }
+    std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
+    let cpu_from = (
+        compare_procs::cpu_ticks(std::process::id()).ok(),
+        Instant::now(),
+    );
     let mut total = Stats::new();
     for handle in handles {
         match handle.join() {
@@ -120,13 +156,24 @@ pub fn run(plan: Plan) -> Result<Stats> {
             Err(_) => bail!("load thread panicked"),
         }
     }
-    Ok(total)
+    let cores = match (cpu_from, compare_procs::cpu_ticks(std::process::id())) {
+        ((Some(c0), t0), Ok(c1)) => {
+            let tick = compare_procs::clock_ticks_per_second() as f64;
+            let wall = t0.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
+            Some(c1.saturating_sub(c0) as f64 / tick / wall)
+        }
+        _ => None,
+    };
+    Ok((total, cores))
 }
 
 async fn thread_main(plan: Arc<Plan>, thread: usize, clock: Clock) -> Stats {
     let tasks: Vec<_> = (thread..plan.connections)
         .step_by(plan.threads)
-        .map(|c| monoio::spawn(connection(Arc::clone(&plan), c, clock)))
+        .map(|c| match &plan.tls {
+            None => monoio::spawn(connection(Arc::clone(&plan), c, clock, Tcp)),
+            Some(tls) => monoio::spawn(connection(Arc::clone(&plan), c, clock, Tls::new(tls))),
+        })
         .collect();
     let mut stats = Stats::new();
     for task in tasks {
@@ -135,11 +182,89 @@ async fn thread_main(plan: Arc<Plan>, thread: usize, clock: Clock) -> Stats {
     stats
 }
 
+/// How a load connection opens its stream.
+trait Dial {
+    type Stream: AsyncReadRent + AsyncWriteRent;
+    /// TLS: count handshakes, and read a connection the server ends to its close.
+    const TLS: bool;
+
+    /// A new stream to `plan.addr`, from `source` if given.
+    async fn dial(
+        &mut self,
+        plan: &Plan,
+        source: Option<IpAddr>,
+    ) -> Result<Self::Stream, ErrorKind>;
+
+    /// The last handshake's completion time and whether it resumed, once (TLS only).
+    fn handshake(&mut self) -> Option<(Instant, bool)> {
+        None
+    }
+}
+
+/// Plain TCP (with `TCP_NODELAY`).
+struct Tcp;
+
+impl Dial for Tcp {
+    type Stream = TcpStream;
+    const TLS: bool = false;
+
+    async fn dial(&mut self, plan: &Plan, source: Option<IpAddr>) -> Result<TcpStream, ErrorKind> {
+        let stream = connect::connect(plan.addr, source)
+            .await
+            .map_err(|_| ErrorKind::Connect)?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+/// TLS over TCP: one connection slot's configuration (its own session store with
+/// `--tls-resume`), the server name, and the last handshake not yet counted.
+struct Tls {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    last: Option<(Instant, bool)>,
+}
+
+impl Tls {
+    fn new(plan: &TlsPlan) -> Self {
+        Self {
+            config: tls_client::for_connection(&plan.config, plan.resume),
+            name: plan.name.clone(),
+            last: None,
+        }
+    }
+}
+
+impl Dial for Tls {
+    type Stream = UpstreamStream;
+    const TLS: bool = true;
+
+    async fn dial(
+        &mut self,
+        plan: &Plan,
+        source: Option<IpAddr>,
+    ) -> Result<UpstreamStream, ErrorKind> {
+        let tcp = Tcp.dial(plan, source).await?;
+        let deadline = Instant::now() + plan.timeout;
+        let (stream, resumed) =
+            tls_client::handshake(tcp, Arc::clone(&self.config), self.name.clone(), deadline)
+                .await
+                .map_err(|_| ErrorKind::Tls)?;
+        self.last = Some((Instant::now(), resumed));
+        Ok(stream)
+    }
+
+    fn handshake(&mut self) -> Option<(Instant, bool)> {
+        self.last.take()
+    }
+}
+
 /// One connection's request loop; returns its stats when the window ends.
-async fn connection(plan: Arc<Plan>, index: usize, clock: Clock) -> Stats {
+async fn connection<D: Dial>(plan: Arc<Plan>, index: usize, clock: Clock, dial: D) -> Stats {
     let mut stats = Stats::new();
     let request = index % plan.requests.len();
     let mut conn = Conn {
+        dial,
         stream: None,
         recv: RecvBuf::with_capacity(RECV_CAPACITY),
         send: plan.requests[request].clone(),
@@ -193,6 +318,13 @@ async fn connection(plan: Arc<Plan>, index: usize, clock: Clock) -> Stats {
         )
         .await;
         let now = Instant::now();
+        if D::TLS {
+            if let Some((at, resumed)) = conn.dial.handshake() {
+                if clock.in_window(at) {
+                    stats.handshake(resumed);
+                }
+            }
+        }
         let error = match outcome {
             Ok(Ok(response)) => {
                 if clock.in_window(now) {
@@ -201,6 +333,10 @@ async fn connection(plan: Arc<Plan>, index: usize, clock: Clock) -> Stats {
                     stats.response(response.status, response.bytes, us);
                 }
                 if !response.keep_alive || plan.new_connection_per_request {
+                    if D::TLS {
+                        conn.read_to_close((now + plan.timeout).min(clock.end))
+                            .await;
+                    }
                     conn.reset();
                 }
                 continue;
@@ -217,7 +353,7 @@ async fn connection(plan: Arc<Plan>, index: usize, clock: Clock) -> Stats {
         if clock.in_window(now) {
             stats.error(error);
         }
-        if error == ErrorKind::Connect {
+        if matches!(error, ErrorKind::Connect | ErrorKind::Tls) {
             monoio::time::sleep(CONNECT_BACKOFF).await;
         }
     }
@@ -232,8 +368,9 @@ async fn sleep_until(t: Instant) {
 }
 
 /// A load connection's socket and reused buffers.
-struct Conn {
-    stream: Option<TcpStream>,
+struct Conn<D: Dial> {
+    dial: D,
+    stream: Option<D::Stream>,
     recv: RecvBuf,
     /// The request bytes, lent to each write and returned.
     send: Vec<u8>,
@@ -243,7 +380,7 @@ struct Conn {
     source: Option<IpAddr>,
 }
 
-impl Conn {
+impl<D: Dial> Conn<D> {
     /// Drops the socket and any bytes read from it.
     fn reset(&mut self) {
         self.stream = None;
@@ -262,11 +399,7 @@ impl Conn {
     /// Sends one request (connecting first if needed) and reads its full response.
     async fn exchange(&mut self, plan: &Plan) -> Result<Message, ErrorKind> {
         if self.stream.is_none() {
-            let stream = connect::connect(plan.addr, self.source)
-                .await
-                .map_err(|_| ErrorKind::Connect)?;
-            let _ = stream.set_nodelay(true);
-            self.stream = Some(stream);
+            self.stream = Some(self.dial.dial(plan, self.source).await?);
         }
         let Some(stream) = self.stream.as_mut() else {
             return Err(ErrorKind::Connect);
@@ -292,5 +425,26 @@ impl Conn {
                 Err(_) => return Err(ErrorKind::Io),
             }
         }
+    }
+
+    /// Reads and discards whatever the server still sends until it closes (or `deadline`):
+    /// a TLS server ends with a close_notify, which must not be left unread (see the module
+    /// doc). Errors end it too; the connection is closed next either way.
+    async fn read_to_close(&mut self, deadline: Instant) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let recv = &mut self.recv;
+        let drain = async {
+            loop {
+                recv.clear();
+                let (result, buf) = stream.read(recv.take()).await;
+                recv.put(buf);
+                if !matches!(result, Ok(n) if n > 0) {
+                    break;
+                }
+            }
+        };
+        let _ = monoio::time::timeout_at(monoio::time::Instant::from_std(deadline), drain).await;
     }
 }

@@ -5,7 +5,9 @@
 //! * `load` drives closed-loop or open-loop (`--rate`, coordinated-omission corrected) load
 //!   and reports throughput, errors by kind, counts per status and latency percentiles, as a
 //!   table or JSON. Connections can carry a header value each from a list (`--header-list`,
-//!   e.g. API keys) and bind one of N loopback source addresses (`--bind-count`).
+//!   e.g. API keys) and bind one of N loopback source addresses (`--bind-count`). With `--tls`
+//!   (or an https:// URL) it speaks TLS 1.3 through the gateway's own rustls adapter and counts
+//!   full and resumed handshakes (`--tls-resume`).
 //! * `hold` holds idle keep-alive connections (in `hold-child` holder processes) and measures
 //!   the gateway's PSS per connection at several counts.
 //!
@@ -29,10 +31,11 @@ mod report;
 mod requests;
 mod runtime;
 mod stats;
+mod tls_client;
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Parser as _;
 
 use cli::{Cli, Command, LoadArgs, Target};
@@ -56,7 +59,19 @@ fn main() -> ExitCode {
 }
 
 fn run_load(args: &LoadArgs) -> Result<()> {
-    let target = Target::parse(&args.url)?;
+    let (target, https) = Target::parse_any(&args.url)?;
+    let tls = if args.tls || https {
+        Some(load::TlsPlan {
+            config: tls_client::client_config(args.ca.as_deref())?,
+            name: tls_client::server_name(args.sni.as_deref(), &target.host)?,
+            resume: args.tls_resume,
+        })
+    } else {
+        if args.sni.is_some() || args.ca.is_some() || args.tls_resume {
+            bail!("--sni, --ca and --tls-resume need --tls or an https:// URL");
+        }
+        None
+    };
     let threads = args
         .threads
         .unwrap_or_else(cli::default_threads)
@@ -90,9 +105,14 @@ fn run_load(args: &LoadArgs) -> Result<()> {
         rate: args.rate,
         new_connection_per_request: args.new_connection_per_request,
         timeout: args.timeout,
+        tls,
     };
-    let stats = load::run(plan)?;
-    let summary = report::Summary::new(&stats, args.duration, args.connections, threads, args.rate);
+    let tls = plan.tls.is_some();
+    let (stats, load_cores) = load::run(plan)?;
+    let mut summary =
+        report::Summary::new(&stats, args.duration, args.connections, threads, args.rate)
+            .with_tls(tls, &stats);
+    summary.load_cores = load_cores;
     if args.json {
         println!("{}", summary.to_json());
     } else {

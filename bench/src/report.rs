@@ -2,7 +2,9 @@
 //!
 //! The JSON field names are a stable interface for scripts (docs/BENCHMARKS.md tooling):
 //! `requests`, `duration_s`, `rps`, `bytes_per_s`, `errors{...}`, `status{...}`,
-//! `latency_us{...}`. New fields may be added; existing ones are not renamed.
+//! `latency_us{...}`. New fields may be added; existing ones are not renamed. With `--tls`
+//! there is also `tls{handshakes, handshakes_resumed, handshakes_per_s}`. `load_cores` is the
+//! CPU the generator itself used over the window (utime + stime of its process, in cores).
 //!
 //! `status` maps each status code seen (as a string: JSON keys are) to its response count,
 //! e.g. `{"200": 9000, "429": 1000}`; the table prints the same as one `status` line.
@@ -40,6 +42,21 @@ pub struct Summary {
     /// Responses per status code, ascending by code.
     pub status: BTreeMap<u16, u64>,
     pub latency_us: Latency,
+    /// CPU the load generator used over the window, in cores (absent if unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_cores: Option<f64>,
+    /// TLS handshakes (`--tls` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSummary>,
+}
+
+/// The TLS handshakes completed inside the measured window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TlsSummary {
+    pub handshakes: u64,
+    /// Handshakes that resumed a session (`--tls-resume`; no certificate was sent).
+    pub handshakes_resumed: u64,
+    pub handshakes_per_s: f64,
 }
 
 impl Summary {
@@ -72,7 +89,19 @@ impl Summary {
                 p999: q(0.999),
                 max: h.max(),
             },
+            load_cores: None,
+            tls: None,
         }
+    }
+
+    /// Adds the handshake counts of `stats` when the run spoke TLS.
+    pub fn with_tls(mut self, tls: bool, stats: &Stats) -> Self {
+        self.tls = tls.then(|| TlsSummary {
+            handshakes: stats.handshakes,
+            handshakes_resumed: stats.handshakes_resumed,
+            handshakes_per_s: stats.handshakes as f64 / self.duration_s.max(f64::MIN_POSITIVE),
+        });
+        self
     }
 
     pub fn to_json(&self) -> String {
@@ -95,14 +124,23 @@ impl Summary {
         let rate = self
             .target_rps
             .map_or(String::new(), |r| format!(", target {r:.0} req/s"));
+        let cores = self
+            .load_cores
+            .map_or(String::new(), |c| format!(", load {c:.2} cores"));
+        let tls = self.tls.map_or(String::new(), |t| {
+            format!(
+                "\ntls           {} handshakes ({} resumed), {:.1}/s",
+                t.handshakes, t.handshakes_resumed, t.handshakes_per_s
+            )
+        });
         format!(
-            "mode {} ({} connections, {} threads{rate}), {:.2}s measured\n\
+            "mode {} ({} connections, {} threads{rate}), {:.2}s measured{cores}\n\
              requests      {:>12}\n\
              requests/s    {:>12.1}\n\
              bytes/s       {:>12}\n\
              latency (µs)  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n\
              status        {status}\n\
-             errors        {} (connect {}, timeout {}, io {}, 4xx {}, 5xx {}, other {})",
+             errors        {} (connect {}, timeout {}, io {}, tls {}, 4xx {}, 5xx {}, other {}){tls}",
             self.mode,
             self.connections,
             self.threads,
@@ -119,6 +157,7 @@ impl Summary {
             e.connect,
             e.timeout,
             e.io,
+            e.tls,
             e.status_4xx,
             e.status_5xx,
             e.status_other,
@@ -155,7 +194,14 @@ mod tests {
         assert_eq!(v["requests"], 1);
         assert_eq!(v["rps"], 0.5);
         assert_eq!(v["bytes_per_s"], 50.0);
-        for k in ["connect", "timeout", "io", "status_4xx", "status_5xx"] {
+        for k in [
+            "connect",
+            "timeout",
+            "io",
+            "tls",
+            "status_4xx",
+            "status_5xx",
+        ] {
             assert_eq!(v["errors"][k], 0, "{k}");
         }
         for k in ["p50", "p90", "p99", "p999", "max"] {
@@ -163,7 +209,32 @@ mod tests {
         }
         assert_eq!(v["status"], serde_json::json!({"200": 1}));
         assert!(s.to_table().contains("requests/s"));
+        assert!(v.get("tls").is_none()); // plain runs have no tls object
         assert_eq!(human_bytes(2048.0), "2.0 KiB");
+        Ok(())
+    }
+
+    #[test]
+    fn tls_handshakes() -> anyhow::Result<()> {
+        let mut stats = Stats::new();
+        stats.response(200, 100, 10);
+        for resumed in [false, true, true, true] {
+            stats.handshake(resumed);
+        }
+        let s = Summary::new(&stats, Duration::from_secs(2), 4, 1, None).with_tls(true, &stats);
+        let v: serde_json::Value = serde_json::from_str(&s.to_json())?;
+        assert_eq!(
+            v["tls"],
+            serde_json::json!({"handshakes": 4, "handshakes_resumed": 3, "handshakes_per_s": 2.0})
+        );
+        let table = s.to_table();
+        assert!(
+            table.ends_with("\ntls           4 handshakes (3 resumed), 2.0/s"),
+            "{table}"
+        );
+        let plain =
+            Summary::new(&stats, Duration::from_secs(2), 4, 1, None).with_tls(false, &stats);
+        assert!(plain.tls.is_none() && !plain.to_table().contains("handshakes"));
         Ok(())
     }
 

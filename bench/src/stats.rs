@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Timeout,
     /// Write, read, reset, early close or an unparseable response.
     Io,
+    /// The TLS handshake failed (refused, no common version or cipher, closed mid-way).
+    Tls,
 }
 
 /// Error counts by kind; field names are part of the JSON output.
@@ -29,6 +31,8 @@ pub struct Errors {
     pub connect: u64,
     pub timeout: u64,
     pub io: u64,
+    /// TLS handshakes that failed (`load --tls`; always 0 without it).
+    pub tls: u64,
     pub status_4xx: u64,
     pub status_5xx: u64,
     /// Responses that are neither 2xx/3xx nor 4xx/5xx (1xx or invalid codes).
@@ -40,6 +44,7 @@ impl Errors {
         self.connect
             + self.timeout
             + self.io
+            + self.tls
             + self.status_4xx
             + self.status_5xx
             + self.status_other
@@ -49,6 +54,7 @@ impl Errors {
         self.connect += o.connect;
         self.timeout += o.timeout;
         self.io += o.io;
+        self.tls += o.tls;
         self.status_4xx += o.status_4xx;
         self.status_5xx += o.status_5xx;
         self.status_other += o.status_other;
@@ -67,6 +73,10 @@ pub struct Stats {
     pub statuses: Vec<(u16, u64)>,
     /// Latency in µs, from send (closed loop) or intended send (open loop) to full response.
     pub latency: Histogram<u64>,
+    /// TLS handshakes completed inside the measured window (`load --tls`).
+    pub handshakes: u64,
+    /// Of those, the ones that resumed a session (no certificate was sent).
+    pub handshakes_resumed: u64,
 }
 
 impl Default for Stats {
@@ -86,7 +96,15 @@ impl Stats {
             errors: Errors::default(),
             statuses: Vec::new(),
             latency,
+            handshakes: 0,
+            handshakes_resumed: 0,
         }
+    }
+
+    /// Records a completed TLS handshake.
+    pub fn handshake(&mut self, resumed: bool) {
+        self.handshakes += 1;
+        self.handshakes_resumed += u64::from(resumed);
     }
 
     /// Records a complete response.
@@ -124,6 +142,7 @@ impl Stats {
             ErrorKind::Connect => self.errors.connect += 1,
             ErrorKind::Timeout => self.errors.timeout += 1,
             ErrorKind::Io => self.errors.io += 1,
+            ErrorKind::Tls => self.errors.tls += 1,
         }
     }
 
@@ -131,6 +150,8 @@ impl Stats {
         self.requests += other.requests;
         self.bytes += other.bytes;
         self.errors.merge(&other.errors);
+        self.handshakes += other.handshakes;
+        self.handshakes_resumed += other.handshakes_resumed;
         for &(status, n) in &other.statuses {
             self.count_status(status, n);
         }
@@ -160,7 +181,15 @@ mod tests {
         b.error(ErrorKind::Connect);
         b.error(ErrorKind::Timeout);
         b.error(ErrorKind::Io);
+        b.error(ErrorKind::Tls);
+        b.handshake(true);
+        b.handshake(false);
+        a.handshake(false);
         a.merge(&b);
+        assert_eq!(
+            (a.handshakes, a.handshakes_resumed, a.errors.tls),
+            (3, 1, 1)
+        );
         assert_eq!((a.requests, a.bytes), (5, 140));
         assert_eq!(
             (
@@ -183,7 +212,7 @@ mod tests {
             ),
             (1, 1, 1, 1, 1, 1)
         );
-        assert_eq!(e.total(), 6);
+        assert_eq!(e.total(), 7);
         assert_eq!(a.latency.len(), 5);
         assert!(a.latency.max() >= 1_000);
     }
