@@ -91,14 +91,14 @@ fn server_config(dir: &Path) -> Arc<ServerConfig> {
         .collect::<Result<Vec<_>, _>>()
         .expect("parse cert.pem");
     let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).expect("key.pem");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("TLS 1.3")
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .expect("certificate");
-    config.ticketer = rustls::crypto::ring::Ticketer::new().expect("ticketer");
+    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().expect("ticketer");
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Arc::new(config)
 }
