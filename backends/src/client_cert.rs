@@ -25,8 +25,9 @@ pub struct TlsSession {
     pub version: &'static str,
     /// The cipher suite's IANA-style name (`TLS13_AES_128_GCM_SHA256`).
     pub cipher: &'static str,
-    /// The client's verified certificate, when one was asked for and presented.
-    pub client_cert: Option<ClientCertificate>,
+    /// The client's verified certificate, when one was asked for and presented (boxed: most
+    /// connections have none, and every idle TLS connection holds its session).
+    pub client_cert: Option<Box<ClientCertificate>>,
     /// Header names for the certificate's fields (None: the connection's policy has no mTLS).
     pub client_cert_headers: Option<Arc<ClientCertHeaders>>,
 }

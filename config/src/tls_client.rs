@@ -45,7 +45,6 @@ impl std::fmt::Debug for UpstreamTls {
     }
 }
 
-
 /// Compiles an `https://` URL's TLS settings. `key`: the integration's key path for errors;
 /// `url_host`: the URL's host (the default name); `config_path`: relative `ca` paths start
 /// at its folder.

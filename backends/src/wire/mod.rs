@@ -9,8 +9,10 @@
 //! - [`io`]: `read_more` / `write_all` with deadlines over any monoio stream.
 //! - [`body`]: reading a request body piece by piece whatever its framing.
 //! - [`respond`]: status lines, header lines and the gateway response catalogue's writer.
-//! - [`tls`] and [`stream`]: TLS on a client connection (our adapter between rustls and
-//!   monoio), and the client's stream as one type, plain or TLS.
+//! - [`tls_server`], [`tls`] and [`stream`]: TLS on a client connection (our adapter between
+//!   rustls' unbuffered server API and monoio, with buffers an idle connection lets go of), on
+//!   an upstream connection (over rustls' buffered client), and a connection's stream as one
+//!   type, plain or TLS.
 
 pub mod body;
 pub mod buffers;
@@ -22,3 +24,4 @@ pub mod io;
 pub mod respond;
 pub mod stream;
 pub mod tls;
+pub mod tls_server;

@@ -2,6 +2,13 @@
 //! reads, the integrations' writes) works on it through monoio's owned-buffer traits, so a
 //! TLS connection takes the same code path as a plain one. The TLS state is boxed: a plain
 //! connection — and every idle connection's task — stays as small as before.
+//!
+//! The two sides of TLS are two types behind one small trait, [`TlsIo`]: a downstream
+//! connection's [`ServerTls`] (rustls' unbuffered server connection with buffers of our own,
+//! which an idle connection lets go of: [`super::tls_server`]) and an upstream connection's
+//! [`TlsStream`] (rustls' buffered client connection: [`super::tls`]). [`Stream`] is generic
+//! over it, so [`ClientStream`] and [`UpstreamStream`] share every line here and neither pays
+//! for the other (no dynamic dispatch, no extra variant).
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -14,33 +21,105 @@ use monoio::BufResult;
 
 use std::ops::DerefMut;
 
-use rustls::{ClientConnection, ConnectionCommon, ServerConnection, SideData};
+use rustls::{ClientConnection, ConnectionCommon, SideData};
 
 use super::tls::TlsStream;
+use super::tls_server::ServerTls;
 
 /// Bound on a TLS step under the owned-buffer traits, which carry no deadline: callers wrap
 /// their reads and writes in their own timeouts, which cancel the step first.
 const FAR: Duration = Duration::from_secs(3600);
 
 /// A downstream connection's stream (the server side of TLS).
-pub type ClientStream = Stream<ServerConnection>;
+pub type ClientStream = Stream<ServerTls>;
 
 /// An upstream connection's stream (the client side of TLS).
-pub type UpstreamStream = Stream<ClientConnection>;
+pub type UpstreamStream = Stream<TlsStream<ClientConnection>>;
 
-/// A connection's stream, plain or TLS.
+/// What [`Stream`] needs of a TLS connection (handshake done): plaintext in and out over the
+/// TCP stream underneath. Both sides implement it with the inherent methods of the same names.
+// `async fn` in a public trait: the futures are not `Send`, and need not be (one thread per
+// core; monoio never moves a task between threads).
+#[allow(async_fn_in_trait)]
+pub trait TlsIo {
+    /// The TCP stream underneath (readiness waits, the descriptor).
+    fn tcp(&self) -> &TcpStream;
+    /// True when input is buffered (decrypted or not) that the socket's readiness would not
+    /// show.
+    fn has_buffered_input(&mut self) -> bool;
+    /// Lets go of buffers an idle connection does not need.
+    fn shed_idle_buffers(&mut self);
+    /// Waits until decrypted bytes are ready; how many (0: the end of the stream).
+    async fn wait_plain(&mut self, deadline: Instant) -> io::Result<usize>;
+    /// Copies decrypted bytes that are ready into `dst`; how many.
+    fn take_plain(&mut self, dst: &mut [u8]) -> io::Result<usize>;
+    /// Encrypts all of `src` and writes it before `deadline`.
+    async fn write_plain(&mut self, src: &[u8], deadline: Instant) -> io::Result<()>;
+    /// Sends close_notify and shuts the write side.
+    async fn close(&mut self, deadline: Instant) -> io::Result<()>;
+}
+
+impl TlsIo for ServerTls {
+    fn tcp(&self) -> &TcpStream {
+        ServerTls::tcp(self)
+    }
+    fn has_buffered_input(&mut self) -> bool {
+        ServerTls::has_buffered_input(self)
+    }
+    fn shed_idle_buffers(&mut self) {
+        ServerTls::shed_idle_buffers(self)
+    }
+    async fn wait_plain(&mut self, deadline: Instant) -> io::Result<usize> {
+        ServerTls::wait_plain(self, deadline).await
+    }
+    fn take_plain(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        ServerTls::take_plain(self, dst)
+    }
+    async fn write_plain(&mut self, src: &[u8], deadline: Instant) -> io::Result<()> {
+        ServerTls::write_plain(self, src, deadline).await
+    }
+    async fn close(&mut self, deadline: Instant) -> io::Result<()> {
+        ServerTls::close(self, deadline).await
+    }
+}
+
+impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> TlsIo for TlsStream<C> {
+    fn tcp(&self) -> &TcpStream {
+        TlsStream::tcp(self)
+    }
+    fn has_buffered_input(&mut self) -> bool {
+        TlsStream::has_buffered_input(self)
+    }
+    fn shed_idle_buffers(&mut self) {
+        TlsStream::shed_idle_buffers(self)
+    }
+    async fn wait_plain(&mut self, deadline: Instant) -> io::Result<usize> {
+        TlsStream::wait_plain(self, deadline).await
+    }
+    fn take_plain(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        TlsStream::take_plain(self, dst)
+    }
+    async fn write_plain(&mut self, src: &[u8], deadline: Instant) -> io::Result<()> {
+        TlsStream::write_plain(self, src, deadline).await
+    }
+    async fn close(&mut self, deadline: Instant) -> io::Result<()> {
+        TlsStream::close(self, deadline).await
+    }
+}
+
+/// A connection's stream, plain or TLS (`S`: [`ServerTls`] or [`TlsStream`]).
 #[derive(Debug)]
-pub enum Stream<C = ServerConnection> {
+pub enum Stream<S = ServerTls> {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP (handshake done).
-    Tls(Box<TlsStream<C>>),
+    Tls(Box<S>),
     /// No stream: only while the TCP stream is lent to the TLS handshake, which gives it
     /// back (as TLS, or plain to be closed). I/O on it fails.
     Detached,
 }
 
-impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> Stream<C> {
+impl<S: TlsIo> Stream<S> {
     /// The TCP stream underneath (none while detached).
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
@@ -51,7 +130,7 @@ impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> Stream<C> {
     }
 
     /// The TLS connection, when there is one.
-    pub fn tls(&self) -> Option<&TlsStream<C>> {
+    pub fn tls(&self) -> Option<&S> {
         match self {
             Stream::Tls(t) => Some(t),
             _ => None,
@@ -67,7 +146,8 @@ impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> Stream<C> {
         }
     }
 
-    /// Lets go of buffers an idle connection does not need (a TLS stream's ciphertext buffer).
+    /// Lets go of buffers an idle connection does not need (a TLS stream's ciphertext and
+    /// plaintext buffers).
     pub fn shed_idle_buffers(&mut self) {
         if let Stream::Tls(t) = self {
             t.shed_idle_buffers();
@@ -92,7 +172,7 @@ fn detached() -> io::Error {
     io::ErrorKind::NotConnected.into()
 }
 
-impl<C> AsRawFd for Stream<C> {
+impl<S: TlsIo> AsRawFd for Stream<S> {
     /// The socket's descriptor; -1 while detached (nothing asks then: the connection is in
     /// its handshake, neither idle nor tunnelling).
     fn as_raw_fd(&self) -> RawFd {
@@ -104,7 +184,7 @@ impl<C> AsRawFd for Stream<C> {
     }
 }
 
-impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> AsyncReadRent for Stream<C> {
+impl<S: TlsIo> AsyncReadRent for Stream<S> {
     async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
         let t = match self {
             Stream::Plain(s) => return s.read(buf).await,
@@ -184,7 +264,7 @@ impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> AsyncReadRent for S
     }
 }
 
-impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> AsyncWriteRent for Stream<C> {
+impl<S: TlsIo> AsyncWriteRent for Stream<S> {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         let t = match self {
             Stream::Plain(s) => return s.write(buf).await,

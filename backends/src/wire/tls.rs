@@ -1,24 +1,26 @@
-//! TLS on a downstream connection: our own small adapter between rustls and monoio.
+//! TLS on an upstream connection (the client side): our own small adapter between rustls'
+//! buffered `ClientConnection` and monoio, plus what both sides share (the handshake's failure
+//! reasons, [`HandshakeError`], and the bounds). The server side of a downstream connection
+//! is [`super::tls_server`], built on rustls' unbuffered API instead: its buffers are ours,
+//! so the many idle keep-alive connections a gateway holds keep none (rustls' buffered
+//! connection keeps a record buffer of at least 4 KiB for life). An upstream connection is
+//! pooled only while the pool wants it, so it stays on the simpler buffered API.
 //!
-//! [`accept`] reads the ClientHello with `rustls::server::Acceptor`, lets the caller choose
-//! the server configuration by the name the client asked for (SNI), and completes the
-//! handshake with owned-buffer reads and writes, within one deadline (a client that stalls
-//! mid-handshake is closed like a slow head). [`TlsStream`] then moves records between the
-//! socket and the rustls connection: ciphertext is read into a buffer of its own and handed
-//! to rustls; plaintext is copied out to the reader's buffer; written plaintext is encrypted
-//! and flushed at once.
+//! [`connect`] completes the handshake with owned-buffer reads and writes, within one
+//! deadline. [`TlsStream`] then moves records between the socket and the rustls connection:
+//! ciphertext is read into a buffer of its own and handed to rustls; plaintext is copied out
+//! to the reader's buffer; written plaintext is encrypted and flushed at once.
 //!
-//! Bounds: the ClientHello may be at most [`CLIENT_HELLO_MAX`] bytes (rustls also limits
-//! handshake messages, to 64 KiB); the ciphertext buffer holds one read ([`CIPHERTEXT_READ`])
-//! at a time; rustls bounds unread plaintext itself, and what it queues to send at
-//! [`PLAINTEXT_LIMIT`]; a record buffer that fills without progress is an error, never a spin.
+//! Bounds: the ClientHello a server accepts may be at most [`CLIENT_HELLO_MAX`] bytes; the
+//! ciphertext buffer holds one read ([`CIPHERTEXT_READ`]) at a time; rustls bounds unread
+//! plaintext itself, and what it queues to send at [`PLAINTEXT_LIMIT`]; a record buffer that
+//! fills without progress is an error, never a spin.
 //!
 //! Cancellation: callers wrap reads and writes in timeouts, which drop these futures
 //! mid-way; bytes a cancelled read or write had in flight are lost, so a connection whose
 //! TLS operation timed out must be closed, never used again (every caller does).
 
 use std::io;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,10 +30,8 @@ use std::ops::DerefMut;
 
 use rustls::client::ClientConfig;
 use rustls::pki_types::ServerName;
-use rustls::server::{Acceptor, ServerConfig, ServerConnection};
 use rustls::{ClientConnection, ConnectionCommon, SideData};
 
-use crate::client_cert::TlsSession;
 use crate::wire::io::{read_more, IoFail};
 
 /// Largest ClientHello accepted (a 100 KB one is refused, not buffered).
@@ -47,7 +47,7 @@ pub const CLOSE_NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_mil
 /// A fatal `unrecognized_name` alert (RFC 6066 §3) as a plaintext TLS record: sent before
 /// any ServerHello, so it needs no keys. (rustls offers no way to send an alert of our
 /// choosing from an accepted ClientHello.)
-const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112];
+pub(crate) const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112];
 
 /// Why a handshake did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +101,7 @@ impl HandshakeError {
     }
 
     /// The reason behind a rustls error that ended a handshake.
-    fn of(e: &rustls::Error) -> Self {
+    pub(crate) fn of(e: &rustls::Error) -> Self {
         use rustls::{AlertDescription as A, CertificateError as C, Error as E};
         match e {
             E::PeerIncompatible(_) => HandshakeError::Incompatible,
@@ -123,22 +123,19 @@ impl HandshakeError {
     }
 }
 
-/// A TLS connection over a TCP stream: the server side of a downstream connection
-/// (`ServerConnection`, the default) or the client side of an upstream one
-/// (`ClientConnection`).
-pub struct TlsStream<C = ServerConnection> {
+/// A TLS connection over a TCP stream: the client side of an upstream one
+/// (`ClientConnection`, the default). The adapter is generic over rustls' buffered
+/// connections; the gateway's server side is [`super::tls_server::ServerTls`].
+pub struct TlsStream<C = ClientConnection> {
     io: TcpStream,
     conn: C,
     /// Ciphertext read but not yet taken by rustls.
     incoming: Vec<u8>,
     /// The peer closed TCP (with or without close_notify).
     eof: bool,
-    /// A TCP close without close_notify is an error (the client side of an upstream).
+    /// A TCP close without close_notify is an error (the client side of an upstream, whose
+    /// response body may be delimited by the close).
     unclean_eof_is_error: bool,
-    /// The server configuration the handshake chose (server side only).
-    chosen: Option<Arc<ServerConfig>>,
-    /// What the gateway made of the handshake (server side only, set after it).
-    session: Option<Rc<TlsSession>>,
 }
 
 impl<C> std::fmt::Debug for TlsStream<C> {
@@ -153,37 +150,6 @@ impl<C> TlsStream<C> {
     /// The TCP stream underneath (readiness waits, the descriptor).
     pub fn tcp(&self) -> &TcpStream {
         &self.io
-    }
-}
-
-/// Reads a ClientHello from `io`, picks the server configuration with `select` (given the
-/// SNI name, if any; None refuses), and completes the handshake before `deadline`. On failure
-/// the TCP stream comes back with the reason (alerts already sent), for the caller to close.
-/// `initial`: handshake bytes already read from the socket (behind a PROXY header).
-pub async fn accept(
-    mut io: TcpStream,
-    initial: &[u8],
-    select: impl FnOnce(Option<&str>) -> Option<Arc<ServerConfig>>,
-    deadline: Instant,
-) -> Result<TlsStream, (HandshakeError, TcpStream)> {
-    let mut incoming = Vec::with_capacity(4096.max(initial.len()));
-    incoming.extend_from_slice(initial);
-    let (conn, chosen) = match hello(&mut io, &mut incoming, select, deadline).await {
-        Ok(started) => started,
-        Err(e) => return Err((e, io)),
-    };
-    let mut stream = TlsStream {
-        io,
-        conn,
-        incoming,
-        eof: false,
-        unclean_eof_is_error: false,
-        chosen: Some(chosen),
-        session: None,
-    };
-    match stream.finish_handshake(deadline).await {
-        Ok(()) => Ok(stream),
-        Err(e) => Err((e, stream.io)),
     }
 }
 
@@ -206,8 +172,6 @@ pub async fn connect(
         incoming: Vec::with_capacity(4096),
         eof: false,
         unclean_eof_is_error: true,
-        chosen: None,
-        session: None,
     };
     match stream.finish_handshake(deadline).await {
         Ok(()) => Ok(stream),
@@ -215,63 +179,8 @@ pub async fn connect(
     }
 }
 
-/// Reads the ClientHello and starts the server connection with the configuration `select`
-/// picks for its SNI.
-async fn hello(
-    io: &mut TcpStream,
-    incoming: &mut Vec<u8>,
-    select: impl FnOnce(Option<&str>) -> Option<Arc<ServerConfig>>,
-    deadline: Instant,
-) -> Result<(ServerConnection, Arc<ServerConfig>), HandshakeError> {
-    let mut acceptor = Acceptor::default();
-    // Bytes already here (behind a PROXY header) are fed before anything is read.
-    let mut read_first = incoming.is_empty();
-    let mut received = 0;
-    let accepted = loop {
-        if read_first {
-            received += read_more(io, incoming, deadline).await.map_err(fail)?;
-        } else {
-            received += incoming.len();
-        }
-        read_first = true;
-        // A ClientHello is a few hundred bytes; a huge one is refused, not buffered.
-        if received > CLIENT_HELLO_MAX {
-            return Err(HandshakeError::Protocol);
-        }
-        // A ClientHello that does not fit rustls's buffer is too large: refused.
-        if feed(incoming, |rd| acceptor.read_tls(rd)).1 {
-            return Err(HandshakeError::Protocol);
-        }
-        match acceptor.accept() {
-            Ok(Some(accepted)) => break accepted,
-            Ok(None) => {}
-            Err((e, mut alert)) => {
-                let mut out = Vec::new();
-                let _ = alert.write_all(&mut out);
-                let _ = send(io, out, deadline).await;
-                return Err(HandshakeError::of(&e));
-            }
-        }
-    };
-    let Some(config) = select(accepted.client_hello().server_name()) else {
-        let _ = send(io, UNRECOGNIZED_NAME_ALERT.to_vec(), deadline).await;
-        return Err(HandshakeError::UnknownName);
-    };
-    match accepted.into_connection(Arc::clone(&config)) {
-        Ok(mut conn) => {
-            conn.set_buffer_limit(Some(PLAINTEXT_LIMIT));
-            Ok((conn, config))
-        }
-        Err((e, mut alert)) => {
-            let mut out = Vec::new();
-            let _ = alert.write_all(&mut out);
-            let _ = send(io, out, deadline).await;
-            Err(HandshakeError::of(&e))
-        }
-    }
-}
-
-fn fail(e: IoFail) -> HandshakeError {
+/// The handshake failure behind an I/O failure.
+pub(crate) fn fail(e: IoFail) -> HandshakeError {
     match e {
         IoFail::Timeout => HandshakeError::Timeout,
         IoFail::Eof | IoFail::Io(_) => HandshakeError::Closed,
@@ -303,7 +212,12 @@ fn feed(
     (taken, full)
 }
 
-async fn send(io: &mut TcpStream, out: Vec<u8>, deadline: Instant) -> Result<(), IoFail> {
+/// Writes `out` to `io` before `deadline`.
+pub(crate) async fn send(
+    io: &mut TcpStream,
+    out: Vec<u8>,
+    deadline: Instant,
+) -> Result<(), IoFail> {
     match monoio::time::timeout_at(deadline.into(), io.write_all(out)).await {
         Err(_) => Err(IoFail::Timeout),
         Ok((Ok(_), _)) => Ok(()),
@@ -520,57 +434,11 @@ impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> TlsStream<C> {
     }
 }
 
-fn into_io(e: IoFail) -> io::Error {
+/// The I/O error behind an I/O failure.
+pub(crate) fn into_io(e: IoFail) -> io::Error {
     match e {
         IoFail::Timeout => io::ErrorKind::TimedOut.into(),
         IoFail::Eof => io::ErrorKind::UnexpectedEof.into(),
         IoFail::Io(e) => e,
-    }
-}
-
-impl TlsStream<ServerConnection> {
-    /// The server configuration the handshake chose (by SNI, or the default).
-    pub fn chosen_config(&self) -> Option<&Arc<ServerConfig>> {
-        self.chosen.as_ref()
-    }
-
-    /// Records what the gateway made of the handshake.
-    pub fn set_session(&mut self, session: TlsSession) {
-        self.session = Some(Rc::new(session));
-    }
-
-    /// What the gateway made of the handshake, once recorded (shared: a request holds it
-    /// while the stream is lent to its integration).
-    pub fn session(&self) -> Option<&Rc<TlsSession>> {
-        self.session.as_ref()
-    }
-
-    /// The negotiated version (`TLSv1.2`, `TLSv1.3`) and cipher suite name.
-    pub fn negotiated(&self) -> (&'static str, &'static str) {
-        let version = match self.conn.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-            _ => "",
-        };
-        let cipher = self
-            .conn
-            .negotiated_cipher_suite()
-            .and_then(|s| s.suite().as_str())
-            .unwrap_or("");
-        (version, cipher)
-    }
-
-    /// The client's certificate (the leaf, DER) when it presented one that verified.
-    pub fn peer_leaf(&self) -> Option<&[u8]> {
-        self.conn
-            .peer_certificates()
-            .and_then(|chain| chain.first())
-            .map(|c| c.as_ref())
-    }
-
-    /// True when the handshake resumed an earlier session (a ticket or a cached session id)
-    /// instead of a full one.
-    pub fn resumed(&self) -> bool {
-        self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
     }
 }

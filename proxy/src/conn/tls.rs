@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tollgate_backends::client_cert::{ClientCertificate, TlsSession};
 use tollgate_backends::wire::stream::ClientStream;
-use tollgate_backends::wire::tls::accept;
+use tollgate_backends::wire::tls_server::accept;
 use tracing::debug;
 
 use super::Conn;
@@ -44,13 +44,16 @@ impl Conn {
                 }
                 // Which certificate and client-certificate policy the client was given, by
                 // label: its requests' Host must choose the same (`pipeline::misdirected`).
-                let policy = stream.chosen_config().and_then(|c| tls.policy_of(c));
+                let policy = tls.policy_of(stream.chosen_config());
                 let (version, cipher) = stream.negotiated();
                 let session = TlsSession {
                     label: policy.map(|p| p.label.clone()).unwrap_or_default(),
                     version,
                     cipher,
-                    client_cert: stream.peer_leaf().and_then(ClientCertificate::parse),
+                    client_cert: stream
+                        .peer_leaf()
+                        .and_then(ClientCertificate::parse)
+                        .map(Box::new),
                     client_cert_headers: policy.and_then(|p| p.client_cert_headers.clone()),
                 };
                 stream.set_session(session);

@@ -3,7 +3,7 @@
 //! done, half-closes passed on, idle and duration limits — but one rustls connection holds
 //! both directions' state, so one task runs both: it waits for either socket to become
 //! readable (a readiness wait, which is safe to abandon), then moves what arrived. A partial
-//! TLS record never blocks the other direction ([`TlsStream::read_available`] reads once);
+//! TLS record never blocks the other direction ([`ServerTls::read_available`] reads once);
 //! a side that does not read stalls both directions for at most the write timeout, which then
 //! ends the tunnel.
 //!
@@ -15,7 +15,7 @@ use std::time::Instant;
 use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
 use tollgate_backends::wire::io::{read_more, IoFail};
-use tollgate_backends::wire::tls::TlsStream;
+use tollgate_backends::wire::tls_server::ServerTls;
 
 use super::{TunnelEnd, TunnelLimits, SPURIOUS_WAKE_READ};
 use crate::worker::Worker;
@@ -31,7 +31,7 @@ enum Side {
 /// Returns how it ended and the plaintext bytes sent to the client.
 pub async fn run(
     worker: &Worker,
-    client: &mut TlsStream,
+    client: &mut ServerTls,
     upstream: &mut TcpStream,
     limits: TunnelLimits,
 ) -> (TunnelEnd, u64) {
