@@ -51,7 +51,7 @@ use crate::client::{Client, Transport, READ_TIMEOUT};
 mod client_cert;
 mod offers;
 
-pub use client_cert::ClientCert;
+pub use client_cert::{ClientCert, Day};
 pub use offers::OfferCounter;
 pub use rcgen::{PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519};
 
@@ -132,8 +132,24 @@ impl Pki {
     /// Issues a server certificate for the DNS `names` with a new `alg` key and writes it to
     /// `<stem>.pem` and `<stem>.key` (overwriting them: a renewal in place).
     pub fn issue(&self, stem: &str, names: &[&str], alg: &'static SignatureAlgorithm) -> Leaf {
+        self.issue_valid(stem, names, alg, None)
+    }
+
+    /// [`Pki::issue`], valid only from `validity.0` to `validity.1` when given (rcgen's wide
+    /// default otherwise): a window in the past makes an expired certificate.
+    pub fn issue_valid(
+        &self,
+        stem: &str,
+        names: &[&str],
+        alg: &'static SignatureAlgorithm,
+        validity: Option<(Day, Day)>,
+    ) -> Leaf {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names.clone()).expect("leaf parameters");
+        if let Some(((y0, m0, d0), (y1, m1, d1))) = validity {
+            params.not_before = rcgen::date_time_ymd(y0, m0, d0);
+            params.not_after = rcgen::date_time_ymd(y1, m1, d1);
+        }
         params.distinguished_name.push(
             DnType::CommonName,
             names.first().cloned().unwrap_or_default(),
