@@ -11,6 +11,7 @@
 //! - Integrations, one file or folder per kind: [`http`] (an HTTP endpoint over pooled
 //!   keep-alive connections, streamed bodies, WebSocket upgrades) and [`mock`] (a fixed
 //!   response). `function`, `pool`, `aws` and `queue` go beside them.
+//! - [`function`]: function integrations; so far the Lambda proxy events (HTTP API 2.0/1.0, REST).
 //! - [`per_worker`]: the integrations' per-worker state for a plan generation, carried over
 //!   across reloads by stable key; [`conn_pool`]: keep-alive pools of upstream connections.
 //! - [`wire`]: the HTTP/1.1 codec, buffer pool, deadline-bound I/O and body framing.
@@ -30,6 +31,7 @@ pub mod client_cert;
 pub mod conn_pool;
 pub mod dispatch;
 pub mod exchange;
+pub mod function;
 pub mod http;
 pub mod mock;
 pub mod per_worker;
