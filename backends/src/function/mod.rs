@@ -9,9 +9,14 @@
 //!   proxy integrations for HTTP APIs" and "Set up Lambda proxy integrations in API Gateway"
 //!   (REST), and are tested field by field against recorded API Gateway events
 //!   (`backends/tests/function_events.rs`).
+//! - [`result`]: [`map_result`]: a function's result to the response API Gateway sends, or the
+//!   [`ResultError`] (500/502) it answers instead (`backends/tests/function_results.rs`).
 //!
-//! Invoking the function and mapping its response come next.
+//! Invoking a function (local workers over the Lambda Runtime API, remote invoke) and the
+//! `function` kind in dispatch come next.
 
 pub mod event;
+pub mod result;
 
 pub use event::{payload_v1, payload_v2, rest_proxy, EventInput};
+pub use result::{map_result, FunctionResponse, Outcome, ResultError, ResultFormat};
