@@ -11,12 +11,16 @@
 //!   (`backends/tests/function_events.rs`).
 //! - [`result`]: [`map_result`]: a function's result to the response API Gateway sends, or the
 //!   [`ResultError`] (500/502) it answers instead (`backends/tests/function_results.rs`).
+//! - [`sigv4`]: AWS Signature Version 4 signing ([`sigv4::sign`]) for the remote Lambda invoke
+//!   (`POST /2015-03-31/functions/{name}/invocations`), tested against the AWS signing test
+//!   suite (`backends/tests/function_sigv4.rs`).
 //!
 //! Invoking a function (local workers over the Lambda Runtime API, remote invoke) and the
 //! `function` kind in dispatch come next.
 
 pub mod event;
 pub mod result;
+pub mod sigv4;
 
 pub use event::{payload_v1, payload_v2, rest_proxy, EventInput};
 pub use result::{map_result, FunctionResponse, Outcome, ResultError, ResultFormat};
