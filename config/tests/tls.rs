@@ -7,7 +7,7 @@
 //! chosen serves the right certificate and honours the listener's versions, and that
 //! sessions resume across loads but never for another name.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -25,40 +25,27 @@ use rustls::{
 use tollgate_config::tls::TlsListenerPlan;
 use tollgate_config::Plan;
 
-/// A folder under the system's temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "tollgate-config-tls-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(path.join("certs")).expect("create temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TempConfig;
 
 /// Generated certificates, written to `certs/` of a temporary folder.
 struct Fixture {
-    dir: TempDir,
+    dir: TempConfig,
     ca: CertificateDer<'static>,
+}
+
+impl std::ops::Deref for Fixture {
+    type Target = TempConfig;
+    fn deref(&self) -> &TempConfig {
+        &self.dir
+    }
 }
 
 impl Fixture {
     /// `certs/shop.pem` + `shop.key` (P-256, shop.example.com), `certs/api.pem` + `api.key`
     /// (Ed25519, *.api.example.com); each chain is leaf then CA.
     fn new() -> Self {
-        let dir = TempDir::new();
+        let dir = TempConfig::new("tls");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
@@ -73,7 +60,7 @@ impl Fixture {
                 .expect("leaf params")
                 .signed_by(&key, &issuer)
                 .expect("leaf cert");
-            let certs = dir.0.join("certs");
+            let certs = dir.dir().join("certs");
             std::fs::write(
                 certs.join(format!("{id}.pem")),
                 format!("{}{}", cert.pem(), ca_cert.pem()),
@@ -88,44 +75,6 @@ impl Fixture {
             ca: ca_cert.der().clone(),
             dir,
         }
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.dir.0.join("tollgate.toml")
-    }
-
-    fn path(&self, relative: &str) -> String {
-        self.dir.0.join(relative).display().to_string()
-    }
-
-    fn load(&self, text: &str) -> Result<Plan, String> {
-        std::fs::write(self.config_path(), text).expect("write config");
-        tollgate_config::load(&self.config_path()).map_err(|e| e.to_string())
-    }
-
-    fn plan(&self, text: &str) -> Plan {
-        self.load(text).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn error(&self, text: &str) -> String {
-        match self.load(text) {
-            Ok(_) => panic!("compiled:\n{text}"),
-            Err(e) => e,
-        }
-    }
-
-    /// `PATH:LINE:COL` of the first `needle` in `text`.
-    fn at(&self, text: &str, needle: &str) -> String {
-        let offset = text
-            .find(needle)
-            .unwrap_or_else(|| panic!("{needle} not in text"));
-        let before = &text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let column = before[before.rfind('\n').map_or(0, |i| i + 1)..]
-            .chars()
-            .count()
-            + 1;
-        format!("{}:{line}:{column}", self.config_path().display())
     }
 }
 
@@ -426,7 +375,7 @@ fn a_file_without_a_certificate_or_without_a_key_is_refused() {
     );
     // A PRIVATE KEY block that no provider can read.
     std::fs::write(
-        f.dir.0.join("certs/junk.key"),
+        f.dir().join("certs/junk.key"),
         "-----BEGIN PRIVATE KEY-----\nAAECAwQFBgcICQ==\n-----END PRIVATE KEY-----\n",
     )
     .expect("write");
@@ -464,7 +413,7 @@ fn the_key_of_another_certificate_is_a_mismatch() {
 fn a_key_of_the_same_type_that_is_not_the_leafs_is_a_mismatch() {
     let f = Fixture::new();
     let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-    std::fs::write(f.dir.0.join("certs/other.key"), other.serialize_pem()).expect("write");
+    std::fs::write(f.dir().join("certs/other.key"), other.serialize_pem()).expect("write");
     let text = config("certificates = [\"shop\"]").replace("certs/shop.key", "certs/other.key");
     let err = f.error(&text);
     assert!(
@@ -486,7 +435,7 @@ fn a_certificate_without_dns_names_needs_names() {
         .expect("params")
         .self_signed(&key)
         .expect("cert");
-    let certs = f.dir.0.join("certs");
+    let certs = f.dir().join("certs");
     std::fs::write(certs.join("ip.pem"), cert.pem()).expect("write");
     std::fs::write(certs.join("ip.key"), key.serialize_pem()).expect("write");
     let text = config("certificates = [\"shop\"]")
@@ -729,7 +678,7 @@ fn a_path_is_relative_to_the_configuration_files_folder() {
 #[test]
 fn chain_and_key_may_share_one_file() {
     let f = Fixture::new();
-    let certs = f.dir.0.join("certs");
+    let certs = f.dir().join("certs");
     let combined = [
         std::fs::read_to_string(certs.join("shop.key")).expect("key"),
         std::fs::read_to_string(certs.join("shop.pem")).expect("chain"),
