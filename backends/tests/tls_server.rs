@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, StreamOwned};
+use tollgate_backends::wire::stream::TlsIo;
 use tollgate_backends::wire::tls::HandshakeError;
 use tollgate_backends::wire::tls_server::{accept, ServerTls};
 

@@ -49,8 +49,20 @@ pub trait TlsIo {
     fn has_buffered_input(&mut self) -> bool;
     /// Lets go of buffers an idle connection does not need.
     fn shed_idle_buffers(&mut self);
-    /// Waits until decrypted bytes are ready; how many (0: the end of the stream).
-    async fn wait_plain(&mut self, deadline: Instant) -> io::Result<usize>;
+    /// Decrypted bytes ready now (`Some(n)`), after at most one read from the socket
+    /// (`Some(0)`: a record is still incomplete), or None at the end of the stream.
+    async fn read_available(&mut self, deadline: Instant) -> io::Result<Option<usize>>;
+    /// Waits until decrypted bytes are ready; how many (0: the end of the stream). The
+    /// caller then knows how much room [`TlsIo::take_plain`] needs.
+    async fn wait_plain(&mut self, deadline: Instant) -> io::Result<usize> {
+        loop {
+            match self.read_available(deadline).await? {
+                Some(0) => {}
+                Some(n) => return Ok(n),
+                None => return Ok(0),
+            }
+        }
+    }
     /// Copies decrypted bytes that are ready into `dst`; how many.
     fn take_plain(&mut self, dst: &mut [u8]) -> io::Result<usize>;
     /// Encrypts all of `src` and writes it before `deadline`.
@@ -69,8 +81,8 @@ impl TlsIo for ServerTls {
     fn shed_idle_buffers(&mut self) {
         ServerTls::shed_idle_buffers(self)
     }
-    async fn wait_plain(&mut self, deadline: Instant) -> io::Result<usize> {
-        ServerTls::wait_plain(self, deadline).await
+    async fn read_available(&mut self, deadline: Instant) -> io::Result<Option<usize>> {
+        ServerTls::read_available(self, deadline).await
     }
     fn take_plain(&mut self, dst: &mut [u8]) -> io::Result<usize> {
         ServerTls::take_plain(self, dst)
@@ -93,8 +105,8 @@ impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> TlsIo for TlsStream
     fn shed_idle_buffers(&mut self) {
         TlsStream::shed_idle_buffers(self)
     }
-    async fn wait_plain(&mut self, deadline: Instant) -> io::Result<usize> {
-        TlsStream::wait_plain(self, deadline).await
+    async fn read_available(&mut self, deadline: Instant) -> io::Result<Option<usize>> {
+        TlsStream::read_available(self, deadline).await
     }
     fn take_plain(&mut self, dst: &mut [u8]) -> io::Result<usize> {
         TlsStream::take_plain(self, dst)

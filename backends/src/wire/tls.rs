@@ -312,18 +312,6 @@ impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> TlsStream<C> {
         Ok(())
     }
 
-    /// Waits until decrypted bytes are ready; returns how many (0: the end of the stream). The
-    /// caller then knows how much room [`TlsStream::take_plain`] needs.
-    pub async fn wait_plain(&mut self, deadline: Instant) -> io::Result<usize> {
-        loop {
-            match self.read_available(deadline).await? {
-                Some(0) => {}
-                Some(n) => return Ok(n),
-                None => return Ok(0),
-            }
-        }
-    }
-
     /// Decrypted bytes ready now (`Some(n)`), after at most one read from the socket (which
     /// waits for bytes until `deadline`; `Some(0)`: a record is still incomplete), or None at
     /// the end of the stream. A tunnel calls it when the socket is readable, so one direction
@@ -397,7 +385,7 @@ impl<C: DerefMut<Target = ConnectionCommon<D>>, D: SideData> TlsStream<C> {
 
     /// Copies decrypted bytes that are ready into `dst` (at most what [`wait_plain`] said).
     ///
-    /// [`wait_plain`]: TlsStream::wait_plain
+    /// [`wait_plain`]: crate::wire::stream::TlsIo::wait_plain
     pub fn take_plain(&mut self, dst: &mut [u8]) -> io::Result<usize> {
         use std::io::Read;
         match self.conn.reader().read(dst) {

@@ -516,18 +516,6 @@ impl ServerTls {
         }
     }
 
-    /// Waits until decrypted bytes are ready; returns how many (0: the end of the stream). The
-    /// caller then knows how much room [`ServerTls::take_plain`] needs.
-    pub async fn wait_plain(&mut self, deadline: Instant) -> io::Result<usize> {
-        loop {
-            match self.read_available(deadline).await? {
-                Some(0) => {}
-                Some(n) => return Ok(n),
-                None => return Ok(0),
-            }
-        }
-    }
-
     /// Decrypted bytes ready now (`Some(n)`), after at most one read from the socket (which
     /// waits for bytes until `deadline`; `Some(0)`: a record is still incomplete), or None at
     /// the end of the stream (close_notify, or TCP closed without it: HTTP frames its
@@ -574,7 +562,7 @@ impl ServerTls {
 
     /// Copies decrypted bytes that are ready into `dst` (at most what [`wait_plain`] said).
     ///
-    /// [`wait_plain`]: ServerTls::wait_plain
+    /// [`wait_plain`]: crate::wire::stream::TlsIo::wait_plain
     pub fn take_plain(&mut self, dst: &mut [u8]) -> io::Result<usize> {
         let ready = &self.plain[self.plain_at..];
         let n = ready.len().min(dst.len());
